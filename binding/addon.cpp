@@ -1,0 +1,13 @@
+#include "addon.h"
+
+namespace jsd_binding {
+
+Addon::Addon(Napi::Env env, Napi::Object exports) {
+  InitSystemInfo(env, exports);
+  InitSentencePiece(env, exports, *this);
+}
+
+}  // namespace jsd_binding
+
+using JsdAddon = jsd_binding::Addon;
+NODE_API_ADDON(JsdAddon)

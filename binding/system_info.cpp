@@ -1,0 +1,38 @@
+#include "system_info.h"
+
+#include "addon.h"
+#include "errors.h"
+
+namespace jsd_binding {
+
+namespace {
+
+Napi::Array ToArray(Napi::Env env, const std::vector<std::string>& items) {
+  Napi::Array out = Napi::Array::New(env, items.size());
+  for (size_t i = 0; i < items.size(); ++i) out.Set(static_cast<uint32_t>(i), items[i]);
+  return out;
+}
+
+Napi::Value SystemInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&]() -> Napi::Value {
+    const jsd::SystemInfo s = jsd::system_info();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("ggmlVersion", s.ggml_version);
+    out.Set("ggmlCommit", s.ggml_commit);
+    out.Set("backends", ToArray(env, s.backends));
+    out.Set("cpuFeatures", ToArray(env, s.cpu_features));
+    out.Set("ggmlCpuFeatures", ToArray(env, s.ggml_cpu_features));
+    out.Set("physicalCores", s.physical_cores);
+    out.Set("logicalCores", s.logical_cores);
+    return out;
+  });
+}
+
+}  // namespace
+
+void InitSystemInfo(Napi::Env env, Napi::Object exports) {
+  exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
+}
+
+}  // namespace jsd_binding

@@ -1,0 +1,30 @@
+/** Stable error codes. Every failure a caller can cause carries one of these as `error.code`. */
+export type JsdErrorCode =
+  | "JSD_INVALID_ARGUMENT"
+  | "JSD_NOT_FOUND"
+  | "JSD_BAD_MODEL"
+  | "JSD_BAD_TOKENIZER"
+  | "JSD_BAD_FILE"
+  | "JSD_UNSAFE_PICKLE"
+  | "JSD_OOM"
+  | "JSD_ABORTED"
+  | "JSD_CLOSED"
+  | "JSD_EXISTS"
+  | "JSD_NATIVE_UNAVAILABLE"
+  | "JSD_INTERNAL";
+
+export class JsdError extends Error {
+  readonly code: JsdErrorCode;
+
+  constructor(code: JsdErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "JsdError";
+    this.code = code;
+  }
+}
+
+/** True for errors raised by this package (from TS or from the native addon). */
+export function isJsdError(error: unknown): error is Error & { code: JsdErrorCode } {
+  const code = (error as { code?: unknown } | null)?.code;
+  return error instanceof Error && typeof code === "string" && code.startsWith("JSD_");
+}

@@ -1,0 +1,50 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { native, packageRoot } from "./native.js";
+
+export interface SystemInfo {
+  /** This package's version. */
+  version: string;
+  /** ggml's version and the llama.cpp commit its source was taken from, e.g. "0.23.0 (80fb11ac73)". */
+  ggmlBuild: string;
+  ggmlVersion: string;
+  ggmlCommit: string;
+  /** ggml backends compiled into the loaded binary, e.g. ["CPU"] or ["CUDA", "CPU"]. */
+  backends: string[];
+  /** Instruction sets the running CPU reports (e.g. "avx2", "avx512f"). */
+  cpuFeatures: string[];
+  /** Instruction sets ggml's CPU kernels were compiled for. */
+  ggmlCpuFeatures: string[];
+  /** Default number of compute threads: the physical core count. */
+  threads: number;
+  logicalCores: number;
+  platform: string;
+  arch: string;
+  node: string;
+}
+
+let packageVersion: string | undefined;
+
+export function version(): string {
+  packageVersion ??= (JSON.parse(readFileSync(join(packageRoot, "package.json"), "utf8")) as { version: string }).version;
+  return packageVersion;
+}
+
+/** What this installation contains and what the machine offers it. */
+export function systemInfo(): SystemInfo {
+  const info = native().systemInfo();
+  return {
+    version: version(),
+    ggmlBuild: `${info.ggmlVersion} (${info.ggmlCommit.slice(0, 10)})`,
+    ggmlVersion: info.ggmlVersion,
+    ggmlCommit: info.ggmlCommit,
+    backends: info.backends,
+    cpuFeatures: info.cpuFeatures,
+    ggmlCpuFeatures: info.ggmlCpuFeatures,
+    threads: info.physicalCores,
+    logicalCores: info.logicalCores,
+    platform: process.platform,
+    arch: process.arch,
+    node: process.versions.node,
+  };
+}

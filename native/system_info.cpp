@@ -1,0 +1,123 @@
+#include "system_info.h"
+
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
+#include "ggml.h"
+
+#if defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+
+#ifndef JSD_GGML_COMMIT
+#define JSD_GGML_COMMIT "unknown"
+#endif
+
+namespace jsd {
+
+namespace {
+
+int logical_core_count() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+std::vector<std::string> running_cpu_features() {
+  std::vector<std::string> out;
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  // __builtin_cpu_supports needs literal names, hence the macro.
+#define JSD_CPU_FEATURE(name) \
+  if (__builtin_cpu_supports(name)) out.emplace_back(name);
+  JSD_CPU_FEATURE("sse4.2")
+  JSD_CPU_FEATURE("avx")
+  JSD_CPU_FEATURE("avx2")
+  JSD_CPU_FEATURE("fma")
+  JSD_CPU_FEATURE("f16c")
+  JSD_CPU_FEATURE("bmi2")
+  JSD_CPU_FEATURE("avx512f")
+  JSD_CPU_FEATURE("avx512bw")
+  JSD_CPU_FEATURE("avx512vl")
+  JSD_CPU_FEATURE("avx512vnni")
+  JSD_CPU_FEATURE("avx512vbmi")
+  JSD_CPU_FEATURE("avx512bf16")
+#undef JSD_CPU_FEATURE
+#else
+  // No portable run-time probe here; ggml's build flags are the best we know.
+  if (ggml_cpu_has_neon()) out.emplace_back("neon");
+  if (ggml_cpu_has_dotprod()) out.emplace_back("dotprod");
+  if (ggml_cpu_has_matmul_int8()) out.emplace_back("i8mm");
+  if (ggml_cpu_has_sve()) out.emplace_back("sve");
+#endif
+  return out;
+}
+
+std::vector<std::string> ggml_build_cpu_features() {
+  const std::pair<const char*, int (*)()> probes[] = {
+      {"sse3", ggml_cpu_has_sse3},           {"avx", ggml_cpu_has_avx},
+      {"avx2", ggml_cpu_has_avx2},           {"fma", ggml_cpu_has_fma},
+      {"f16c", ggml_cpu_has_f16c},           {"avx_vnni", ggml_cpu_has_avx_vnni},
+      {"avx512", ggml_cpu_has_avx512},       {"avx512_vbmi", ggml_cpu_has_avx512_vbmi},
+      {"avx512_vnni", ggml_cpu_has_avx512_vnni}, {"avx512_bf16", ggml_cpu_has_avx512_bf16},
+      {"amx_int8", ggml_cpu_has_amx_int8},   {"neon", ggml_cpu_has_neon},
+      {"dotprod", ggml_cpu_has_dotprod},     {"i8mm", ggml_cpu_has_matmul_int8},
+      {"sve", ggml_cpu_has_sve},             {"llamafile", ggml_cpu_has_llamafile},
+  };
+  std::vector<std::string> out;
+  for (const auto& [name, probe] : probes) {
+    if (probe()) out.emplace_back(name);
+  }
+  return out;
+}
+
+}  // namespace
+
+int physical_core_count() {
+#if defined(__linux__)
+  // Distinct (package, core) pairs among the CPUs this process may run on.
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::set<std::pair<int, int>> cores;
+  std::string line;
+  int package = 0;
+  while (std::getline(cpuinfo, line)) {
+    auto value = [&line]() { return std::stoi(line.substr(line.find(':') + 1)); };
+    try {
+      if (line.rfind("physical id", 0) == 0) package = value();
+      if (line.rfind("core id", 0) == 0) cores.emplace(package, value());
+    } catch (...) {
+      // a line we cannot parse; fall back below
+    }
+  }
+  if (!cores.empty()) {
+    int n = static_cast<int>(cores.size());
+    return n < logical_core_count() ? n : logical_core_count();
+  }
+#elif defined(__APPLE__)
+  int n = 0;
+  size_t size = sizeof(n);
+  if (sysctlbyname("hw.perflevel0.physicalcpu", &n, &size, nullptr, 0) == 0 && n > 0) return n;
+  if (sysctlbyname("hw.physicalcpu", &n, &size, nullptr, 0) == 0 && n > 0) return n;
+#endif
+  return logical_core_count();
+}
+
+SystemInfo system_info() {
+  SystemInfo info;
+  info.ggml_version = ggml_version();
+  info.ggml_commit = JSD_GGML_COMMIT;
+  for (size_t i = 0; i < ggml_backend_reg_count(); ++i) {
+    info.backends.emplace_back(ggml_backend_reg_name(ggml_backend_reg_get(i)));
+  }
+  info.cpu_features = running_cpu_features();
+  info.ggml_cpu_features = ggml_build_cpu_features();
+  info.physical_cores = physical_core_count();
+  info.logical_cores = logical_core_count();
+  return info;
+}
+
+}  // namespace jsd
