@@ -5,6 +5,7 @@ namespace jsd_binding {
 Addon::Addon(Napi::Env env, Napi::Object exports) {
   InitSystemInfo(env, exports);
   InitSentencePiece(env, exports, *this);
+  InitQuantize(env, exports);
 }
 
 }  // namespace jsd_binding

@@ -24,8 +24,20 @@ export interface NativeSentencePiece {
   readonly specialIds: { unk: number; pad: number; eos: number; bos: number };
 }
 
+export interface NativeTypeTraits {
+  name: string;
+  ggmlType: number;
+  blockSize: number;
+  typeSize: number;
+  quantized: boolean;
+}
+
 export interface NativeAddon {
   systemInfo(): NativeSystemInfo;
+  /** Storage traits of a ggml type by its name ("f16", "q8_0", "q4_K", ...). */
+  typeTraits(name: string): NativeTypeTraits;
+  /** Converts float32 rows of `rowSize` values to a ggml type with ggml's own routines (off the JS thread). */
+  convertTensor(values: Float32Array, rowSize: number, type: string): Promise<Uint8Array>;
   SentencePiece: new (bytes: Uint8Array) => NativeSentencePiece;
 }
 

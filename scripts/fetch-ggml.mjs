@@ -5,7 +5,7 @@
 // binaries), check it against a pinned sha512 and keep just ggml/ out of the bundle.
 //
 // Idempotent: when the cache holds the pinned version, nothing touches the network.
-// Set JSD_GGML_DIR to build against another ggml checkout instead.
+// Set JSD_GGML_DIR to build against another ggml checkout instead, JSD_GGML_CACHE to move the cache.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, cpSync } from "node:fs";
@@ -21,7 +21,7 @@ export const GGML_SOURCE = {
 };
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-export const cacheDir = join(root, ".cache", "ggml");
+export const cacheDir = resolve(process.env.JSD_GGML_CACHE ?? join(root, ".cache", "ggml"));
 const stampFile = join(cacheDir, "source.json");
 export const ggmlDir = join(cacheDir, "ggml");
 
