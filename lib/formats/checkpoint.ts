@@ -42,7 +42,11 @@ class SafetensorsCheckpoint implements CheckpointReader {
 
 type Opener = (path: string) => Promise<CheckpointReader>;
 
-const openers = new Map<string, Opener>([[".safetensors", async (path) => new SafetensorsCheckpoint(await SafetensorsFile.open(path))]]);
+const openers = new Map<string, Opener>([
+  [".safetensors", async (path) => new SafetensorsCheckpoint(await SafetensorsFile.open(path))],
+  // PyTorch zip checkpoints (torch.save >= 1.6), read as data, never executed: see torch-checkpoint.ts.
+  ...[".bin", ".ckpt", ".pt", ".pth"].map((ext): [string, Opener] => [ext, async (path) => (await import("./torch-checkpoint.js")).openTorchCheckpoint(path)]),
+]);
 
 export async function openCheckpoint(path: string): Promise<CheckpointReader> {
   const opener = openers.get(extname(path).toLowerCase());
