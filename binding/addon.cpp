@@ -6,6 +6,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   InitSystemInfo(env, exports);
   InitSentencePiece(env, exports, *this);
   InitQuantize(env, exports);
+  InitModel(env, exports, *this);
 }
 
 }  // namespace jsd_binding

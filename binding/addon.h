@@ -11,11 +11,13 @@ class Addon : public Napi::Addon<Addon> {
   Addon(Napi::Env env, Napi::Object exports);
 
   Napi::FunctionReference sentencepiece_constructor;
+  Napi::FunctionReference model_constructor;
 };
 
 // Each binding file registers its exports through one of these.
 void InitSystemInfo(Napi::Env env, Napi::Object exports);
 void InitSentencePiece(Napi::Env env, Napi::Object exports, Addon& addon);
 void InitQuantize(Napi::Env env, Napi::Object exports);
+void InitModel(Napi::Env env, Napi::Object exports, Addon& addon);
 
 }  // namespace jsd_binding

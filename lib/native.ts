@@ -32,7 +32,47 @@ export interface NativeTypeTraits {
   quantized: boolean;
 }
 
+export type Shape4 = [n: number, c: number, h: number, w: number];
+
+export interface NativeModelInfo {
+  metadata: Record<string, string>;
+  tokenizer: { padId: number; eosId: number; unkId: number; doLowerCase: boolean; modelMaxLength: number };
+  sentencepiece: Uint8Array;
+  textHiddenSize: number;
+  textMaxLength: number;
+  latentChannels: number;
+  /** Image pixels per latent pixel along each side (8 for SD v1). */
+  vaeScaleFactor: number;
+  scalingFactor: number;
+  threads: number;
+}
+
+export interface NativeComponentMemory {
+  name: string;
+  weightBytes: number;
+  computeBytes: number;
+}
+
+/** A loaded model file. Every compute call runs on the model's own thread, one at a time, in call order. */
+export interface NativeModel {
+  encodeText(ids: Int32Array, batch: number, length: number): Promise<Float32Array>;
+  predictNoise(latents: Float32Array, shape: Shape4, timesteps: Float32Array, textStates: Float32Array, textLength: number, textDim: number): Promise<Float32Array>;
+  decodeLatents(latents: Float32Array, shape: Shape4): Promise<Float32Array>;
+  encodeImage(pixels: Float32Array, shape: Shape4): Promise<Float32Array>;
+  info(): NativeModelInfo;
+  memory(): NativeComponentMemory[];
+  /** Stops the computation in progress at its next graph node; that call rejects with JSD_ABORTED. */
+  abort(): void;
+  close(): Promise<void>;
+}
+
+export interface NativeLoadOptions {
+  threads?: number;
+  flashAttention?: boolean;
+}
+
 export interface NativeAddon {
+  loadModel(path: string, options?: NativeLoadOptions): Promise<NativeModel>;
   systemInfo(): NativeSystemInfo;
   /** Storage traits of a ggml type by its name ("f16", "q8_0", "q4_K", ...). */
   typeTraits(name: string): NativeTypeTraits;

@@ -1,0 +1,277 @@
+// Model: a loaded JSD model file. Every method that computes returns a promise settled from
+// the model's own thread (EngineThread); inputs are copied on the JS thread first so JS may
+// reuse its arrays at once.
+#include <memory>
+#include <vector>
+
+#include "addon.h"
+#include "engine.h"
+#include "engine_thread.h"
+#include "error.h"
+#include "errors.h"
+
+namespace jsd_binding {
+
+namespace {
+
+struct ModelState {
+  std::unique_ptr<jsd::Engine> engine;
+  std::shared_ptr<EngineThread> thread;
+};
+
+std::vector<float> CopyFloats(const Napi::Value& v, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Float32Array");
+  }
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
+}
+
+int64_t Integer(const Napi::Value& v, const char* what, int64_t lo, int64_t hi) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != static_cast<double>(static_cast<int64_t>(d))) {
+    throw Napi::RangeError::New(v.Env(), std::string(what) + " must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+  }
+  return static_cast<int64_t>(d);
+}
+
+jsd::TensorShape4 Shape(const Napi::Value& v, const char* what) {
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != 4) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be [n, c, h, w]");
+  Napi::Array a = v.As<Napi::Array>();
+  return {Integer(a.Get(0u), what, 1, 1 << 16), Integer(a.Get(1u), what, 1, 1 << 16), Integer(a.Get(2u), what, 1, 1 << 16),
+          Integer(a.Get(3u), what, 1, 1 << 16)};
+}
+
+void CheckLength(Napi::Env env, size_t have, int64_t want, const char* what) {
+  if (static_cast<int64_t>(have) != want) {
+    throw Napi::RangeError::New(env, std::string(what) + " holds " + std::to_string(have) + " values but its shape needs " + std::to_string(want));
+  }
+}
+
+std::function<Napi::Value(Napi::Env)> FloatArray(std::shared_ptr<std::vector<float>> data) {
+  return [data](Napi::Env env) -> Napi::Value {
+    Napi::Float32Array out = Napi::Float32Array::New(env, data->size());
+    std::copy(data->begin(), data->end(), out.Data());
+    return out;
+  };
+}
+
+class Model : public Napi::ObjectWrap<Model> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeModel",
+                       {
+                           InstanceMethod<&Model::EncodeText>("encodeText"),
+                           InstanceMethod<&Model::PredictNoise>("predictNoise"),
+                           InstanceMethod<&Model::DecodeLatents>("decodeLatents"),
+                           InstanceMethod<&Model::EncodeImage>("encodeImage"),
+                           InstanceMethod<&Model::Info>("info"),
+                           InstanceMethod<&Model::Memory>("memory"),
+                           InstanceMethod<&Model::Abort>("abort"),
+                           InstanceMethod<&Model::Close>("close"),
+                       });
+  }
+
+  // Constructed only by loadModel, with an External holding the loaded state.
+  explicit Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
+    if (info.Length() != 1 || !info[0].IsExternal()) throw Napi::TypeError::New(info.Env(), "use loadModel() to load a model");
+    auto* state = info[0].As<Napi::External<std::shared_ptr<ModelState>>>().Data();
+    state_ = *state;
+  }
+
+  ~Model() override {
+    // Dropped without close(): free the engine on its own thread after pending jobs.
+    if (state_ && state_->thread) Release();
+  }
+
+ private:
+  ModelState& Open(Napi::Env env) {
+    if (!state_ || closed_) throw MakeError(env, "JSD_CLOSED", "the model is closed");
+    return *state_;
+  }
+
+  void Release() {
+    auto state = state_;
+    // Runs in a GC finalizer, where no JS may be called: queue a plain job that frees the
+    // engine after any pending ones; the thread then ends.
+    state->thread->PostDetached([state]() { state->engine.reset(); });
+    state->thread->Stop();
+  }
+
+  Napi::Value EncodeText(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ModelState& s = Open(env);
+    if (info.Length() < 3 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+      throw Napi::TypeError::New(env, "encodeText expects (Int32Array ids, batch, length)");
+    }
+    Napi::Int32Array ids = info[0].As<Napi::Int32Array>();
+    const int64_t n = Integer(info[1], "batch", 1, 64);
+    const int64_t length = Integer(info[2], "length", 1, 4096);
+    CheckLength(env, ids.ElementLength(), n * length, "ids");
+    auto data = std::make_shared<std::vector<int32_t>>(ids.Data(), ids.Data() + ids.ElementLength());
+    auto state = state_;
+    return s.thread->Post(env, [state, data, n, length]() {
+      auto out = std::make_shared<std::vector<float>>(state->engine->encode_text(*data, n, length));
+      return JobResult{FloatArray(out), "", ""};
+    });
+  }
+
+  // predictNoise(latents, [n,c,h,w], timesteps, textStates, textLength, textDim)
+  Napi::Value PredictNoise(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ModelState& s = Open(env);
+    if (info.Length() < 6) throw Napi::TypeError::New(env, "predictNoise expects (latents, shape, timesteps, textStates, textLength, textDim)");
+    auto latents = std::make_shared<std::vector<float>>(CopyFloats(info[0], "latents"));
+    const jsd::TensorShape4 shape = Shape(info[1], "shape");
+    auto timesteps = std::make_shared<std::vector<float>>(CopyFloats(info[2], "timesteps"));
+    auto text = std::make_shared<std::vector<float>>(CopyFloats(info[3], "textStates"));
+    const int64_t text_length = Integer(info[4], "textLength", 1, 1 << 16);
+    const int64_t text_dim = Integer(info[5], "textDim", 1, 1 << 16);
+    CheckLength(env, latents->size(), shape.numel(), "latents");
+    CheckLength(env, timesteps->size(), shape.n, "timesteps");
+    CheckLength(env, text->size(), shape.n * text_length * text_dim, "textStates");
+    auto state = state_;
+    return s.thread->Post(env, [state, latents, shape, timesteps, text, text_length, text_dim]() {
+      auto out = std::make_shared<std::vector<float>>(
+          state->engine->predict_noise(latents->data(), shape, *timesteps, text->data(), text_length, text_dim));
+      return JobResult{FloatArray(out), "", ""};
+    });
+  }
+
+  Napi::Value DecodeLatents(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ModelState& s = Open(env);
+    if (info.Length() < 2) throw Napi::TypeError::New(env, "decodeLatents expects (latents, shape)");
+    auto z = std::make_shared<std::vector<float>>(CopyFloats(info[0], "latents"));
+    const jsd::TensorShape4 shape = Shape(info[1], "shape");
+    CheckLength(env, z->size(), shape.numel(), "latents");
+    auto state = state_;
+    return s.thread->Post(env, [state, z, shape]() {
+      auto out = std::make_shared<std::vector<float>>(state->engine->decode_latents(z->data(), shape));
+      return JobResult{FloatArray(out), "", ""};
+    });
+  }
+
+  Napi::Value EncodeImage(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ModelState& s = Open(env);
+    if (info.Length() < 2) throw Napi::TypeError::New(env, "encodeImage expects (pixels, shape)");
+    auto pixels = std::make_shared<std::vector<float>>(CopyFloats(info[0], "pixels"));
+    const jsd::TensorShape4 shape = Shape(info[1], "shape");
+    CheckLength(env, pixels->size(), shape.numel(), "pixels");
+    auto state = state_;
+    return s.thread->Post(env, [state, pixels, shape]() {
+      auto out = std::make_shared<std::vector<float>>(state->engine->encode_image(pixels->data(), shape));
+      return JobResult{FloatArray(out), "", ""};
+    });
+  }
+
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const jsd::Engine& e = *Open(env).engine;
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Object meta = Napi::Object::New(env);
+    for (const auto& [key, value] : e.metadata()) meta.Set(key, value);
+    out.Set("metadata", meta);
+    const auto& t = e.tokenizer_config();
+    Napi::Object tok = Napi::Object::New(env);
+    tok.Set("padId", t.pad_id);
+    tok.Set("eosId", t.eos_id);
+    tok.Set("unkId", t.unk_id);
+    tok.Set("doLowerCase", t.do_lower_case);
+    tok.Set("modelMaxLength", t.model_max_length);
+    out.Set("tokenizer", tok);
+    const std::string& spm = e.sentencepiece_model();
+    out.Set("sentencepiece", Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(spm.data()), spm.size()));
+    out.Set("textHiddenSize", e.text_encoder_config().hidden_size);
+    out.Set("textMaxLength", e.text_encoder_config().max_position_embeddings);
+    out.Set("latentChannels", e.vae_config().latent_channels);
+    out.Set("vaeScaleFactor", 1 << (e.vae_config().block_out_channels.size() - 1));
+    out.Set("scalingFactor", e.vae_config().scaling_factor);
+    out.Set("threads", e.threads());
+    return out;
+  }
+
+  Napi::Value Memory(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const auto components = Open(env).engine->memory();
+    Napi::Array out = Napi::Array::New(env, components.size());
+    for (size_t i = 0; i < components.size(); ++i) {
+      Napi::Object c = Napi::Object::New(env);
+      c.Set("name", components[i].name);
+      c.Set("weightBytes", Napi::Number::New(env, static_cast<double>(components[i].weight_bytes)));
+      c.Set("computeBytes", Napi::Number::New(env, static_cast<double>(components[i].compute_bytes)));
+      out.Set(static_cast<uint32_t>(i), c);
+    }
+    return out;
+  }
+
+  Napi::Value Abort(const Napi::CallbackInfo& info) {
+    if (state_ && state_->engine && !closed_) state_->engine->request_abort();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!state_ || closed_) {
+      auto deferred = Napi::Promise::Deferred::New(env);
+      deferred.Resolve(env.Undefined());
+      return deferred.Promise();
+    }
+    closed_ = true;
+    auto state = state_;
+    Napi::Promise done = state->thread->Post(env, [state]() {
+      state->engine.reset();
+      return JobResult{};
+    });
+    state->thread->Stop();
+    state_.reset();
+    return done;
+  }
+
+  std::shared_ptr<ModelState> state_;
+  bool closed_ = false;
+};
+
+// loadModel(path, { threads, flashAttention }) -> Promise<NativeModel>
+Napi::Value LoadModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "loadModel expects a file path");
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  jsd::EngineOptions options;
+  if (info.Length() > 1 && info[1].IsObject()) {
+    Napi::Object o = info[1].As<Napi::Object>();
+    if (o.Has("threads") && !o.Get("threads").IsUndefined()) options.threads = static_cast<int>(Integer(o.Get("threads"), "threads", 0, 1024));
+    if (o.Has("flashAttention")) options.flash_attention = o.Get("flashAttention").ToBoolean().Value();
+  }
+  Addon* addon = env.GetInstanceData<Addon>();
+  auto state = std::make_shared<ModelState>();
+  state->thread = EngineThread::Start();
+  Napi::Promise loaded = state->thread->Post(env, [state, path, options, addon]() {
+    try {
+      state->engine = std::make_unique<jsd::Engine>(path, options);
+    } catch (...) {
+      state->thread->Stop();  // nothing else will run on this thread
+      throw;
+    }
+    return JobResult{[state, addon](Napi::Env env) -> Napi::Value {
+                       Napi::External<std::shared_ptr<ModelState>> ext = Napi::External<std::shared_ptr<ModelState>>::New(
+                           env, new std::shared_ptr<ModelState>(state), [](Napi::Env, std::shared_ptr<ModelState>* p) { delete p; });
+                       return addon->model_constructor.New({ext});
+                     },
+                     "", ""};
+  });
+  return loaded;
+}
+
+}  // namespace
+
+void InitModel(Napi::Env env, Napi::Object exports, Addon& addon) {
+  Napi::Function ctor = Model::Define(env);
+  addon.model_constructor = Napi::Persistent(ctor);
+  exports.Set("NativeModel", ctor);
+  exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
+}
+
+}  // namespace jsd_binding

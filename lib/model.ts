@@ -1,0 +1,207 @@
+// A loaded JSD model: the tokenizer plus the engine's low-level calls (text encoder, UNet,
+// VAE). The pipeline (generate) is built on these; they are public for tools and tests.
+import { JsdError } from "./errors.js";
+import { native, type NativeComponentMemory, type NativeModel, type NativeModelInfo, type Shape4 } from "./native.js";
+import { SentencePieceModel } from "./sentencepiece.js";
+import { JsdTokenizer, type TokenizedPrompt } from "./tokenizer.js";
+
+export type { Shape4 } from "./native.js";
+
+export interface LoadModelOptions {
+  /** Compute threads. Default: the machine's physical core count. */
+  threads?: number;
+  /** Use ggml's fused flash attention in the UNet and VAE (faster on some machines, f16 rounding). Default false. */
+  flashAttention?: boolean;
+}
+
+export interface PredictNoiseInput {
+  /** Latents, NCHW flattened. */
+  latents: Float32Array;
+  /** [batch, channels, height, width] of the latents. */
+  shape: Shape4;
+  /** One timestep per batch entry (fractional values allowed, as K-diffusion schedulers use). */
+  timesteps: Float32Array | readonly number[];
+  /** Text-encoder states [batch, length, hidden], flattened. */
+  textStates: Float32Array;
+}
+
+export interface EncodedImage {
+  /** Posterior mean [batch, latentChannels, h/8, w/8], NCHW flattened. */
+  mean: Float32Array;
+  /** Posterior log-variance, clamped to [-30, 20] as diffusers does. */
+  logvar: Float32Array;
+  shape: Shape4;
+}
+
+function checkShape(shape: unknown, name: string): Shape4 {
+  if (!Array.isArray(shape) || shape.length !== 4 || !shape.every((d) => Number.isInteger(d) && d >= 1)) {
+    throw new TypeError(`${name} must be [batch, channels, height, width] of positive integers`);
+  }
+  return shape as Shape4;
+}
+
+function checkFloats(values: unknown, length: number, name: string): Float32Array {
+  if (!(values instanceof Float32Array)) throw new TypeError(`${name} must be a Float32Array`);
+  if (values.length !== length) throw new RangeError(`${name} holds ${values.length} values; its shape needs ${length}`);
+  return values;
+}
+
+export class Model {
+  readonly path: string;
+  readonly tokenizer: JsdTokenizer;
+  readonly #native: NativeModel;
+  readonly #info: NativeModelInfo;
+  #closed = false;
+
+  private constructor(path: string, model: NativeModel) {
+    this.path = path;
+    this.#native = model;
+    this.#info = model.info();
+    const t = this.#info.tokenizer;
+    this.tokenizer = new JsdTokenizer(SentencePieceModel.fromBytes(this.#info.sentencepiece), {
+      padId: t.padId,
+      eosId: t.eosId,
+      unkId: t.unkId,
+      maxLength: t.modelMaxLength,
+      doLowerCase: t.doLowerCase,
+    });
+  }
+
+  /** @internal use loadModel() */
+  static async load(path: string, options: LoadModelOptions = {}): Promise<Model> {
+    if (typeof path !== "string" || path.length === 0) throw new TypeError("path must be a non-empty string");
+    if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
+    const { threads, flashAttention } = options;
+    if (threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > 1024)) {
+      throw new RangeError("threads must be an integer from 1 to 1024");
+    }
+    if (flashAttention !== undefined && typeof flashAttention !== "boolean") throw new TypeError("flashAttention must be a boolean");
+    const model = await native().loadModel(path, { threads, flashAttention });
+    return new Model(path, model);
+  }
+
+  /** Configs and provenance stored in the model file (JSON text under `jsd.*.config`). */
+  get metadata(): Readonly<Record<string, string>> {
+    return this.#info.metadata;
+  }
+
+  get textHiddenSize(): number {
+    return this.#info.textHiddenSize;
+  }
+
+  get textMaxLength(): number {
+    return this.#info.textMaxLength;
+  }
+
+  get latentChannels(): number {
+    return this.#info.latentChannels;
+  }
+
+  get vaeScaleFactor(): number {
+    return this.#info.vaeScaleFactor;
+  }
+
+  /** The VAE's latent scaling factor (0.18215 for SD v1 / JSD). */
+  get scalingFactor(): number {
+    return this.#info.scalingFactor;
+  }
+
+  get threads(): number {
+    return this.#info.threads;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #open(): NativeModel {
+    if (this.#closed) throw new JsdError("JSD_CLOSED", "the model is closed");
+    return this.#native;
+  }
+
+  /** Bytes of weights and of the last compute buffers, per network. */
+  memory(): NativeComponentMemory[] {
+    return this.#open().memory();
+  }
+
+  /** Tokenizes a prompt exactly as rinna's pipeline does (lower-case, 77 ids, `</s>`, padding). */
+  tokenize(text: string): TokenizedPrompt {
+    this.#open();
+    return this.tokenizer.tokenize(text);
+  }
+
+  /** Runs the text encoder on [batch, length] ids; returns the last hidden state [batch, length, hidden]. */
+  async encodeText(ids: Int32Array, batch = 1): Promise<Float32Array> {
+    const model = this.#open();
+    if (!(ids instanceof Int32Array)) throw new TypeError("ids must be an Int32Array");
+    if (!Number.isInteger(batch) || batch < 1 || ids.length % batch !== 0 || ids.length === 0) {
+      throw new RangeError("ids must hold batch sequences of equal length");
+    }
+    return model.encodeText(ids, batch, ids.length / batch);
+  }
+
+  /** One UNet evaluation: the predicted noise for a batch of latents at their timesteps. */
+  async predictNoise(input: PredictNoiseInput): Promise<Float32Array> {
+    const model = this.#open();
+    const shape = checkShape(input?.shape, "shape");
+    const [n, c, h, w] = shape;
+    const latents = checkFloats(input.latents, n * c * h * w, "latents");
+    const timesteps = Float32Array.from(input.timesteps ?? []);
+    if (timesteps.length !== n) throw new RangeError(`timesteps must hold one value per batch entry (${n})`);
+    const hidden = this.#info.textHiddenSize;
+    const textStates = input.textStates;
+    if (!(textStates instanceof Float32Array) || textStates.length === 0 || textStates.length % (n * hidden) !== 0) {
+      throw new RangeError(`textStates must be a Float32Array of [${n}, length, ${hidden}]`);
+    }
+    return model.predictNoise(latents, shape, timesteps, textStates, textStates.length / (n * hidden), hidden);
+  }
+
+  /** VAE decoder: latents (already multiplied by 1/scalingFactor) to an image NCHW in about [-1, 1]. */
+  async decodeLatents(latents: Float32Array, shape: Shape4): Promise<Float32Array> {
+    const model = this.#open();
+    checkShape(shape, "shape");
+    checkFloats(latents, shape[0] * shape[1] * shape[2] * shape[3], "latents");
+    return model.decodeLatents(latents, shape);
+  }
+
+  /** VAE encoder: an image NCHW in [-1, 1] to the posterior's mean and log-variance. */
+  async encodeImage(pixels: Float32Array, shape: Shape4): Promise<EncodedImage> {
+    const model = this.#open();
+    checkShape(shape, "shape");
+    checkFloats(pixels, shape[0] * shape[1] * shape[2] * shape[3], "pixels");
+    const moments = await model.encodeImage(pixels, shape);
+    const f = this.#info.vaeScaleFactor;
+    const latent = this.#info.latentChannels;
+    const [n, , h, w] = shape;
+    const plane = latent * (h / f) * (w / f);
+    const mean = new Float32Array(n * plane);
+    const logvar = new Float32Array(n * plane);
+    for (let b = 0; b < n; b++) {
+      mean.set(moments.subarray(2 * b * plane, (2 * b + 1) * plane), b * plane);
+      const lv = moments.subarray((2 * b + 1) * plane, (2 * b + 2) * plane);
+      for (let i = 0; i < plane; i++) logvar[b * plane + i] = Math.min(Math.max(lv[i], -30), 20);
+    }
+    return { mean, logvar, shape: [n, latent, h / f, w / f] };
+  }
+
+  /** Stops the computation in progress at its next graph node; that call rejects with JSD_ABORTED. */
+  abortCurrent(): void {
+    if (!this.#closed) this.#native.abort();
+  }
+
+  /** Frees the native memory once pending calls finish. Later calls throw JSD_CLOSED. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#native.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** Loads a JSD model file (GGUF written by `jsd convert`), validating it before any compute. */
+export function loadModel(path: string, options?: LoadModelOptions): Promise<Model> {
+  return Model.load(path, options);
+}

@@ -1,0 +1,241 @@
+#include "engine.h"
+
+#include <cmath>
+
+#include "error.h"
+#include "ggml-alloc.h"
+#include "ggml-cpu.h"
+#include "log.h"
+#include "model_file.h"
+#include "system_info.h"
+#include "text_encoder.h"
+#include "unet.h"
+#include "vae.h"
+#include "weights.h"
+
+namespace jsd {
+
+// A graph built for one input shape, with its compute buffer; reused until the shape changes.
+struct CachedGraph {
+  std::string key;
+  ggml_context* ctx = nullptr;
+  ggml_cgraph* graph = nullptr;
+  ggml_gallocr_t allocr = nullptr;
+  std::vector<ggml_tensor*> inputs;
+  ggml_tensor* output = nullptr;
+  ~CachedGraph() {
+    if (allocr) ggml_gallocr_free(allocr);
+    if (ctx) ggml_free(ctx);
+  }
+};
+
+namespace {
+
+constexpr size_t kMaxGraphNodes = 16384;
+// Latent sides above this are refused before any allocation (4096 px images).
+constexpr int64_t kMaxLatentSide = 512;
+
+void check_shape(const TensorShape4& s, int64_t channels, int64_t max_side, const char* what) {
+  if (s.n < 1 || s.n > 64) throw Error(ErrorCode::InvalidArgument, std::string(what) + ": batch must be 1 to 64");
+  if (s.c != channels) {
+    throw Error(ErrorCode::InvalidArgument, std::string(what) + ": expected " + std::to_string(channels) + " channels, got " + std::to_string(s.c));
+  }
+  if (s.h < 1 || s.w < 1 || s.h > max_side || s.w > max_side) {
+    throw Error(ErrorCode::InvalidArgument, std::string(what) + ": height and width must be 1 to " + std::to_string(max_side));
+  }
+}
+
+}  // namespace
+
+Engine::Engine(const std::string& path, const EngineOptions& options) : options_(options) {
+  install_ggml_logger();
+  threads_ = options.threads > 0 ? options.threads : physical_core_count();
+  nn_options_.flash_attention = options.flash_attention;
+  file_ = std::make_unique<ModelFile>(path);
+
+  // Configs and weight shapes are all checked before anything large is allocated.
+  text_config_ = read_text_encoder_config(*file_);
+  unet_config_ = read_unet_config(*file_);
+  vae_config_ = read_vae_config(*file_);
+  tokenizer_config_ = read_tokenizer_config(*file_);
+  sentencepiece_ = file_->bytes("jsd.tokenizer.sentencepiece");
+  if (unet_config_.cross_attention_dim != text_config_.hidden_size) {
+    throw Error(ErrorCode::BadModel, "the UNet's cross_attention_dim does not match the text encoder's hidden size");
+  }
+  if (unet_config_.in_channels != vae_config_.latent_channels) {
+    throw Error(ErrorCode::BadModel, "the UNet's in_channels does not match the VAE's latent_channels");
+  }
+  for (const char* key : {"jsd.model_index", "jsd.text_encoder.config", "jsd.unet.config", "jsd.vae.config", "jsd.scheduler.config",
+                          "jsd.tokenizer.config", "jsd.source", "jsd.file_type", "jsd.converter", "general.name", "jsd.data_sha256"}) {
+    if (file_->has(key)) metadata_.emplace_back(key, file_->str(key));
+  }
+  text_weights_ = std::make_unique<WeightStore>(*file_, "te.");
+  unet_weights_ = std::make_unique<WeightStore>(*file_, "unet.");
+  vae_weights_ = std::make_unique<WeightStore>(*file_, "vae.");
+  text_encoder_ = std::make_unique<TextEncoder>(*text_weights_, text_config_);
+  unet_ = std::make_unique<UNet>(*unet_weights_, unet_config_);
+  vae_ = std::make_unique<Vae>(*vae_weights_, vae_config_, true, true);
+
+  backend_ = ggml_backend_cpu_init();
+  if (backend_ == nullptr) throw Error(ErrorCode::Internal, "cannot initialise ggml's CPU backend");
+  ggml_backend_cpu_set_n_threads(backend_, threads_);
+  ggml_backend_cpu_set_abort_callback(
+      backend_, [](void* flag) { return static_cast<std::atomic<bool>*>(flag)->load(); }, &abort_);
+  try {
+    text_weights_->load(*file_, backend_);
+    unet_weights_->load(*file_, backend_);
+    vae_weights_->load(*file_, backend_);
+  } catch (...) {
+    text_encoder_.reset();
+    unet_.reset();
+    vae_.reset();
+    text_weights_.reset();
+    unet_weights_.reset();
+    vae_weights_.reset();
+    ggml_backend_free(backend_);
+    throw;
+  }
+}
+
+Engine::~Engine() {
+  text_graph_.reset();
+  unet_graph_.reset();
+  decode_graph_.reset();
+  encode_graph_.reset();
+  text_weights_.reset();
+  unet_weights_.reset();
+  vae_weights_.reset();
+  if (backend_) ggml_backend_free(backend_);
+}
+
+std::vector<float> Engine::run(std::unique_ptr<CachedGraph>& slot, const std::string& key, const std::function<void(CachedGraph&)>& build,
+                               const std::vector<std::pair<const void*, size_t>>& inputs) {
+  abort_.store(false);
+  if (!slot || slot->key != key) {
+    slot.reset();  // free the old compute buffer before allocating the new one
+    auto graph = std::make_unique<CachedGraph>();
+    graph->key = key;
+    ggml_init_params params{ggml_tensor_overhead() * kMaxGraphNodes + ggml_graph_overhead_custom(kMaxGraphNodes, false), nullptr, true};
+    graph->ctx = ggml_init(params);
+    if (graph->ctx == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate a graph context");
+    build(*graph);
+    graph->graph = ggml_new_graph_custom(graph->ctx, kMaxGraphNodes, false);
+    ggml_build_forward_expand(graph->graph, graph->output);
+    graph->allocr = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
+    LogCapture capture;
+    if (!ggml_gallocr_alloc_graph(graph->allocr, graph->graph)) {
+      throw Error(ErrorCode::OutOfMemory, "cannot allocate the compute buffer for " + key + ": " + capture.last_error("out of memory"));
+    }
+    slot = std::move(graph);
+  }
+  CachedGraph& g = *slot;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (ggml_nbytes(g.inputs[i]) != inputs[i].second) throw Error(ErrorCode::Internal, "input size mismatch for " + key);
+    ggml_backend_tensor_set(g.inputs[i], inputs[i].first, 0, inputs[i].second);
+  }
+  const ggml_status status = ggml_backend_graph_compute(backend_, g.graph);
+  if (status == GGML_STATUS_ABORTED) throw Error(ErrorCode::Aborted, "the computation was aborted");
+  if (status != GGML_STATUS_SUCCESS) throw Error(ErrorCode::Internal, "ggml could not compute " + key);
+  std::vector<float> out(ggml_nelements(g.output));
+  ggml_backend_tensor_get(g.output, out.data(), 0, out.size() * sizeof(float));
+  return out;
+}
+
+std::vector<float> Engine::encode_text(const std::vector<int32_t>& ids, int64_t n, int64_t length) {
+  if (n < 1 || n > 64) throw Error(ErrorCode::InvalidArgument, "encodeText: batch must be 1 to 64");
+  if (length < 1 || length > text_config_.max_position_embeddings) {
+    throw Error(ErrorCode::InvalidArgument, "encodeText: sequences must hold 1 to " + std::to_string(text_config_.max_position_embeddings) + " ids");
+  }
+  if (static_cast<int64_t>(ids.size()) != n * length) throw Error(ErrorCode::InvalidArgument, "encodeText: ids do not fill [batch, length]");
+  for (int32_t id : ids) {
+    if (id < 0 || id >= text_config_.vocab_size) {
+      throw Error(ErrorCode::InvalidArgument, "encodeText: token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                                                  std::to_string(text_config_.vocab_size) + ")");
+    }
+  }
+  const std::string key = "text_encoder " + std::to_string(n) + "x" + std::to_string(length);
+  return run(
+      text_graph_, key,
+      [&](CachedGraph& g) {
+        ggml_tensor* input = ggml_new_tensor_2d(g.ctx, GGML_TYPE_I32, length, n);
+        ggml_set_input(input);
+        g.inputs = {input};
+        g.output = text_encoder_->build(g.ctx, input, nn_options_);
+        ggml_set_output(g.output);
+      },
+      {{ids.data(), ids.size() * sizeof(int32_t)}});
+}
+
+std::vector<float> Engine::predict_noise(const float* latents, const TensorShape4& s, const std::vector<float>& timesteps,
+                                         const float* text_states, int64_t text_length, int64_t text_dim) {
+  check_shape(s, unet_config_.in_channels, kMaxLatentSide, "predictNoise");
+  if (static_cast<int64_t>(timesteps.size()) != s.n) throw Error(ErrorCode::InvalidArgument, "predictNoise: give one timestep per latent");
+  if (text_dim != unet_config_.cross_attention_dim) {
+    throw Error(ErrorCode::InvalidArgument, "predictNoise: text states must be " + std::to_string(unet_config_.cross_attention_dim) + " wide");
+  }
+  if (text_length < 1 || text_length > 77 * 64) throw Error(ErrorCode::InvalidArgument, "predictNoise: text states must have 1 to 4928 positions");
+  const std::vector<float> temb = unet_->timestep_embedding(timesteps);
+  const int64_t temb_dim = unet_config_.block_out_channels[0];
+  const std::string key = "unet " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w) + " text " + std::to_string(text_length);
+  return run(
+      unet_graph_, key,
+      [&](CachedGraph& g) {
+        ggml_tensor* sample = ggml_new_tensor_4d(g.ctx, GGML_TYPE_F32, s.w, s.h, s.c, s.n);
+        ggml_tensor* t = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, temb_dim, s.n);
+        ggml_tensor* context = ggml_new_tensor_3d(g.ctx, GGML_TYPE_F32, text_dim, text_length, s.n);
+        for (ggml_tensor* in : {sample, t, context}) ggml_set_input(in);
+        g.inputs = {sample, t, context};
+        g.output = unet_->build(g.ctx, sample, t, context, nn_options_);
+        ggml_set_output(g.output);
+      },
+      {{latents, s.numel() * sizeof(float)},
+       {temb.data(), temb.size() * sizeof(float)},
+       {text_states, static_cast<size_t>(s.n * text_length * text_dim) * sizeof(float)}});
+}
+
+std::vector<float> Engine::decode_latents(const float* z, const TensorShape4& s) {
+  check_shape(s, vae_config_.latent_channels, kMaxLatentSide, "decodeLatents");
+  const std::string key = "vae decode " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
+  return run(
+      decode_graph_, key,
+      [&](CachedGraph& g) {
+        ggml_tensor* input = ggml_new_tensor_4d(g.ctx, GGML_TYPE_F32, s.w, s.h, s.c, s.n);
+        ggml_set_input(input);
+        g.inputs = {input};
+        g.output = vae_->decode(g.ctx, input, nn_options_);
+        ggml_set_output(g.output);
+      },
+      {{z, s.numel() * sizeof(float)}});
+}
+
+std::vector<float> Engine::encode_image(const float* image, const TensorShape4& s) {
+  check_shape(s, vae_config_.in_channels, kMaxLatentSide * 8, "encodeImage");
+  const int64_t factor = int64_t{1} << (vae_config_.block_out_channels.size() - 1);
+  if (s.h % factor != 0 || s.w % factor != 0) {
+    throw Error(ErrorCode::InvalidArgument, "encodeImage: height and width must be multiples of " + std::to_string(factor));
+  }
+  const std::string key = "vae encode " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
+  return run(
+      encode_graph_, key,
+      [&](CachedGraph& g) {
+        ggml_tensor* input = ggml_new_tensor_4d(g.ctx, GGML_TYPE_F32, s.w, s.h, s.c, s.n);
+        ggml_set_input(input);
+        g.inputs = {input};
+        g.output = vae_->encode(g.ctx, input, nn_options_);
+        ggml_set_output(g.output);
+      },
+      {{image, s.numel() * sizeof(float)}});
+}
+
+std::vector<std::pair<std::string, std::string>> Engine::metadata() const { return metadata_; }
+
+std::vector<ComponentMemory> Engine::memory() const {
+  auto compute = [](const std::unique_ptr<CachedGraph>& g) { return g && g->allocr ? ggml_gallocr_get_buffer_size(g->allocr, 0) : 0; };
+  return {
+      {"text_encoder", text_weights_ ? text_weights_->bytes() : 0, compute(text_graph_)},
+      {"unet", unet_weights_ ? unet_weights_->bytes() : 0, compute(unet_graph_)},
+      {"vae", vae_weights_ ? vae_weights_->bytes() : 0, compute(decode_graph_) + compute(encode_graph_)},
+  };
+}
+
+}  // namespace jsd

@@ -1,0 +1,95 @@
+// A loaded JSD model: the three networks on a ggml backend, with one cached graph per
+// network and input shape. Calls are not thread-safe; the binding serializes them on the
+// model's own thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "ggml-backend.h"
+#include "nn.h"
+
+namespace jsd {
+
+class ModelFile;
+class WeightStore;
+class TextEncoder;
+class UNet;
+class Vae;
+struct CachedGraph;
+
+struct EngineOptions {
+  int threads = 0;  // 0: the physical core count
+  bool flash_attention = false;
+};
+
+struct TensorShape4 {
+  int64_t n, c, h, w;  // NCHW, as the data is laid out
+  int64_t numel() const { return n * c * h * w; }
+};
+
+struct ComponentMemory {
+  std::string name;
+  size_t weight_bytes = 0;
+  size_t compute_bytes = 0;  // the current cached graph's compute buffer
+};
+
+class Engine {
+ public:
+  Engine(const std::string& path, const EngineOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // ids: [n, length] row-major -> last hidden state [n, length, hidden].
+  std::vector<float> encode_text(const std::vector<int32_t>& ids, int64_t n, int64_t length);
+  // latents NCHW, one timestep per image, text states [n, length, dim] -> noise prediction NCHW.
+  std::vector<float> predict_noise(const float* latents, const TensorShape4& shape, const std::vector<float>& timesteps,
+                                   const float* text_states, int64_t text_length, int64_t text_dim);
+  // z NCHW (latent channels; already multiplied by 1/scaling_factor) -> image NCHW (3 channels, 8x).
+  std::vector<float> decode_latents(const float* z, const TensorShape4& shape);
+  // image NCHW in [-1, 1] -> moments NCHW (2 * latent channels: mean, then log-variance).
+  std::vector<float> encode_image(const float* image, const TensorShape4& shape);
+
+  const TextEncoderConfig& text_encoder_config() const { return text_config_; }
+  const UNetConfig& unet_config() const { return unet_config_; }
+  const VaeConfig& vae_config() const { return vae_config_; }
+  const TokenizerConfig& tokenizer_config() const { return tokenizer_config_; }
+  const std::string& sentencepiece_model() const { return sentencepiece_; }
+  // Metadata strings (configs as JSON text, source, file type) for the TS side.
+  std::vector<std::pair<std::string, std::string>> metadata() const;
+  std::vector<ComponentMemory> memory() const;
+  int threads() const { return threads_; }
+
+  // Makes the graph being computed stop at the next node; the call then throws Aborted.
+  void request_abort() { abort_.store(true); }
+
+ private:
+  std::vector<float> run(std::unique_ptr<CachedGraph>& slot, const std::string& key,
+                         const std::function<void(CachedGraph&)>& build, const std::vector<std::pair<const void*, size_t>>& inputs);
+
+  EngineOptions options_;
+  int threads_ = 1;
+  nn::Options nn_options_;
+  std::unique_ptr<ModelFile> file_;
+  ggml_backend_t backend_ = nullptr;
+  TextEncoderConfig text_config_;
+  UNetConfig unet_config_;
+  VaeConfig vae_config_;
+  TokenizerConfig tokenizer_config_;
+  std::string sentencepiece_;
+  std::vector<std::pair<std::string, std::string>> metadata_;
+  std::unique_ptr<WeightStore> text_weights_, unet_weights_, vae_weights_;
+  std::unique_ptr<TextEncoder> text_encoder_;
+  std::unique_ptr<UNet> unet_;
+  std::unique_ptr<Vae> vae_;
+  std::unique_ptr<CachedGraph> text_graph_, unet_graph_, decode_graph_, encode_graph_;
+  std::atomic<bool> abort_{false};
+};
+
+}  // namespace jsd

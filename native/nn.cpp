@@ -1,0 +1,84 @@
+#include "nn.h"
+
+namespace jsd::nn {
+
+ggml_tensor* linear(ggml_context* ctx, ggml_tensor* x, const Linear& l) {
+  ggml_tensor* y = ggml_mul_mat(ctx, l.weight, x);
+  return l.bias ? ggml_add(ctx, y, l.bias) : y;
+}
+
+ggml_tensor* layer_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, float eps) {
+  return ggml_add(ctx, ggml_mul(ctx, ggml_norm(ctx, x, eps), n.weight), n.bias);
+}
+
+ggml_tensor* group_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, int groups, float eps) {
+  const int64_t c = n.weight->ne[0];
+  ggml_tensor* y = ggml_group_norm(ctx, x, groups, eps);
+  y = ggml_mul(ctx, y, ggml_reshape_4d(ctx, n.weight, 1, 1, c, 1));
+  return ggml_add(ctx, y, ggml_reshape_4d(ctx, n.bias, 1, 1, c, 1));
+}
+
+ggml_tensor* conv2d(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stride, int padding) {
+  const int64_t n = x->ne[3];
+  ggml_tensor* w2d = ggml_n_dims(c.weight) > 2 ? ggml_reshape_2d(ctx, c.weight, c.kernel * c.kernel * c.in, c.out) : c.weight;
+  ggml_tensor* out;
+  if (c.kernel == 1 && stride == 1 && padding == 0) {
+    // A 1x1 convolution is a linear map over channels.
+    out = ggml_mul_mat(ctx, w2d, image_to_sequence(ctx, x));
+    out = sequence_to_image(ctx, out, x->ne[0], x->ne[1]);
+  } else {
+    // im2col only reads the kernel's shape; quantized kernels are stored flattened, so give it
+    // a data-less tensor of the 4-D shape.
+    ggml_tensor* shape = ggml_n_dims(c.weight) > 2 ? c.weight : ggml_new_tensor_4d(ctx, GGML_TYPE_F16, c.kernel, c.kernel, c.in, 1);
+    ggml_tensor* cols = ggml_im2col(ctx, shape, x, stride, stride, padding, padding, 1, 1, true, GGML_TYPE_F32);
+    const int64_t ow = cols->ne[1];
+    const int64_t oh = cols->ne[2];
+    cols = ggml_reshape_2d(ctx, cols, cols->ne[0], ow * oh * n);
+    out = ggml_mul_mat(ctx, w2d, cols);  // [out, ow*oh*n]
+    out = ggml_reshape_4d(ctx, out, c.out, ow, oh, n);
+    out = ggml_cont(ctx, ggml_permute(ctx, out, 2, 0, 1, 3));  // [ow, oh, out, n]
+  }
+  return ggml_add(ctx, out, ggml_reshape_4d(ctx, c.bias, 1, 1, c.out, 1));
+}
+
+ggml_tensor* image_to_sequence(ggml_context* ctx, ggml_tensor* x) {
+  ggml_tensor* seq = ggml_reshape_3d(ctx, x, x->ne[0] * x->ne[1], x->ne[2], x->ne[3]);
+  return ggml_cont(ctx, ggml_transpose(ctx, seq));
+}
+
+ggml_tensor* sequence_to_image(ggml_context* ctx, ggml_tensor* x, int64_t w, int64_t h) {
+  ggml_tensor* t = ggml_cont(ctx, ggml_transpose(ctx, x));  // [W*H, C, N]
+  return ggml_reshape_4d(ctx, t, w, h, t->ne[1], t->ne[2]);
+}
+
+ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, float scale, bool causal,
+                       const Options& options) {
+  const int64_t c = q->ne[0];
+  const int64_t d = c / heads;
+  const int64_t lq = q->ne[1];
+  const int64_t lk = k->ne[1];
+  const int64_t n = q->ne[2];
+  // [C, L, N] -> [d, L, heads, N]
+  q = ggml_permute(ctx, ggml_reshape_4d(ctx, q, d, heads, lq, n), 0, 2, 1, 3);
+  k = ggml_permute(ctx, ggml_reshape_4d(ctx, k, d, heads, lk, n), 0, 2, 1, 3);
+  if (options.flash_attention && !causal) {
+    v = ggml_permute(ctx, ggml_reshape_4d(ctx, v, d, heads, lk, n), 0, 2, 1, 3);
+    ggml_tensor* out = ggml_flash_attn_ext(ctx, q, ggml_cast(ctx, k, GGML_TYPE_F16), ggml_cast(ctx, v, GGML_TYPE_F16), nullptr, scale, 0.0f, 0.0f);
+    ggml_flash_attn_ext_set_prec(out, GGML_PREC_F32);
+    return ggml_reshape_3d(ctx, out, c, lq, n);  // result is [d, heads, Lq, N]
+  }
+  ggml_tensor* scores = ggml_mul_mat(ctx, k, q);  // [Lk, Lq, heads, N]
+  if (causal) {
+    scores = ggml_diag_mask_inf(ctx, ggml_scale(ctx, scores, scale), 0);
+    scores = ggml_soft_max(ctx, scores);
+  } else {
+    scores = ggml_soft_max_ext(ctx, scores, nullptr, scale, 0.0f);
+  }
+  // v^T per head: [Lk, d, heads, N]
+  ggml_tensor* vt = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, v, d, heads, lk, n), 1, 2, 0, 3));
+  ggml_tensor* out = ggml_mul_mat(ctx, vt, scores);                    // [d, Lq, heads, N]
+  out = ggml_cont(ctx, ggml_permute(ctx, out, 0, 2, 1, 3));            // [d, heads, Lq, N]
+  return ggml_reshape_3d(ctx, out, c, lq, n);
+}
+
+}  // namespace jsd::nn

@@ -1,0 +1,122 @@
+#include "weights.h"
+
+#include <vector>
+
+#include "error.h"
+#include "ggml-alloc.h"
+#include "model_file.h"
+
+namespace jsd {
+
+namespace {
+
+std::string shape_string(const int64_t* ne, int n) {
+  std::string s = "[";
+  for (int i = 0; i < n; ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
+  return s + "]";
+}
+
+}  // namespace
+
+WeightStore::WeightStore(const ModelFile& file, const std::string& prefix) : prefix_(prefix) {
+  const auto names = file.tensor_names(prefix);
+  if (names.empty()) throw Error(ErrorCode::BadModel, "model file holds no '" + prefix + "*' tensors");
+  ggml_init_params params{ggml_tensor_overhead() * (names.size() + 1), nullptr, /*no_alloc=*/true};
+  ctx_ = ggml_init(params);
+  if (ctx_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate a ggml context");
+  for (const auto& name : names) {
+    ggml_tensor* meta = file.tensor(name);
+    if (meta == nullptr) continue;
+    ggml_tensor* t = ggml_dup_tensor(ctx_, meta);
+    ggml_set_name(t, name.c_str());
+    tensors_[name.substr(prefix.size())] = t;
+  }
+}
+
+WeightStore::~WeightStore() {
+  if (buffer_) ggml_backend_buffer_free(buffer_);
+  if (ctx_) ggml_free(ctx_);
+}
+
+void WeightStore::load(const ModelFile& file, ggml_backend_t backend) {
+  buffer_ = ggml_backend_alloc_ctx_tensors(ctx_, backend);
+  if (buffer_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate the '" + prefix_ + "' weights on the backend");
+  ggml_backend_buffer_set_usage(buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+  const bool host = ggml_backend_buffer_is_host(buffer_);
+  std::vector<uint8_t> staging;
+  for (const auto& [name, t] : tensors_) {
+    const size_t size = ggml_nbytes(t);
+    if (host) {
+      file.read_tensor(prefix_ + name, t->data, size);
+    } else {
+      staging.resize(size);
+      file.read_tensor(prefix_ + name, staging.data(), size);
+      ggml_backend_tensor_set(t, staging.data(), 0, size);
+    }
+  }
+}
+
+size_t WeightStore::bytes() const { return buffer_ ? ggml_backend_buffer_get_size(buffer_) : 0; }
+
+ggml_tensor* WeightStore::require(const std::string& name, std::initializer_list<int64_t> shape, bool f32_only) {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) throw Error(ErrorCode::BadModel, "model file lacks tensor '" + prefix_ + name + "'");
+  ggml_tensor* t = it->second;
+  std::vector<int64_t> want(shape);
+  bool same = ggml_n_dims(t) <= static_cast<int>(want.size());
+  for (int i = 0; i < GGML_MAX_DIMS && same; ++i) same = t->ne[i] == (i < static_cast<int>(want.size()) ? want[i] : 1);
+  if (!same) {
+    throw Error(ErrorCode::BadModel, "tensor '" + prefix_ + name + "' has shape " + shape_string(t->ne, ggml_n_dims(t)) + " but the config needs " +
+                                         shape_string(want.data(), static_cast<int>(want.size())));
+  }
+  if (f32_only && t->type != GGML_TYPE_F32) {
+    throw Error(ErrorCode::BadModel, "tensor '" + prefix_ + name + "' must be f32 but is " + ggml_type_name(t->type));
+  }
+  used_[name] = true;
+  return t;
+}
+
+Linear WeightStore::linear(const std::string& name, int64_t in, int64_t out, bool bias) {
+  Linear l;
+  l.weight = require(name + ".weight", {in, out}, false);
+  if (bias) l.bias = require(name + ".bias", {out}, true);
+  return l;
+}
+
+Norm WeightStore::norm(const std::string& name, int64_t channels) {
+  return Norm{require(name + ".weight", {channels}, true), require(name + ".bias", {channels}, true)};
+}
+
+Conv2d WeightStore::conv(const std::string& name, int kernel, int64_t in, int64_t out) {
+  Conv2d c;
+  c.kernel = kernel;
+  c.in = static_cast<int>(in);
+  c.out = static_cast<int>(out);
+  const std::string w = name + ".weight";
+  auto it = tensors_.find(w);
+  const ggml_tensor* t = it == tensors_.end() ? nullptr : it->second;
+  // Quantized kernels are stored flattened ([k*k*in, out]): their rows must be whole
+  // quantization blocks. 1x1 convolutions may be stored either way.
+  const bool flattened = t != nullptr && t->ne[0] == kernel * kernel * in && t->ne[1] == out && t->ne[2] == 1 && t->ne[3] == 1;
+  if (flattened) {
+    c.weight = require(w, {kernel * kernel * in, out}, false);
+  } else {
+    c.weight = require(w, {kernel, kernel, in, out}, false);
+    const ggml_type type = c.weight->type;
+    if (type != GGML_TYPE_F32 && type != GGML_TYPE_F16 && type != GGML_TYPE_BF16) {
+      throw Error(ErrorCode::BadModel, "convolution '" + prefix_ + w + "' is " + ggml_type_name(type) + " but not flattened");
+    }
+  }
+  c.bias = require(name + ".bias", {out}, true);
+  return c;
+}
+
+void WeightStore::check_all_used() const {
+  for (const auto& [name, t] : tensors_) {
+    if (!used_.count(name)) {
+      throw Error(ErrorCode::BadModel, "model file holds tensor '" + prefix_ + name + "', which this model's config does not use");
+    }
+  }
+}
+
+}  // namespace jsd

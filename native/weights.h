@@ -1,0 +1,61 @@
+// The tensors of one network (text encoder, UNet or VAE), copied from the model file into
+// a backend buffer. Networks take their weights through require_* calls that check each
+// tensor's presence, type and shape against the config before any compute.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "ggml-backend.h"
+#include "ggml.h"
+
+namespace jsd {
+
+class ModelFile;
+
+struct Linear {
+  ggml_tensor* weight = nullptr;  // [in, out], any type
+  ggml_tensor* bias = nullptr;    // [out] f32, or null
+};
+
+struct Norm {
+  ggml_tensor* weight = nullptr;  // [C] f32
+  ggml_tensor* bias = nullptr;    // [C] f32
+};
+
+struct Conv2d {
+  ggml_tensor* weight = nullptr;  // [k, k, in, out] (f32/f16/bf16) or flattened [k*k*in, out] (quantized)
+  ggml_tensor* bias = nullptr;    // [out] f32
+  int kernel = 1;
+  int in = 0;
+  int out = 0;
+};
+
+class WeightStore {
+ public:
+  // Creates metadata tensors for every file tensor whose name starts with prefix.
+  WeightStore(const ModelFile& file, const std::string& prefix);
+  ~WeightStore();
+  WeightStore(const WeightStore&) = delete;
+  WeightStore& operator=(const WeightStore&) = delete;
+
+  // Allocates the tensors on the backend and reads their bytes from the file.
+  void load(const ModelFile& file, ggml_backend_t backend);
+  size_t bytes() const;
+
+  ggml_tensor* require(const std::string& name, std::initializer_list<int64_t> shape, bool f32_only);
+  Linear linear(const std::string& name, int64_t in, int64_t out, bool bias = true);
+  Norm norm(const std::string& name, int64_t channels);
+  Conv2d conv(const std::string& name, int kernel, int64_t in, int64_t out);
+  // Reports tensors that no require_* call asked for (a file for another model variant).
+  void check_all_used() const;
+
+ private:
+  std::string prefix_;
+  ggml_context* ctx_ = nullptr;
+  ggml_backend_buffer_t buffer_ = nullptr;
+  std::map<std::string, ggml_tensor*> tensors_;
+  std::map<std::string, bool> used_;
+};
+
+}  // namespace jsd
