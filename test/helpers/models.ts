@@ -1,0 +1,68 @@
+// Test models: the tiny fixture converted on the fly (a fraction of a second), and edited
+// copies of it for the loader's bad-input tests.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { convert } from "../../lib/convert/index.js";
+import { GgufFile, type GgufTensorInfo } from "../../lib/formats/gguf-reader.js";
+import { GgufWriter, type GgufValue } from "../../lib/formats/gguf-writer.js";
+
+export const fixtures = new URL("../fixtures/", import.meta.url).pathname;
+export const tinyJsd = join(fixtures, "tiny-jsd");
+export const referenceCases = join(fixtures, "reference");
+
+const scratch = mkdtempSync(join(tmpdir(), "jsd-test-models-"));
+const converted = new Map<string, Promise<string>>();
+
+/** The tiny model converted with one type for every network ("f32" keeps everything f32). */
+export function tinyModel(type: "f32" | "f16" | "q8_0" | "q4_0" = "f32"): Promise<string> {
+  let path = converted.get(type);
+  if (!path) {
+    const out = join(scratch, `tiny-${type}.gguf`);
+    path = convert(tinyJsd, out, { type, textEncoderType: type, vaeType: type === "f32" ? "f32" : "f16" }).then(() => out);
+    converted.set(type, path);
+  }
+  return path;
+}
+
+export function scratchPath(name: string): string {
+  return join(scratch, name);
+}
+
+export interface GgufEdit {
+  dropTensor?: string;
+  /** New ggml shape for a tensor (its bytes are cut or zero-padded to fit). */
+  reshape?: { name: string; ne: number[] };
+  setMetadata?: Record<string, GgufValue>;
+  dropMetadata?: string[];
+}
+
+/** Writes a copy of a GGUF file with one thing changed. */
+export async function editGguf(source: string, target: string, edit: GgufEdit): Promise<string> {
+  const file = await GgufFile.open(source);
+  try {
+    const metadata = [...file.metadata.entries()].filter(([k]) => k !== "general.alignment" && !edit.dropMetadata?.includes(k));
+    for (const [k, v] of Object.entries(edit.setMetadata ?? {})) {
+      const i = metadata.findIndex(([key]) => key === k);
+      if (i >= 0) metadata[i] = [k, v];
+      else metadata.push([k, v]);
+    }
+    const tensors = file.tensors.filter((t) => t.name !== edit.dropTensor);
+    const specs = tensors.map((t: GgufTensorInfo) => {
+      if (edit.reshape?.name !== t.name) return { name: t.name, ne: t.ne, ggmlType: t.ggmlType, nbytes: t.nbytes };
+      const nbytes = (t.nbytes / t.nelements) * edit.reshape.ne.reduce((a, b) => a * b, 1);
+      return { name: t.name, ne: edit.reshape.ne, ggmlType: t.ggmlType, nbytes };
+    });
+    const writer = await GgufWriter.create(target, metadata, specs);
+    for (let i = 0; i < tensors.length; i++) {
+      const data = await file.readTensor(tensors[i].name);
+      const out = new Uint8Array(specs[i].nbytes);
+      out.set(data.subarray(0, Math.min(data.length, out.length)));
+      await writer.writeTensor(out);
+    }
+    await writer.finish();
+  } finally {
+    await file.close();
+  }
+  return target;
+}
