@@ -1,0 +1,85 @@
+// DDIMScheduler of diffusers 0.8.1 (leading timestep spacing, eta, optional clip_sample).
+import { JsdError } from "../errors.js";
+import type { TorchGenerator } from "../rng/torch-generator.js";
+import { resolveSchedulerConfig, type SchedulerConfig } from "./config.js";
+import { addNoiseAlpha, checkSameLength, f, noiseSchedule, requireGenerator, sqrtf, trainIndex } from "./common.js";
+import { checkSteps } from "./pndm.js";
+import type { Scheduler } from "./types.js";
+
+export class DDIMScheduler implements Scheduler {
+  readonly name = "ddim" as const;
+  readonly className = "DDIMScheduler";
+  readonly config: Readonly<SchedulerConfig>;
+  readonly initNoiseSigma = 1;
+  readonly acceptsGenerator = true;
+  readonly eta: number;
+  readonly alphasCumprod: Float32Array;
+  readonly finalAlphaCumprod: number;
+  numInferenceSteps = 0;
+  timesteps: Float64Array = new Float64Array(0);
+
+  constructor(config: Partial<SchedulerConfig> = {}, steps?: number, eta = 0) {
+    this.config = resolveSchedulerConfig(config);
+    if (!(Number.isFinite(eta) && eta >= 0)) throw new JsdError("JSD_INVALID_ARGUMENT", `DDIMScheduler: eta must be >= 0, got ${eta}`);
+    this.eta = eta;
+    this.alphasCumprod = noiseSchedule(this.config).alphasCumprod;
+    this.finalAlphaCumprod = this.config.set_alpha_to_one ? 1 : this.alphasCumprod[0];
+    if (steps !== undefined) this.setTimesteps(steps);
+  }
+
+  get stepsOffset(): number {
+    return this.config.steps_offset;
+  }
+
+  setTimesteps(steps: number): void {
+    checkSteps(steps, this.config.num_train_timesteps, "DDIMScheduler");
+    this.numInferenceSteps = steps;
+    const ratio = Math.floor(this.config.num_train_timesteps / steps);
+    this.timesteps = Float64Array.from({ length: steps }, (_, i) => (steps - 1 - i) * ratio + this.config.steps_offset);
+  }
+
+  scaleModelInput(sample: Float32Array, _t: number): Float32Array {
+    return sample.slice();
+  }
+
+  #alphaPair(t: number): [number, number] {
+    const ratio = Math.floor(this.config.num_train_timesteps / this.numInferenceSteps);
+    const prevT = t - ratio;
+    const numTrain = this.config.num_train_timesteps;
+    const a = this.alphasCumprod[trainIndex(t, numTrain, "DDIMScheduler.step")];
+    const aPrev = prevT >= 0 ? this.alphasCumprod[trainIndex(prevT, numTrain, "DDIMScheduler.step")] : this.finalAlphaCumprod;
+    return [a, aPrev];
+  }
+
+  step(modelOutput: Float32Array, t: number, sample: Float32Array, generator?: TorchGenerator): Float32Array {
+    if (this.numInferenceSteps === 0) throw new JsdError("JSD_INVALID_ARGUMENT", "DDIMScheduler: call setTimesteps first");
+    const n = checkSameLength("DDIMScheduler.step", modelOutput, sample);
+    const [a, aPrev] = this.#alphaPair(t);
+    const b = f(1 - a);
+    const sqrtB = sqrtf(b);
+    const sqrtA = sqrtf(a);
+    // _get_variance
+    const bPrev = f(1 - aPrev);
+    const variance = f(f(bPrev / b) * f(1 - f(a / aPrev)));
+    const eta = f(this.eta);
+    const stdDev = f(eta * sqrtf(variance));
+    const dirCoeff = sqrtf(f(f(1 - aPrev) - f(stdDev * stdDev)));
+    const sqrtAPrev = sqrtf(aPrev);
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      let x0 = f(f(sample[i] - f(sqrtB * modelOutput[i])) / sqrtA);
+      if (this.config.clip_sample) x0 = Math.min(1, Math.max(-1, x0));
+      out[i] = f(sqrtAPrev * x0) + f(dirCoeff * modelOutput[i]);
+    }
+    if (this.eta > 0) {
+      const noise = requireGenerator(generator, "DDIMScheduler with eta > 0").randn([n]);
+      const scale = f(sqrtf(variance) * eta);
+      for (let i = 0; i < n; i++) out[i] = out[i] + f(scale * noise[i]);
+    }
+    return out;
+  }
+
+  addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
+    return addNoiseAlpha(this.alphasCumprod, original, noise, t, "DDIMScheduler");
+  }
+}

@@ -1,0 +1,44 @@
+import type { TorchGenerator } from "../rng/torch-generator.js";
+import type { SchedulerConfig } from "./config.js";
+
+export type SchedulerName = "pndm" | "ddim" | "lms" | "euler" | "euler_a" | "dpmpp_2m";
+
+export interface SchedulerOptions {
+  /** DDIM only: the eta of the DDIM paper (0 = deterministic). With eta > 0, step() needs a generator. */
+  eta?: number;
+  /** LMS, Euler and Euler ancestral only: Karras et al. (2022) sigmas (rho = 7) instead of the linear timestep spacing. */
+  karras?: boolean;
+}
+
+/**
+ * A diffusers 0.8.1 scheduler with its timesteps already set. Tensors are flat float32 arrays in
+ * row-major order and may hold a batch ([B, 4, h, w]); all operations are element-wise, and the noise
+ * a step draws is `generator.randn` of the sample's full shape, which only depends on the element
+ * count. Schedulers are stateful (multistep history): use one instance per generation, and call
+ * step() once per timestep, in order.
+ */
+export interface Scheduler {
+  readonly name: SchedulerName;
+  /** The diffusers class this reproduces. */
+  readonly className: string;
+  readonly config: Readonly<SchedulerConfig>;
+  readonly numInferenceSteps: number;
+  /** The timesteps as diffusers holds them: integers for PNDM/DDIM/DPMSolver, float64 for LMS/Euler. */
+  readonly timesteps: Float64Array;
+  /** The sigma of each timestep plus a final 0 (float32), for the sigma-based schedulers. */
+  readonly sigmas?: Float32Array;
+  /** Multiply the initial N(0, 1) latents by this (float32 value). */
+  readonly initNoiseSigma: number;
+  /** The `steps_offset` diffusers 0.8.1 sees for this scheduler: the config's for PNDM and DDIM, else 0. */
+  readonly stepsOffset: number;
+  /** Whether diffusers passes `generator` to this scheduler's step() (it draws from it: DDIM, Euler, Euler ancestral). */
+  readonly acceptsGenerator: boolean;
+  /** Re-computes the timesteps for `steps` inference steps and clears the multistep state. */
+  setTimesteps(steps: number): void;
+  /** The UNet input for timestep t (a new array). */
+  scaleModelInput(sample: Float32Array, t: number): Float32Array;
+  /** One denoising step from t; returns the new sample (a new array). */
+  step(modelOutput: Float32Array, t: number, sample: Float32Array, generator?: TorchGenerator): Float32Array;
+  /** Noises `original` to timestep t (a new array). */
+  addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array;
+}
