@@ -1,3 +1,11 @@
 export { JsdError, isJsdError, type JsdErrorCode } from "./errors.js";
 export { systemInfo, version, type SystemInfo } from "./system-info.js";
 export { SentencePieceModel, type SentencePieceEncoding } from "./sentencepiece.js";
+export { loadModel, Model, type LoadModelOptions, type PredictNoiseInput, type EncodedImage, type Shape4 } from "./model.js";
+export type { GenerateOptions, GenerateProgress, ImageInput } from "./pipeline/options.js";
+export type { GeneratedImage } from "./pipeline/generate.js";
+export type { GenerationParameters } from "./pipeline/parameters.js";
+export { JsdTokenizer, type TokenizedPrompt, type TokenizerConfig } from "./tokenizer.js";
+export { TorchGenerator } from "./rng/torch-generator.js";
+export { createScheduler, SCHEDULER_NAMES, type Scheduler, type SchedulerName } from "./schedulers/index.js";
+export { readPngText, decodeImage, encodePng } from "./image/png.js";

@@ -1,6 +1,8 @@
 // A loaded JSD model: the tokenizer plus the engine's low-level calls (text encoder, UNet,
 // VAE). The pipeline (generate) is built on these; they are public for tools and tests.
 import { JsdError } from "./errors.js";
+import { generateImages, type GeneratedImage } from "./pipeline/generate.js";
+import type { GenerateOptions } from "./pipeline/options.js";
 import { native, type NativeComponentMemory, type NativeModel, type NativeModelInfo, type Shape4 } from "./native.js";
 import { SentencePieceModel } from "./sentencepiece.js";
 import { JsdTokenizer, type TokenizedPrompt } from "./tokenizer.js";
@@ -52,6 +54,8 @@ export class Model {
   readonly #native: NativeModel;
   readonly #info: NativeModelInfo;
   #closed = false;
+  /** generate() calls run one after another: each owns the model's thread and abort switch while it runs. */
+  #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(path: string, model: NativeModel) {
     this.path = path;
@@ -182,6 +186,36 @@ export class Model {
       for (let i = 0; i < plane; i++) logvar[b * plane + i] = Math.min(Math.max(lv[i], -30), 20);
     }
     return { mean, logvar, shape: [n, latent, h / f, w / f] };
+  }
+
+  /**
+   * Generates images: txt2img, img2img (initImage) or inpainting (initImage + mask), with
+   * rinna's pipelines' exact semantics. Calls on one model are queued and run in order;
+   * an aborted call waiting in the queue rejects at once.
+   */
+  generate(options: GenerateOptions): Promise<GeneratedImage[]> {
+    try {
+      this.#open();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const signal = options?.signal instanceof AbortSignal ? options.signal : undefined;
+    let started = false;
+    let leaveQueue: ((reason: unknown) => void) | undefined;
+    const onAbort = () => {
+      // Still waiting for earlier calls: leave at once. Once running, the run rejects itself.
+      if (!started) leaveQueue?.(signal!.reason instanceof Error ? signal!.reason : new DOMException("The generation was aborted", "AbortError"));
+    };
+    const run = this.#queue.then(() => {
+      started = true;
+      this.#open();
+      return generateImages(this, options);
+    });
+    this.#queue = run.catch(() => undefined);
+    if (!signal) return run;
+    signal.addEventListener("abort", onAbort, { once: true });
+    const settled = run.finally(() => signal.removeEventListener("abort", onAbort));
+    return Promise.race([settled, new Promise<never>((_, reject) => (leaveQueue = reject))]);
   }
 
   /** Stops the computation in progress at its next graph node; that call rejects with JSD_ABORTED. */

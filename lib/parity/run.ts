@@ -3,6 +3,7 @@ import { toFloat32, toInt32 } from "../formats/safetensors.js";
 import type { Model, Shape4 } from "../model.js";
 import type { CaseFile } from "./cases.js";
 import { compareArrays, worst, type ErrorStats } from "./compare.js";
+import { PIPELINE_TOLERANCES, runPipelineCase } from "./pipeline.js";
 
 export interface CaseResult {
   name: string;
@@ -21,9 +22,10 @@ export const DEFAULT_TOLERANCES: Record<string, number> = {
   unet: 1e-3,
   vae_decode: 2e-3,
   vae_encode: 1e-3,
+  pipeline: PIPELINE_TOLERANCES.imageMax,
 };
 
-type Handler = (model: Model, c: CaseFile) => Promise<Array<{ name: string; stats: ErrorStats; note?: string }>>;
+type Handler = (model: Model, c: CaseFile) => Promise<Array<{ name: string; stats: ErrorStats; note?: string; pass?: boolean }>>;
 
 function tensor(c: CaseFile, name: string): Float32Array {
   const t = c.tensors.get(name);
@@ -38,6 +40,10 @@ function shape4(c: CaseFile, name: string): Shape4 {
 }
 
 const handlers: Record<string, Handler> = {
+  async pipeline(model, c) {
+    return [{ name: c.name, ...(await runPipelineCase(model, c)) }];
+  },
+
   async tokenizer(model, c) {
     const json = c.json as { cases: Array<{ text: string; input_ids: number[]; n_tokens_before_padding: number; truncated: boolean }> };
     return json.cases.map((tc, i) => {
@@ -93,7 +99,7 @@ export async function runCases(model: Model, cases: CaseFile[], tolerances: Reco
     const tolerance = tolerances[c.kind] ?? DEFAULT_TOLERANCES[c.kind] ?? 0;
     try {
       for (const r of await handler(model, c)) {
-        results.push({ name: r.name, kind: c.kind, stats: r.stats, tolerance, status: r.stats.maxAbs <= tolerance ? "PASS" : "FAIL", note: r.note });
+        results.push({ name: r.name, kind: c.kind, stats: r.stats, tolerance, status: (r.pass ?? true) && r.stats.maxAbs <= tolerance ? "PASS" : "FAIL", note: r.note });
       }
     } catch (error) {
       results.push({ name: c.name, kind: c.kind, tolerance, status: "FAIL", note: (error as Error).message });

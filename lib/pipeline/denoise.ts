@@ -1,0 +1,176 @@
+// The sampling loop of rinna's pipelines (diffusers 0.8.1 StableDiffusionPipeline, its
+// img2img pipeline and the legacy latent-mask inpainting), step for step and in float32.
+import { JsdError } from "../errors.js";
+import { rgba8ToSignedNchw, maskToLatentKeep } from "../image/convert.js";
+import type { Model, Shape4 } from "../model.js";
+import { TorchGenerator } from "../rng/torch-generator.js";
+import { createScheduler, img2imgStart, type Scheduler } from "../schedulers/index.js";
+import type { GenerateProgress, ResolvedOptions } from "./options.js";
+
+export interface PixelImage {
+  width: number;
+  height: number;
+  rgba: Uint8Array | Uint8ClampedArray;
+}
+
+export interface DenoiseInput extends Omit<ResolvedOptions, "initImage" | "mask" | "width" | "height"> {
+  width: number;
+  height: number;
+  initImage?: PixelImage;
+  mask?: PixelImage;
+  /** Throws when the run should stop (checked before every step). */
+  checkAborted?: () => void;
+}
+
+export interface DenoiseTrace {
+  promptIds: Int32Array;
+  negativeIds?: Int32Array;
+  droppedTokens: number;
+  negativeDroppedTokens: number;
+  textStates: Float32Array;
+  timesteps: Float64Array;
+  /** txt2img: the raw N(0,1) draw; img2img/inpaint: the noised latents the loop starts from. */
+  initialLatents: Float32Array;
+  stepLatents: Float32Array[];
+  finalLatents: Float32Array;
+  /** VAE output NCHW, about [-1, 1]. */
+  decoded: Float32Array;
+}
+
+const f = Math.fround;
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function repeat(a: Float32Array, times: number): Float32Array {
+  return concat(Array.from({ length: times }, () => a));
+}
+
+/** Encodes prompt (and, with guidance, the negative prompt) as the pipeline feeds the UNet: [uncond×n; cond×n]. */
+async function encodePrompts(model: Model, input: DenoiseInput, guided: boolean) {
+  const cond = model.tokenize(input.prompt);
+  const uncond = guided ? model.tokenize(input.negativePrompt) : undefined;
+  const ids = uncond ? concatInt(uncond.ids, cond.ids) : cond.ids;
+  const states = await model.encodeText(ids, uncond ? 2 : 1);
+  const per = states.length / (uncond ? 2 : 1);
+  const condStates = repeat(states.subarray(uncond ? per : 0, uncond ? 2 * per : per), input.numImages);
+  const textStates = uncond ? concat([repeat(states.subarray(0, per), input.numImages), condStates]) : condStates;
+  return { cond, uncond, textStates };
+}
+
+function concatInt(a: Int32Array, b: Int32Array): Int32Array {
+  const out = new Int32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** 0.18215 * (mean + std * eps), with eps the generator's first draw, as DiagonalGaussianDistribution.sample does. */
+async function encodeInitImage(model: Model, image: PixelImage, generator: TorchGenerator, numImages: number): Promise<Float32Array> {
+  const pixels = rgba8ToSignedNchw(image.rgba, image.width, image.height);
+  const { mean, logvar, shape } = await model.encodeImage(pixels, [1, 3, image.height, image.width]);
+  const eps = generator.randn(shape);
+  const scale = f(model.scalingFactor);
+  const latents = new Float32Array(mean.length);
+  for (let i = 0; i < mean.length; i++) {
+    const std = f(Math.exp(f(0.5 * logvar[i])));
+    latents[i] = f(scale * f(mean[i] + f(std * eps[i])));
+  }
+  return repeat(latents, numImages);
+}
+
+export async function denoise(model: Model, input: DenoiseInput, onProgress?: (p: GenerateProgress) => void): Promise<DenoiseTrace> {
+  const started = performance.now();
+  const factor = model.vaeScaleFactor;
+  const latentShape: Shape4 = [input.numImages, model.latentChannels, input.height / factor, input.width / factor];
+  const guided = input.guidanceScale > 1;
+  const config = JSON.parse(model.metadata["jsd.scheduler.config"] ?? "{}") as Record<string, unknown>;
+  const scheduler: Scheduler = createScheduler(input.scheduler, config, input.steps, { eta: input.eta, karras: input.karras });
+  const generator = new TorchGenerator(input.seed);
+  input.checkAborted?.();
+
+  const { cond, uncond, textStates } = await encodePrompts(model, input, guided);
+
+  let timesteps = scheduler.timesteps;
+  let latents: Float32Array;
+  let initialLatents: Float32Array;
+  let keep: Float32Array | undefined;
+  let initLatents: Float32Array | undefined;
+  let noise: Float32Array | undefined;
+  if (input.initImage) {
+    initLatents = await encodeInitImage(model, input.initImage, generator, input.numImages);
+    const start = img2imgStart(scheduler, input.strength);
+    timesteps = start.timesteps;
+    noise = generator.randn(latentShape);
+    latents = timesteps.length > 0 ? scheduler.addNoise(initLatents, noise, start.noiseTimestep) : initLatents;
+    initialLatents = latents;
+    if (input.mask) {
+      const m = maskToLatentKeep(input.mask.rgba, input.mask.width, input.mask.height);
+      if (m.keep.length * input.numImages !== latents.length) throw new JsdError("JSD_INVALID_ARGUMENT", "mask size does not match the image size");
+      keep = repeat(m.keep, input.numImages);
+    }
+  } else {
+    initialLatents = generator.randn(latentShape);
+    const sigma = f(scheduler.initNoiseSigma);
+    latents = initialLatents.map((x) => f(x * sigma));
+  }
+
+  const stepLatents: Float32Array[] = [];
+  const batch = guided ? 2 * input.numImages : input.numImages;
+  const unetShape: Shape4 = [batch, latentShape[1], latentShape[2], latentShape[3]];
+  const g = f(input.guidanceScale);
+  for (let i = 0; i < timesteps.length; i++) {
+    input.checkAborted?.();
+    const t = timesteps[i];
+    const scaled = scheduler.scaleModelInput(latents, t);
+    const unetInput = guided ? concat([scaled, scaled]) : scaled;
+    const prediction = await model.predictNoise({
+      latents: unetInput,
+      shape: unetShape,
+      timesteps: new Float32Array(batch).fill(t),
+      textStates,
+    });
+    let noisePred = prediction;
+    if (guided) {
+      const half = prediction.length / 2;
+      noisePred = new Float32Array(half);
+      for (let j = 0; j < half; j++) {
+        const u = prediction[j];
+        noisePred[j] = f(u + f(g * f(prediction[half + j] - u)));
+      }
+    }
+    latents = scheduler.step(noisePred, t, latents, scheduler.acceptsGenerator ? generator : undefined);
+    if (keep && initLatents && noise) {
+      const proper = scheduler.addNoise(initLatents, noise, t);
+      for (let j = 0; j < latents.length; j++) latents[j] = f(f(proper[j] * keep[j]) + f(latents[j] * f(1 - keep[j])));
+    }
+    stepLatents.push(latents);
+    onProgress?.({ step: i + 1, totalSteps: timesteps.length, elapsedMs: performance.now() - started, batch: 0 });
+  }
+
+  input.checkAborted?.();
+  const inverse = f(1 / model.scalingFactor);
+  const decoded = await model.decodeLatents(
+    latents.map((x) => f(x * inverse)),
+    latentShape,
+  );
+  return {
+    promptIds: cond.ids,
+    negativeIds: uncond?.ids,
+    droppedTokens: cond.droppedTokens,
+    negativeDroppedTokens: uncond?.droppedTokens ?? 0,
+    textStates,
+    timesteps,
+    initialLatents,
+    stepLatents,
+    finalLatents: latents,
+    decoded,
+  };
+}

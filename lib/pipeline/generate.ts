@@ -1,0 +1,113 @@
+// generate(): options in, PNG images out, on top of the sampling loop.
+import { JsdError, isJsdError } from "../errors.js";
+import { vaeOutputToRgba8 } from "../image/convert.js";
+import { decodeImage, encodePng } from "../image/png.js";
+import type { Model } from "../model.js";
+import { version } from "../system-info.js";
+import { denoise, type PixelImage } from "./denoise.js";
+import { resolveOptions, type GenerateOptions, type ImageInput } from "./options.js";
+import { formatParameters, type GenerationParameters } from "./parameters.js";
+
+export interface GeneratedImage {
+  /** PNG file bytes, with the generation parameters in `parameters` (A1111 style) and `jsd` (JSON) text chunks. */
+  png: Uint8Array;
+  /** Raw pixels, RGBA 8-bit, row-major. */
+  rgba: Uint8Array;
+  width: number;
+  height: number;
+  /** The seed of the batch (random unless given); with the index below it reproduces this image. */
+  seed: number | bigint;
+  /** Position in the batch (numImages > 1). */
+  batchIndex: number;
+  /** Prompt tokens cut at the 77-token limit (rinna's pipeline truncates silently). */
+  droppedTokens: number;
+  parameters: GenerationParameters;
+}
+
+function abortError(signal: AbortSignal): unknown {
+  return signal.reason instanceof Error ? signal.reason : new DOMException("The generation was aborted", "AbortError");
+}
+
+async function toPixels(name: string, input: ImageInput): Promise<PixelImage> {
+  if (typeof input === "object" && !(input instanceof Uint8Array)) return input;
+  const image = await decodeImage(input);
+  return { width: image.width, height: image.height, rgba: image.rgba };
+}
+
+function sizeOf(options: { width?: number; height?: number }, init: PixelImage | undefined) {
+  if (!init) return { width: options.width ?? 512, height: options.height ?? 512 };
+  if (init.width % 8 !== 0 || init.height % 8 !== 0) {
+    throw new RangeError(`initImage is ${init.width}x${init.height}; its sides must be multiples of 8 (resize it first)`);
+  }
+  if ((options.width !== undefined && options.width !== init.width) || (options.height !== undefined && options.height !== init.height)) {
+    throw new RangeError(`width/height (${options.width}x${options.height}) differ from initImage's size ${init.width}x${init.height}`);
+  }
+  return { width: init.width, height: init.height };
+}
+
+export async function generateImages(model: Model, options: GenerateOptions): Promise<GeneratedImage[]> {
+  const o = resolveOptions(options);
+  const signal = o.signal;
+  if (signal?.aborted) throw abortError(signal);
+  const initImage = o.initImage === undefined ? undefined : await toPixels("initImage", o.initImage);
+  const mask = o.mask === undefined ? undefined : await toPixels("mask", o.mask);
+  if (mask && initImage && (mask.width !== initImage.width || mask.height !== initImage.height)) {
+    throw new RangeError(`mask is ${mask.width}x${mask.height} but initImage is ${initImage.width}x${initImage.height}`);
+  }
+  const { width, height } = sizeOf(o, initImage);
+
+  // An abort interrupts the UNet call in progress too, not just the loop between steps.
+  const onAbort = () => model.abortCurrent();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  let trace;
+  try {
+    trace = await denoise(
+      model,
+      {
+        ...o,
+        width,
+        height,
+        initImage,
+        mask,
+        checkAborted: () => {
+          if (signal?.aborted) throw abortError(signal);
+        },
+      },
+      o.onProgress,
+    );
+  } catch (error) {
+    if (signal?.aborted && (isJsdError(error) ? error.code === "JSD_ABORTED" : true)) throw abortError(signal);
+    throw error;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+
+  const seed = typeof options.seed === "bigint" ? o.seed : Number(o.seed);
+  const sha = model.metadata["jsd.data_sha256"];
+  const images: GeneratedImage[] = [];
+  for (let b = 0; b < o.numImages; b++) {
+    const rgb = vaeOutputToRgba8(trace.decoded, width, height, b);
+    const parameters: GenerationParameters = {
+      prompt: o.prompt,
+      negativePrompt: o.negativePrompt,
+      steps: o.steps,
+      scheduler: o.scheduler,
+      karras: o.karras,
+      guidanceScale: o.guidanceScale,
+      seed: o.seed.toString(),
+      batchIndex: b,
+      width,
+      height,
+      strength: initImage ? o.strength : undefined,
+      mode: mask ? "inpaint" : initImage ? "img2img" : "txt2img",
+      droppedTokens: trace.droppedTokens,
+      model: model.metadata["general.name"] ?? "jsd",
+      modelSha256: sha,
+      version: version(),
+    };
+    const png = encodePng(rgb, width, height, { parameters: formatParameters(parameters), json: parameters });
+    images.push({ png, rgba: rgb, width, height, seed, batchIndex: b, droppedTokens: trace.droppedTokens, parameters });
+  }
+  if (images.length === 0) throw new JsdError("JSD_INTERNAL", "no image was produced");
+  return images;
+}

@@ -1,0 +1,154 @@
+// generate()'s options: types, defaults and validation. Everything is checked here, before
+// any native call, and a bad value throws a TypeError or RangeError that names the option.
+import type { SchedulerName } from "../schedulers/index.js";
+import { SCHEDULER_NAMES } from "../schedulers/index.js";
+
+/** An image given to img2img or inpainting: PNG bytes, a PNG file path, or raw RGBA pixels. */
+export type ImageInput = Uint8Array | string | { width: number; height: number; rgba: Uint8Array | Uint8ClampedArray };
+
+export interface GenerateProgress {
+  /** Steps done so far (1-based after the first step). */
+  step: number;
+  totalSteps: number;
+  elapsedMs: number;
+  /** Index of the image batch this progress belongs to (always 0: a call is one batch). */
+  batch: number;
+}
+
+export interface GenerateOptions {
+  /** The text to draw (Japanese, English or mixed). Longer than 77 tokens is truncated as rinna's pipeline does. */
+  prompt: string;
+  /** What to steer away from. Default "" (diffusers' unconditional prompt). */
+  negativePrompt?: string;
+  /** Image width in pixels, a multiple of 8. Default 512, or the init image's width. */
+  width?: number;
+  /** Image height in pixels, a multiple of 8. Default 512, or the init image's height. */
+  height?: number;
+  /** Denoising steps. Default 50. */
+  steps?: number;
+  /** Classifier-free guidance scale. Default 7.5; ≤ 1 skips the unconditional pass. */
+  guidanceScale?: number;
+  /** Sampler. Default "pndm" (rinna's default). */
+  scheduler?: SchedulerName;
+  /** Karras sigmas for lms, euler and euler_a. Default false. */
+  karras?: boolean;
+  /**
+   * Seed of torch.Generator("cpu"). Default: random (the result says which). A batch of n images
+   * draws its noise in one call, like diffusers' num_images_per_prompt = n with this seed.
+   */
+  seed?: number | bigint;
+  /** Images per call (one batch). Default 1. */
+  numImages?: number;
+  /** img2img / inpainting: the starting image. Its size must be a multiple of 8 (of 32 to match diffusers exactly). */
+  initImage?: ImageInput;
+  /** img2img / inpainting: how much of the schedule to run (0 keeps the image, 1 ignores it). Default 0.8. */
+  strength?: number;
+  /** Inpainting (rinna's legacy latent-mask method): white = repaint, black = keep. Needs initImage. */
+  mask?: ImageInput;
+  /** DDIM's eta (0 = deterministic). Default 0. Only valid with scheduler "ddim". */
+  eta?: number;
+  onProgress?: (progress: GenerateProgress) => void;
+  /** Cancels the run between steps (and interrupts the step in progress); the promise rejects with an AbortError. */
+  signal?: AbortSignal;
+}
+
+export interface ResolvedOptions {
+  prompt: string;
+  negativePrompt: string;
+  width?: number;
+  height?: number;
+  steps: number;
+  guidanceScale: number;
+  scheduler: SchedulerName;
+  karras: boolean;
+  seed: bigint;
+  numImages: number;
+  initImage?: ImageInput;
+  strength: number;
+  mask?: ImageInput;
+  eta: number;
+  onProgress?: (progress: GenerateProgress) => void;
+  signal?: AbortSignal;
+}
+
+const MAX_SIDE = 4096;
+const MAX_SEED = (1n << 64n) - 1n;
+
+function integer(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number") throw new TypeError(`${name} must be a number, got ${typeof value}`);
+  if (!Number.isInteger(value) || value < min || value > max) throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
+  return value;
+}
+
+function finite(name: string, value: unknown): number {
+  if (typeof value !== "number") throw new TypeError(`${name} must be a number, got ${typeof value}`);
+  if (!Number.isFinite(value)) throw new RangeError(`${name} must be a finite number, got ${value}`);
+  return value;
+}
+
+function side(name: string, value: unknown): number {
+  const v = integer(name, value, 8, MAX_SIDE);
+  if (v % 8 !== 0) throw new RangeError(`${name} must be a multiple of 8, got ${v}`);
+  return v;
+}
+
+function imageInput(name: string, value: unknown): ImageInput {
+  if (typeof value === "string" || value instanceof Uint8Array) return value;
+  if (value && typeof value === "object" && "rgba" in value) {
+    const v = value as { width: unknown; height: unknown; rgba: unknown };
+    integer(`${name}.width`, v.width, 1, MAX_SIDE);
+    integer(`${name}.height`, v.height, 1, MAX_SIDE);
+    if (!(v.rgba instanceof Uint8Array || v.rgba instanceof Uint8ClampedArray)) throw new TypeError(`${name}.rgba must be a Uint8Array`);
+    if (v.rgba.length !== (v.width as number) * (v.height as number) * 4) throw new RangeError(`${name}.rgba must hold width*height*4 bytes`);
+    return value as ImageInput;
+  }
+  throw new TypeError(`${name} must be PNG bytes, a file path or { width, height, rgba }`);
+}
+
+export function randomSeed(): bigint {
+  return BigInt(Math.floor(Math.random() * 2 ** 32));
+}
+
+export function resolveOptions(options: GenerateOptions): ResolvedOptions {
+  if (options === null || typeof options !== "object") throw new TypeError("generate() expects an options object");
+  const o = options;
+  if (typeof o.prompt !== "string") throw new TypeError("prompt must be a string");
+  if (o.negativePrompt !== undefined && typeof o.negativePrompt !== "string") throw new TypeError("negativePrompt must be a string");
+  const scheduler = o.scheduler ?? "pndm";
+  if (!SCHEDULER_NAMES.includes(scheduler)) throw new RangeError(`scheduler must be one of ${SCHEDULER_NAMES.join(", ")}, got ${String(scheduler)}`);
+  let seed: bigint;
+  if (o.seed === undefined) seed = randomSeed();
+  else if (typeof o.seed === "bigint") seed = o.seed;
+  else if (typeof o.seed === "number") seed = BigInt(integer("seed", o.seed, 0, Number.MAX_SAFE_INTEGER));
+  else throw new TypeError("seed must be a number or a bigint");
+  if (seed < 0n || seed > MAX_SEED) throw new RangeError("seed must be from 0 to 2^64 - 1");
+  const eta = o.eta === undefined ? 0 : finite("eta", o.eta);
+  if (eta < 0) throw new RangeError("eta must be ≥ 0");
+  if (eta !== 0 && scheduler !== "ddim") throw new RangeError(`eta is a DDIM option; scheduler is ${scheduler}`);
+  const karras = o.karras ?? false;
+  if (typeof karras !== "boolean") throw new TypeError("karras must be a boolean");
+  if (karras && !["lms", "euler", "euler_a"].includes(scheduler)) throw new RangeError(`karras needs scheduler lms, euler or euler_a, not ${scheduler}`);
+  const strength = o.strength === undefined ? 0.8 : finite("strength", o.strength);
+  if (strength < 0 || strength > 1) throw new RangeError(`strength must be from 0 to 1, got ${strength}`);
+  if (o.mask !== undefined && o.initImage === undefined) throw new TypeError("mask needs initImage (inpainting repaints part of an image)");
+  if (o.onProgress !== undefined && typeof o.onProgress !== "function") throw new TypeError("onProgress must be a function");
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal");
+  return {
+    prompt: o.prompt,
+    negativePrompt: o.negativePrompt ?? "",
+    width: o.width === undefined ? undefined : side("width", o.width),
+    height: o.height === undefined ? undefined : side("height", o.height),
+    steps: o.steps === undefined ? 50 : integer("steps", o.steps, 1, 1000),
+    guidanceScale: o.guidanceScale === undefined ? 7.5 : finite("guidanceScale", o.guidanceScale),
+    scheduler,
+    karras,
+    seed,
+    numImages: o.numImages === undefined ? 1 : integer("numImages", o.numImages, 1, 16),
+    initImage: o.initImage === undefined ? undefined : imageInput("initImage", o.initImage),
+    strength,
+    mask: o.mask === undefined ? undefined : imageInput("mask", o.mask),
+    eta,
+    onProgress: o.onProgress,
+    signal: o.signal,
+  };
+}

@@ -1,0 +1,52 @@
+// What a generated PNG says about how it was made: an A1111-style `parameters` text (read by
+// common image tools) and the same facts as JSON.
+import type { SchedulerName } from "../schedulers/index.js";
+
+export interface GenerationParameters {
+  prompt: string;
+  negativePrompt: string;
+  steps: number;
+  scheduler: SchedulerName;
+  karras: boolean;
+  guidanceScale: number;
+  seed: string;
+  batchIndex: number;
+  width: number;
+  height: number;
+  strength?: number;
+  mode: "txt2img" | "img2img" | "inpaint";
+  droppedTokens: number;
+  model: string;
+  modelSha256?: string;
+  version: string;
+}
+
+const SAMPLER_LABELS: Record<SchedulerName, string> = {
+  pndm: "PNDM",
+  ddim: "DDIM",
+  lms: "LMS",
+  euler: "Euler",
+  euler_a: "Euler a",
+  dpmpp_2m: "DPM++ 2M",
+};
+
+/** A1111's layout: prompt, "Negative prompt: …", then "Key: value, …" on the last line. */
+export function formatParameters(p: GenerationParameters): string {
+  const fields: Array<[string, string | number]> = [
+    ["Steps", p.steps],
+    ["Sampler", SAMPLER_LABELS[p.scheduler] + (p.karras ? " Karras" : "")],
+    ["CFG scale", p.guidanceScale],
+    ["Seed", p.seed],
+    ["Size", `${p.width}x${p.height}`],
+    ["Model", p.model],
+  ];
+  if (p.modelSha256) fields.push(["Model hash", p.modelSha256.slice(0, 10)]);
+  if (p.strength !== undefined) fields.push(["Denoising strength", p.strength]);
+  if (p.batchIndex > 0) fields.push(["Batch pos", p.batchIndex]);
+  if (p.droppedTokens > 0) fields.push(["Truncated tokens", p.droppedTokens]);
+  fields.push(["Version", `japanese-stable-diffusion ${p.version}`]);
+  const lines = [p.prompt];
+  if (p.negativePrompt) lines.push(`Negative prompt: ${p.negativePrompt}`);
+  lines.push(fields.map(([k, v]) => `${k}: ${String(v).replace(/[,\n]/g, " ")}`).join(", "));
+  return lines.join("\n");
+}
