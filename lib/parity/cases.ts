@@ -29,10 +29,15 @@ async function listFiles(path: string): Promise<string[]> {
   return out;
 }
 
+/** JSON.parse, keeping seeds too big for a double exact (as strings). */
+function parseJson(text: string): unknown {
+  return JSON.parse(text.replace(/("seed"\s*:\s*)(\d{16,})/g, '$1"$2"'));
+}
+
 async function readJsonCompanion(path: string): Promise<unknown | undefined> {
   const companion = path.replace(/\.safetensors$/, ".json");
   try {
-    return JSON.parse(await readFile(companion, "utf8"));
+    return parseJson(await readFile(companion, "utf8"));
   } catch {
     return undefined;
   }
@@ -48,7 +53,7 @@ export async function readCases(path: string): Promise<CaseFile[]> {
       const kind = metadata.kind ?? "unknown";
       cases.push({ path: file, name, kind, metadata, tensors, json: await readJsonCompanion(file) });
     } else if (file.endsWith(".json")) {
-      const json = JSON.parse(await readFile(file, "utf8")) as { kind?: string };
+      const json = parseJson(await readFile(file, "utf8")) as { kind?: string };
       // JSON files that accompany a .safetensors case are read with it, not on their own.
       if (json?.kind === "tokenizer") cases.push({ path: file, name, kind: "tokenizer", metadata: {}, tensors: new Map(), json });
     }

@@ -4,6 +4,7 @@ import type { Model, Shape4 } from "../model.js";
 import type { CaseFile } from "./cases.js";
 import { compareArrays, worst, type ErrorStats } from "./compare.js";
 import { PIPELINE_TOLERANCES, runPipelineCase } from "./pipeline.js";
+import { runSchedulerCases, runTorchRngCase } from "./schedulers.js";
 
 export interface CaseResult {
   name: string;
@@ -23,6 +24,9 @@ export const DEFAULT_TOLERANCES: Record<string, number> = {
   vae_decode: 2e-3,
   vae_encode: 1e-3,
   pipeline: PIPELINE_TOLERANCES.imageMax,
+  torch_rng: 1e-6,
+  // Each scheduler line decides its own pass (exact timesteps, relative sigmas and traces).
+  schedulers: Infinity,
 };
 
 type Handler = (model: Model, c: CaseFile) => Promise<Array<{ name: string; stats: ErrorStats; note?: string; pass?: boolean }>>;
@@ -40,6 +44,13 @@ function shape4(c: CaseFile, name: string): Shape4 {
 }
 
 const handlers: Record<string, Handler> = {
+  async torch_rng(_model, c) {
+    return runTorchRngCase(c);
+  },
+  async schedulers(_model, c) {
+    return runSchedulerCases(c);
+  },
+
   async pipeline(model, c) {
     return [{ name: c.name, ...(await runPipelineCase(model, c)) }];
   },
