@@ -3,9 +3,10 @@
 import { JsdError } from "./errors.js";
 import { generateImages, type GeneratedImage } from "./pipeline/generate.js";
 import type { GenerateOptions } from "./pipeline/options.js";
-import { native, type NativeComponentMemory, type NativeModel, type NativeModelInfo, type Shape4 } from "./native.js";
+import { native, packageRoot, type NativeComponentMemory, type NativeModel, type NativeModelInfo, type Shape4 } from "./native.js";
 import { SentencePieceModel } from "./sentencepiece.js";
 import { JsdTokenizer, type TokenizedPrompt } from "./tokenizer.js";
+import { join } from "node:path";
 
 export type { Shape4 } from "./native.js";
 
@@ -108,6 +109,12 @@ export class Model {
   /** The VAE's latent scaling factor (0.18215 for SD v1 / JSD). */
   get scalingFactor(): number {
     return this.#info.scalingFactor;
+  }
+
+  /** The image size the UNet was trained for (diffusers: sample_size × VAE scale factor): 512 for JSD, 64 for the embedded model. */
+  get defaultImageSize(): number {
+    const config = JSON.parse(this.#info.metadata["jsd.unet.config"] ?? "{}") as { sample_size?: number };
+    return (config.sample_size ?? 64) * this.#info.vaeScaleFactor;
   }
 
   get threads(): number {
@@ -235,7 +242,16 @@ export class Model {
   }
 }
 
-/** Loads a JSD model file (GGUF written by `jsd convert`), validating it before any compute. */
-export function loadModel(path: string, options?: LoadModelOptions): Promise<Model> {
+/**
+ * The model shipped with the package: tiny-jsd-shapes, a 7 M-parameter JSD-architecture model
+ * trained by this project on simple coloured shapes and a few Japanese motifs, 64×64 only.
+ */
+export const DEFAULT_MODEL_PATH = join(packageRoot, "models", "tiny-jsd-shapes.gguf");
+
+/**
+ * Loads a JSD model file (GGUF written by `jsd convert`), validating it before any compute.
+ * Without a path, loads the embedded default model.
+ */
+export function loadModel(path: string = DEFAULT_MODEL_PATH, options?: LoadModelOptions): Promise<Model> {
   return Model.load(path, options);
 }

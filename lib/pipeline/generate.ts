@@ -34,8 +34,8 @@ async function toPixels(name: string, input: ImageInput): Promise<PixelImage> {
   return { width: image.width, height: image.height, rgba: image.rgba };
 }
 
-function sizeOf(options: { width?: number; height?: number }, init: PixelImage | undefined) {
-  if (!init) return { width: options.width ?? 512, height: options.height ?? 512 };
+function sizeOf(options: { width?: number; height?: number }, init: PixelImage | undefined, defaultSize: number) {
+  if (!init) return { width: options.width ?? defaultSize, height: options.height ?? defaultSize };
   if (init.width % 8 !== 0 || init.height % 8 !== 0) {
     throw new RangeError(`initImage is ${init.width}x${init.height}; its sides must be multiples of 8 (resize it first)`);
   }
@@ -54,7 +54,7 @@ export async function generateImages(model: Model, options: GenerateOptions): Pr
   if (mask && initImage && (mask.width !== initImage.width || mask.height !== initImage.height)) {
     throw new RangeError(`mask is ${mask.width}x${mask.height} but initImage is ${initImage.width}x${initImage.height}`);
   }
-  const { width, height } = sizeOf(o, initImage);
+  const { width, height } = sizeOf(o, initImage, model.defaultImageSize);
 
   // An abort interrupts the UNet call in progress too, not just the loop between steps.
   const onAbort = () => model.abortCurrent();

@@ -20,9 +20,9 @@ export interface GenerateOptions {
   prompt: string;
   /** What to steer away from. Default "" (diffusers' unconditional prompt). */
   negativePrompt?: string;
-  /** Image width in pixels, a multiple of 8. Default 512, or the init image's width. */
+  /** Image width in pixels, a multiple of 8. Default: the model's trained size (512 for JSD, 64 for the embedded model), or the init image's width. */
   width?: number;
-  /** Image height in pixels, a multiple of 8. Default 512, or the init image's height. */
+  /** Image height in pixels, a multiple of 8. Default: as width. */
   height?: number;
   /** Denoising steps. Default 50. */
   steps?: number;
