@@ -4,6 +4,7 @@
 
 #include "addon.h"
 #include "errors.h"
+#include "matmul_bench.h"
 #include "quantize.h"
 
 namespace jsd_binding {
@@ -92,11 +93,33 @@ Napi::Value ConvertTensor(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// benchMatmul(type, m, n, k, threads, runs) -> { secondsPerRun, cpuSecondsPerRun, flops }. Blocks the
+// calling thread: for benchmarks only.
+Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 6 || !info[0].IsString()) throw Napi::TypeError::New(env, "benchMatmul expects (type, m, n, k, threads, runs)");
+  int64_t v[5];
+  for (int i = 0; i < 5; ++i) {
+    if (!info[i + 1].IsNumber()) throw Napi::TypeError::New(env, "benchMatmul expects numbers");
+    v[i] = info[i + 1].As<Napi::Number>().Int64Value();
+  }
+  const std::string type = info[0].As<Napi::String>().Utf8Value();
+  return Guarded(env, [&]() -> Napi::Value {
+    const jsd::MatmulBenchResult r = jsd::bench_matmul(type, v[0], v[1], v[2], static_cast<int>(v[3]), static_cast<int>(v[4]));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("secondsPerRun", r.seconds_per_run);
+    out.Set("cpuSecondsPerRun", r.cpu_seconds_per_run);
+    out.Set("flops", r.flops);
+    return out;
+  });
+}
+
 }  // namespace
 
 void InitQuantize(Napi::Env env, Napi::Object exports) {
   exports.Set("typeTraits", Napi::Function::New(env, TypeTraits, "typeTraits"));
   exports.Set("convertTensor", Napi::Function::New(env, ConvertTensor, "convertTensor"));
+  exports.Set("benchMatmul", Napi::Function::New(env, BenchMatmul, "benchMatmul"));
 }
 
 }  // namespace jsd_binding

@@ -7,6 +7,7 @@
 #include "ggml-cpu.h"
 #include "log.h"
 #include "model_file.h"
+#include "profile.h"
 #include "system_info.h"
 #include "text_encoder.h"
 #include "unet.h"
@@ -133,7 +134,7 @@ std::vector<float> Engine::run(std::unique_ptr<CachedGraph>& slot, const std::st
     if (ggml_nbytes(g.inputs[i]) != inputs[i].second) throw Error(ErrorCode::Internal, "input size mismatch for " + key);
     ggml_backend_tensor_set(g.inputs[i], inputs[i].first, 0, inputs[i].second);
   }
-  const ggml_status status = ggml_backend_graph_compute(backend_, g.graph);
+  const ggml_status status = profiling_enabled() ? compute_profiled(backend_, g.graph, key.c_str()) : ggml_backend_graph_compute(backend_, g.graph);
   if (status == GGML_STATUS_ABORTED) throw Error(ErrorCode::Aborted, "the computation was aborted");
   if (status != GGML_STATUS_SUCCESS) throw Error(ErrorCode::Internal, "ggml could not compute " + key);
   std::vector<float> out(ggml_nelements(g.output));

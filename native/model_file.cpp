@@ -1,7 +1,12 @@
 #include "model_file.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
+
+#if !defined(_WIN32)
+#include <sys/mman.h>
+#endif
 
 #include "error.h"
 #include "ggml.h"
@@ -74,9 +79,21 @@ ModelFile::ModelFile(const std::string& path) : path_(path) {
     std::fclose(file_);
     throw;
   }
+#if !defined(_WIN32)
+  // Weights are used in place from the page cache: loading is instant, and the memory is
+  // shared with other processes reading the same file. The size checks above guarantee every
+  // tensor lies inside the mapping.
+  if (std::getenv("JSD_NO_MMAP") == nullptr && file_size_ > 0) {
+    void* map = mmap(nullptr, file_size_, PROT_READ, MAP_SHARED, fileno(file_), 0);
+    if (map != MAP_FAILED) map_ = map;
+  }
+#endif
 }
 
 ModelFile::~ModelFile() {
+#if !defined(_WIN32)
+  if (map_) munmap(map_, file_size_);
+#endif
   if (gguf_) gguf_free(gguf_);
   if (meta_) ggml_free(meta_);
   if (file_) std::fclose(file_);
@@ -132,6 +149,13 @@ std::vector<std::string> ModelFile::tensor_names(const std::string& prefix) cons
     if (std::strncmp(name, prefix.c_str(), prefix.size()) == 0) out.emplace_back(name);
   }
   return out;
+}
+
+const uint8_t* ModelFile::mapped_tensor(const std::string& name) const {
+  if (map_ == nullptr) return nullptr;
+  const int64_t id = gguf_find_tensor(gguf_, name.c_str());
+  if (id < 0) return nullptr;
+  return static_cast<const uint8_t*>(map_) + gguf_get_data_offset(gguf_) + gguf_get_tensor_offset(gguf_, id);
 }
 
 void ModelFile::read_tensor(const std::string& name, void* dst, size_t size) const {

@@ -42,6 +42,9 @@ class ModelFile {
   std::vector<std::string> tensor_names(const std::string& prefix) const;
   // Copies a tensor's bytes from the file; size must equal the stored size.
   void read_tensor(const std::string& name, void* dst, size_t size) const;
+  // Where a tensor's bytes lie in the memory-mapped file, or nullptr when the file is not
+  // mapped (platforms without mmap, or JSD_NO_MMAP set).
+  const uint8_t* mapped_tensor(const std::string& name) const;
 
  private:
   int64_t key_id(const std::string& key, int expected_type, bool array) const;
@@ -51,6 +54,7 @@ class ModelFile {
   gguf_context* gguf_ = nullptr;
   ggml_context* meta_ = nullptr;
   std::FILE* file_ = nullptr;
+  void* map_ = nullptr;  // the whole file, read-only
   mutable std::mutex io_;  // seek + read on the shared FILE
 };
 

@@ -21,24 +21,22 @@ ggml_tensor* group_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, int gr
 ggml_tensor* conv2d(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stride, int padding) {
   const int64_t n = x->ne[3];
   ggml_tensor* w2d = ggml_n_dims(c.weight) > 2 ? ggml_reshape_2d(ctx, c.weight, c.kernel * c.kernel * c.in, c.out) : c.weight;
-  ggml_tensor* out;
+  // The product comes out channels-first ([out, pixels]); the bias is added there, where it is
+  // a contiguous row per pixel, before the transpose back to [W, H, C, N].
   if (c.kernel == 1 && stride == 1 && padding == 0) {
-    // A 1x1 convolution is a linear map over channels.
-    out = ggml_mul_mat(ctx, w2d, image_to_sequence(ctx, x));
-    out = sequence_to_image(ctx, out, x->ne[0], x->ne[1]);
-  } else {
-    // im2col only reads the kernel's shape; quantized kernels are stored flattened, so give it
-    // a data-less tensor of the 4-D shape.
-    ggml_tensor* shape = ggml_n_dims(c.weight) > 2 ? c.weight : ggml_new_tensor_4d(ctx, GGML_TYPE_F16, c.kernel, c.kernel, c.in, 1);
-    ggml_tensor* cols = ggml_im2col(ctx, shape, x, stride, stride, padding, padding, 1, 1, true, GGML_TYPE_F32);
-    const int64_t ow = cols->ne[1];
-    const int64_t oh = cols->ne[2];
-    cols = ggml_reshape_2d(ctx, cols, cols->ne[0], ow * oh * n);
-    out = ggml_mul_mat(ctx, w2d, cols);  // [out, ow*oh*n]
-    out = ggml_reshape_4d(ctx, out, c.out, ow, oh, n);
-    out = ggml_cont(ctx, ggml_permute(ctx, out, 2, 0, 1, 3));  // [ow, oh, out, n]
+    ggml_tensor* out = ggml_add(ctx, ggml_mul_mat(ctx, w2d, image_to_sequence(ctx, x)), c.bias);
+    return sequence_to_image(ctx, out, x->ne[0], x->ne[1]);
   }
-  return ggml_add(ctx, out, ggml_reshape_4d(ctx, c.bias, 1, 1, c.out, 1));
+  // im2col only reads the kernel's shape; quantized kernels are stored flattened, so give it
+  // a data-less tensor of the 4-D shape.
+  ggml_tensor* shape = ggml_n_dims(c.weight) > 2 ? c.weight : ggml_new_tensor_4d(ctx, GGML_TYPE_F16, c.kernel, c.kernel, c.in, 1);
+  ggml_tensor* cols = ggml_im2col(ctx, shape, x, stride, stride, padding, padding, 1, 1, true, GGML_TYPE_F32);
+  const int64_t ow = cols->ne[1];
+  const int64_t oh = cols->ne[2];
+  cols = ggml_reshape_2d(ctx, cols, cols->ne[0], ow * oh * n);
+  ggml_tensor* out = ggml_add(ctx, ggml_mul_mat(ctx, w2d, cols), c.bias);  // [out, ow*oh*n]
+  out = ggml_reshape_4d(ctx, out, c.out, ow, oh, n);
+  return ggml_cont(ctx, ggml_permute(ctx, out, 2, 0, 1, 3));  // [ow, oh, out, n]
 }
 
 ggml_tensor* image_to_sequence(ggml_context* ctx, ggml_tensor* x) {

@@ -4,6 +4,7 @@
 
 #include "error.h"
 #include "ggml-alloc.h"
+#include "ggml-cpu.h"
 #include "model_file.h"
 
 namespace jsd {
@@ -39,6 +40,33 @@ WeightStore::~WeightStore() {
 }
 
 void WeightStore::load(const ModelFile& file, ggml_backend_t backend) {
+  if (ggml_backend_is_cpu(backend)) {
+    // Point the tensors into the mapping: one host buffer spanning this network's tensors.
+    const uint8_t* begin = nullptr;
+    const uint8_t* end = nullptr;
+    bool all_mapped = true;
+    for (const auto& [name, t] : tensors_) {
+      const uint8_t* p = file.mapped_tensor(prefix_ + name);
+      if (p == nullptr) {
+        all_mapped = false;
+        break;
+      }
+      begin = begin == nullptr || p < begin ? p : begin;
+      end = end == nullptr || p + ggml_nbytes(t) > end ? p + ggml_nbytes(t) : end;
+    }
+    if (all_mapped && begin != nullptr) {
+      buffer_ = ggml_backend_cpu_buffer_from_ptr(const_cast<uint8_t*>(begin), static_cast<size_t>(end - begin));
+      if (buffer_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot wrap the mapped '" + prefix_ + "' weights");
+      ggml_backend_buffer_set_usage(buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+      for (const auto& [name, t] : tensors_) {
+        if (ggml_backend_tensor_alloc(buffer_, t, const_cast<uint8_t*>(file.mapped_tensor(prefix_ + name))) != GGML_STATUS_SUCCESS) {
+          throw Error(ErrorCode::Internal, "cannot place tensor '" + prefix_ + name + "' in the mapped file");
+        }
+      }
+      mapped_ = true;
+      return;
+    }
+  }
   buffer_ = ggml_backend_alloc_ctx_tensors(ctx_, backend);
   if (buffer_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate the '" + prefix_ + "' weights on the backend");
   ggml_backend_buffer_set_usage(buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
@@ -56,7 +84,11 @@ void WeightStore::load(const ModelFile& file, ggml_backend_t backend) {
   }
 }
 
-size_t WeightStore::bytes() const { return buffer_ ? ggml_backend_buffer_get_size(buffer_) : 0; }
+size_t WeightStore::bytes() const {
+  size_t total = 0;
+  for (const auto& [name, t] : tensors_) total += ggml_nbytes(t);
+  return total;
+}
 
 ggml_tensor* WeightStore::require(const std::string& name, std::initializer_list<int64_t> shape, bool f32_only) {
   auto it = tensors_.find(name);

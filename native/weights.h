@@ -39,9 +39,12 @@ class WeightStore {
   WeightStore(const WeightStore&) = delete;
   WeightStore& operator=(const WeightStore&) = delete;
 
-  // Allocates the tensors on the backend and reads their bytes from the file.
+  // Gives the tensors their data: in place in the mapped file when the backend can read host
+  // memory, else copied into a backend buffer.
   void load(const ModelFile& file, ggml_backend_t backend);
+  // Bytes of weight data this network uses.
   size_t bytes() const;
+  bool mapped() const { return mapped_; }
 
   ggml_tensor* require(const std::string& name, std::initializer_list<int64_t> shape, bool f32_only);
   Linear linear(const std::string& name, int64_t in, int64_t out, bool bias = true);
@@ -54,6 +57,7 @@ class WeightStore {
   std::string prefix_;
   ggml_context* ctx_ = nullptr;
   ggml_backend_buffer_t buffer_ = nullptr;
+  bool mapped_ = false;
   std::map<std::string, ggml_tensor*> tensors_;
   std::map<std::string, bool> used_;
 };
