@@ -10,6 +10,7 @@ export type JsdErrorCode =
   | "JSD_ABORTED"
   | "JSD_CLOSED"
   | "JSD_EXISTS"
+  | "JSD_IO"
   | "JSD_NATIVE_UNAVAILABLE"
   | "JSD_INTERNAL";
 

@@ -9,3 +9,5 @@ export { JsdTokenizer, type TokenizedPrompt, type TokenizerConfig } from "./toke
 export { TorchGenerator } from "./rng/torch-generator.js";
 export { createScheduler, SCHEDULER_NAMES, type Scheduler, type SchedulerName } from "./schedulers/index.js";
 export { readPngText, decodeImage, encodePng } from "./image/png.js";
+export { convert, OUTPUT_TYPES, type ConvertOptions, type ConvertProgress, type ConvertResult } from "./convert/index.js";
+export { GgufFile } from "./formats/gguf-reader.js";

@@ -1,0 +1,191 @@
+// `jsd info <model.gguf> [--json] [--verify]`: what a model file holds.
+import type { Command } from "commander";
+import { JsdError } from "../errors.js";
+import { GgufFile, describeGgufValue } from "../formats/gguf-reader.js";
+import { CliExit, formatBytes, type CliIo } from "./io.js";
+
+const COMPONENTS = [
+  { key: "text_encoder", prefix: "te.", label: "text encoder" },
+  { key: "unet", prefix: "unet.", label: "unet" },
+  { key: "vae", prefix: "vae.", label: "vae" },
+] as const;
+
+export interface ComponentSummary {
+  tensors: number;
+  parameters: number;
+  bytes: number;
+  /** Tensor count per ggml type. */
+  types: Record<string, number>;
+}
+
+export interface ModelSummary {
+  file: string;
+  size: number;
+  ggufVersion: number;
+  architecture: string | null;
+  formatVersion: number | null;
+  name: string | null;
+  fileType: string | null;
+  converter: string | null;
+  source: unknown;
+  dataSha256: string | null;
+  tensors: number;
+  components: Record<string, ComponentSummary>;
+  tokenizer: { sentencepieceBytes: number; padId: number | null; eosId: number | null; unkId: number | null; doLowerCase: boolean | null; modelMaxLength: number | null } | null;
+  /** Numeric/string config values (jsd.<component>.*), without the verbatim JSON files. */
+  config: Record<string, Record<string, unknown>>;
+  /** The verbatim config files, parsed. */
+  configFiles: Record<string, unknown>;
+}
+
+function opt<T>(f: () => T): T | null {
+  try {
+    return f();
+  } catch {
+    return null;
+  }
+}
+
+function parseMaybeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+export function summarize(file: GgufFile): ModelSummary {
+  const components: Record<string, ComponentSummary> = {};
+  for (const t of file.tensors) {
+    const key = COMPONENTS.find((c) => t.name.startsWith(c.prefix))?.key ?? "other";
+    const s = (components[key] ??= { tensors: 0, parameters: 0, bytes: 0, types: {} });
+    s.tensors++;
+    s.parameters += t.nelements;
+    s.bytes += t.nbytes;
+    s.types[t.typeName] = (s.types[t.typeName] ?? 0) + 1;
+  }
+  const config: Record<string, Record<string, unknown>> = {};
+  const configFiles: Record<string, unknown> = {};
+  for (const [key, value] of file.metadata) {
+    const m = /^jsd\.(text_encoder|unet|vae|scheduler)\.(.+)$/.exec(key);
+    if (!m) continue;
+    if (m[2] === "config" && value.type === "string") configFiles[m[1]] = parseMaybeJson(value.value);
+    else (config[m[1]] ??= {})[m[2]] = describeGgufValue(value);
+  }
+  if (file.has("jsd.tokenizer.config")) configFiles.tokenizer = parseMaybeJson(file.getString("jsd.tokenizer.config"));
+  if (file.has("jsd.model_index")) configFiles.model_index = parseMaybeJson(file.getString("jsd.model_index"));
+  const source = opt(() => file.getString("jsd.source"));
+  return {
+    file: file.path,
+    size: file.fileSize,
+    ggufVersion: file.version,
+    architecture: opt(() => file.getString("general.architecture")),
+    formatVersion: opt(() => file.getNumber("jsd.format_version")),
+    name: opt(() => file.getString("general.name")),
+    fileType: opt(() => file.getString("jsd.file_type")),
+    converter: opt(() => file.getString("jsd.converter")),
+    source: source === null ? null : parseMaybeJson(source),
+    dataSha256: opt(() => file.getString("jsd.data_sha256")),
+    tensors: file.tensors.length,
+    components,
+    tokenizer: file.has("jsd.tokenizer.sentencepiece")
+      ? {
+          sentencepieceBytes: opt(() => file.getBytes("jsd.tokenizer.sentencepiece").length) ?? 0,
+          padId: opt(() => file.getNumber("jsd.tokenizer.pad_id")),
+          eosId: opt(() => file.getNumber("jsd.tokenizer.eos_id")),
+          unkId: opt(() => file.getNumber("jsd.tokenizer.unk_id")),
+          doLowerCase: opt(() => file.getBool("jsd.tokenizer.do_lower_case")),
+          modelMaxLength: opt(() => file.getNumber("jsd.tokenizer.model_max_length")),
+        }
+      : null,
+    config,
+    configFiles,
+  };
+}
+
+function formatSource(source: unknown): string {
+  if (source && typeof source === "object" && "folder" in source) {
+    const s = source as { folder: string; weights?: Record<string, { file: string; format: string }> };
+    const weights = Object.values(s.weights ?? {})
+      .map((w) => `${w.file} (${w.format})`)
+      .join(", ");
+    return `${s.folder}${weights ? `: ${weights}` : ""}`;
+  }
+  return String(source);
+}
+
+function formatValue(v: unknown): string {
+  return Array.isArray(v) ? `[${v.join(", ")}]` : String(v);
+}
+
+export function formatSummary(s: ModelSummary): string {
+  const lines: string[] = [];
+  const kind = s.architecture === "jsd" ? `JSD model, format version ${s.formatVersion ?? "?"}` : `GGUF file (architecture ${s.architecture ?? "unknown"})`;
+  lines.push(`${s.file}: ${kind}, GGUF v${s.ggufVersion}, ${formatBytes(s.size)}`);
+  if (s.name !== null) lines.push(`  name:        ${s.name}`);
+  if (s.fileType !== null) lines.push(`  file type:   ${s.fileType}`);
+  if (s.converter !== null) lines.push(`  converter:   ${s.converter}`);
+  if (s.source !== null) lines.push(`  source:      ${formatSource(s.source)}`);
+  if (s.dataSha256 !== null) lines.push(`  data sha256: ${s.dataSha256}`);
+  if (s.tokenizer) {
+    const t = s.tokenizer;
+    lines.push(
+      `  tokenizer:   sentencepiece (${formatBytes(t.sentencepieceBytes)}), pad ${t.padId} eos ${t.eosId} unk ${t.unkId}, ` +
+        `lower case ${t.doLowerCase}, max length ${t.modelMaxLength}`,
+    );
+  }
+  lines.push("");
+  lines.push(`  ${"component".padEnd(13)} ${"tensors".padStart(7)} ${"parameters".padStart(13)} ${"size".padStart(10)}  types`);
+  for (const key of [...COMPONENTS.map((c) => c.key), "other"]) {
+    const c = s.components[key];
+    if (!c) continue;
+    const label = COMPONENTS.find((x) => x.key === key)?.label ?? key;
+    const types = Object.entries(c.types)
+      .sort((a, b) => b[1] - a[1])
+      .map(([t, n]) => `${t} ${n}`)
+      .join(", ");
+    lines.push(`  ${label.padEnd(13)} ${String(c.tensors).padStart(7)} ${c.parameters.toLocaleString("en-US").padStart(13)} ${formatBytes(c.bytes).padStart(10)}  ${types}`);
+  }
+  for (const [component, values] of Object.entries(s.config)) {
+    lines.push("");
+    lines.push(`  ${component}:`);
+    for (const [k, v] of Object.entries(values)) lines.push(`    ${k.padEnd(24)} ${formatValue(v)}`);
+  }
+  const scheduler = s.configFiles.scheduler as { _class_name?: string } | undefined;
+  if (scheduler && typeof scheduler === "object") {
+    lines.push("");
+    lines.push(`  scheduler:   ${scheduler._class_name ?? "?"}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+export function registerInfo(program: Command, io: CliIo): void {
+  program
+    .command("info")
+    .description("show what a model file holds: components, configs, tensor types and sizes")
+    .argument("<model>", "model file (.gguf)")
+    .option("--json", "print JSON", false)
+    .option("--verify", "recompute the data checksum and compare it with jsd.data_sha256", false)
+    .action(async (path: string, opts: { json: boolean; verify: boolean }) => {
+      const file = await GgufFile.open(path);
+      try {
+        const summary = summarize(file);
+        let verified: boolean | undefined;
+        if (opts.verify) {
+          if (summary.dataSha256 === null) throw new JsdError("JSD_BAD_MODEL", `${path} has no jsd.data_sha256 to verify`);
+          verified = (await file.computeDataSha256()) === summary.dataSha256;
+        }
+        if (opts.json) io.stdout.write(`${JSON.stringify(verified === undefined ? summary : { ...summary, verified }, null, 2)}\n`);
+        else {
+          io.stdout.write(formatSummary(summary));
+          if (verified !== undefined) io.stdout.write(`\n  checksum:    ${verified ? "OK" : "MISMATCH"}\n`);
+        }
+        if (verified === false) {
+          io.stderr.write(`jsd: ${path}: the tensor data does not match jsd.data_sha256 (corrupted file)\n`);
+          throw new CliExit(1);
+        }
+      } finally {
+        await file.close();
+      }
+    });
+}

@@ -1,0 +1,47 @@
+// The `jsd` command line: subcommands are registered from their own files.
+import { Command, CommanderError } from "commander";
+import { isJsdError } from "../errors.js";
+import { version } from "../system-info.js";
+import { registerConvert } from "./convert.js";
+import { registerDoctor } from "./doctor.js";
+import { registerGenerate } from "./generate.js";
+import { registerInfo } from "./info.js";
+import { CliExit, processIo, type CliIo } from "./io.js";
+
+export function createProgram(io: CliIo = processIo): Command {
+  const program = new Command("jsd")
+    .description("Japanese Stable Diffusion (rinna) with ggml")
+    .version(version(), "-V, --version")
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({
+      writeOut: (s) => void io.stdout.write(s),
+      writeErr: (s) => void io.stderr.write(s),
+    })
+    .exitOverride();
+  registerGenerate(program, io);
+  registerConvert(program, io);
+  registerInfo(program, io);
+  registerDoctor(program, io);
+  return program;
+}
+
+/** One line saying why the command failed. */
+export function errorLine(error: unknown): string {
+  if (isJsdError(error)) return `jsd: ${error.message.split("\n")[0]} (${error.code})`;
+  if (error instanceof Error) return `jsd: ${error.message.split("\n")[0]}`;
+  return `jsd: ${String(error)}`;
+}
+
+/** Runs the CLI on `argv` (node-style: argv[0] node, argv[1] script). Resolves to the exit code. */
+export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
+  const program = createProgram(io);
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode; // commander has printed the message
+    if (error instanceof CliExit) return error.exitCode;
+    io.stderr.write(`${errorLine(error)}\n`);
+    return isJsdError(error) && error.code === "JSD_ABORTED" ? 130 : 1;
+  }
+}

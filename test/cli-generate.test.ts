@@ -1,0 +1,98 @@
+// The `jsd` command line as a user runs it: spawned processes on the compiled package.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { readPngText } from "../lib/image/png.js";
+
+const cli = new URL("../dist/cli/main.js", import.meta.url).pathname;
+const built = existsSync(cli) && existsSync(new URL("../models/tiny-jsd-shapes.gguf", import.meta.url));
+const work = mkdtempSync(join(tmpdir(), "jsd-cli-"));
+
+function jsd(...args: string[]) {
+  const result = spawnSync(process.execPath, [cli, ...args], { cwd: work, encoding: "utf8", timeout: 120_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe.skipIf(!built)("jsd generate", () => {
+  it("writes a PNG with its parameters, prints the seed, and never overwrites", () => {
+    const first = jsd("generate", "白い背景に赤い丸", "--seed", "1", "--steps", "4", "-o", "x.png");
+    expect(first.code).toBe(0);
+    expect(first.stdout).toBe("x.png  seed 1  64x64\n");
+    const png = readFileSync(join(work, "x.png"));
+    expect(readPngText(png).parameters).toMatch(/^白い背景に赤い丸\nSteps: 4, Sampler: PNDM, CFG scale: 7.5, Seed: 1, Size: 64x64/);
+    const second = jsd("generate", "白い背景に赤い丸", "--seed", "1", "--steps", "4", "-o", "x.png");
+    expect(second.code).toBe(0);
+    expect(second.stdout).toBe("x-1.png  seed 1  64x64\n");
+    expect(readFileSync(join(work, "x.png"))).toEqual(png); // untouched
+    expect(readFileSync(join(work, "x-1.png"))).toEqual(png); // same seed, same image
+  });
+
+  it("--force overwrites; --json prints one machine-readable line per image", () => {
+    writeFileSync(join(work, "y.png"), "old");
+    const r = jsd("generate", "青い背景に黄色い星", "--steps", "2", "-n", "2", "-o", "y.png", "--json", "--force");
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(2);
+    expect(lines.map((l) => l.path)).toEqual(["y.png", "y-1.png"]);
+    expect(lines[0]).toMatchObject({ prompt: "青い背景に黄色い星", steps: 2, width: 64, height: 64, batchIndex: 0, scheduler: "pndm" });
+    expect(lines[0].seed).toMatch(/^\d+$/);
+    expect(lines[1].seed).toBe(lines[0].seed);
+    expect(readFileSync(join(work, "y.png")).subarray(1, 4).toString()).toBe("PNG");
+  });
+
+  it("prints plain progress lines when stderr is not a terminal", () => {
+    const r = jsd("generate", "赤い丸", "--steps", "10", "-o", "p.png", "--seed", "3");
+    expect(r.stderr).toMatch(/^generating step 1\/11 .* it\/s .*ETA/m);
+    expect(r.stderr).toMatch(/^generating step 11\/11 /m);
+    expect(r.stderr).not.toMatch(/\x1b\[/); // no terminal escapes
+  });
+
+  it("fails with one line and a non-zero status on bad flags and bad inputs", () => {
+    const cases: Array<[string[], RegExp]> = [
+      [["generate", "x", "--steps", "0"], /--steps must be an integer from 1 to 1000/],
+      [["generate", "x", "--size", "100x64"], /multiples of 8/],
+      [["generate", "x", "--scheduler", "plms"], /choose one of pndm/],
+      [["generate", "x", "--seed", "-3"], /seed/],
+      [["generate", "x", "--guidance", "abc"], /--guidance must be a number/],
+      [["generate", "x", "--backend", "cuda"], /argument 'cuda' is invalid. Allowed choices are auto, cpu/],
+      [["generate", "x", "--model", "missing.gguf"], /cannot open model file .*\(JSD_NOT_FOUND\)/],
+      [["generate", "x", "--mask", "m.png"], /mask needs initImage/],
+      [["generate", "x", "--init-image", "nope.png"], /JSD_NOT_FOUND|no such file/i],
+      [["frobnicate"], /unknown command 'frobnicate'/],
+    ];
+    for (const [args, message] of cases) {
+      const r = jsd(...args);
+      expect(r.code, args.join(" ")).not.toBe(0);
+      expect(r.stderr, args.join(" ")).toMatch(message);
+    }
+  });
+});
+
+describe.skipIf(!built)("jsd help, version and doctor", () => {
+  it("--help lists the commands; generate --help lists its options", () => {
+    const top = jsd("--help");
+    expect(top.code).toBe(0);
+    for (const command of ["generate", "convert", "info", "doctor"]) expect(top.stdout).toContain(command);
+    const gen = jsd("generate", "--help");
+    for (const flag of ["--output", "--negative", "--steps", "--guidance", "--scheduler", "--seed", "--size", "--count", "--init-image", "--strength", "--mask", "--model", "--threads", "--backend", "--json", "--force"]) {
+      expect(gen.stdout).toContain(flag);
+    }
+  });
+
+  it("--version prints the package version", () => {
+    const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+    expect(jsd("--version").stdout.trim()).toBe(pkg.version);
+  });
+
+  it("doctor prints the build, backends and CPU features", () => {
+    const r = jsd("doctor");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/native addon: loaded \(ggml \d+\.\d+\.\d+/);
+    expect(r.stdout).toMatch(/backends: .*CPU/);
+    const json = JSON.parse(jsd("doctor", "--json").stdout);
+    expect(json.backends).toContain("CPU");
+    expect(json.defaultModel.present).toBe(true);
+  });
+});
