@@ -105,7 +105,8 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
   }
   const std::string type = info[0].As<Napi::String>().Utf8Value();
   return Guarded(env, [&]() -> Napi::Value {
-    const jsd::MatmulBenchResult r = jsd::bench_matmul(type, v[0], v[1], v[2], static_cast<int>(v[3]), static_cast<int>(v[4]));
+    const bool repack = info.Length() > 6 && info[6].ToBoolean().Value();
+    const jsd::MatmulBenchResult r = jsd::bench_matmul(type, v[0], v[1], v[2], static_cast<int>(v[3]), static_cast<int>(v[4]), repack);
     Napi::Object out = Napi::Object::New(env);
     out.Set("secondsPerRun", r.seconds_per_run);
     out.Set("cpuSecondsPerRun", r.cpu_seconds_per_run);

@@ -12,6 +12,7 @@
 #include "ggml-cpu.h"
 #include "ggml.h"
 #include "quantize.h"
+#include "repack.h"
 
 namespace jsd {
 
@@ -25,7 +26,7 @@ double process_cpu_seconds() {
 
 }  // namespace
 
-MatmulBenchResult bench_matmul(const std::string& type_name, int64_t m, int64_t n, int64_t k, int threads, int runs) {
+MatmulBenchResult bench_matmul(const std::string& type_name, int64_t m, int64_t n, int64_t k, int threads, int runs, bool repack) {
   if (m < 1 || n < 1 || k < 1 || m * k > (int64_t{1} << 28) || n * k > (int64_t{1} << 28) || runs < 1 || runs > 1000) {
     throw Error(ErrorCode::InvalidArgument, "benchMatmul: sizes out of range");
   }
@@ -41,8 +42,25 @@ MatmulBenchResult bench_matmul(const std::string& type_name, int64_t m, int64_t 
   ggml_init_params params{ggml_tensor_overhead() * 8 + ggml_graph_overhead(), nullptr, true};
   ggml_context* ctx = ggml_init(params);
   ggml_tensor* a = ggml_new_tensor_2d(ctx, static_cast<ggml_type>(type.ggml_type), k, m);
+  ggml_backend_buffer_t weight_buffer = nullptr;
+  // Only these types have x86/ARM repacked kernels; others would not be accepted by the buffer.
+  const bool repackable = a->type == GGML_TYPE_Q4_0 || a->type == GGML_TYPE_Q4_K || a->type == GGML_TYPE_IQ4_NL;
+  if (repack && repackable) {
+    // The weight lives in ggml's repacking buffer (interleaved rows for faster int8 kernels).
+    ggml_init_params wp{ggml_tensor_overhead() * 2, nullptr, true};
+    ggml_context* wctx = ggml_init(wp);
+    ggml_tensor* wa = ggml_new_tensor_2d(wctx, a->type, k, m);
+    ggml_backend_buffer_type_t buft = cpu_repack_buffer_type();
+    if (buft != nullptr) weight_buffer = ggml_backend_alloc_ctx_tensors_from_buft(wctx, buft);
+    if (weight_buffer != nullptr) {
+      ggml_backend_tensor_set(wa, packed.data(), 0, packed.size());
+      a = wa;
+    }
+    (void)wctx;  // freed with the process; benchmark only
+  }
   ggml_tensor* b = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, k, n);
   ggml_tensor* c = ggml_mul_mat(ctx, a, b);
+  ggml_set_input(b);
   ggml_cgraph* graph = ggml_new_graph(ctx);
   ggml_build_forward_expand(graph, c);
   ggml_backend_t backend = ggml_backend_cpu_init();
@@ -52,7 +70,7 @@ MatmulBenchResult bench_matmul(const std::string& type_name, int64_t m, int64_t 
   result.flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   const bool ok = ggml_gallocr_alloc_graph(allocr, graph);
   if (ok) {
-    ggml_backend_tensor_set(a, packed.data(), 0, packed.size());
+    if (weight_buffer == nullptr) ggml_backend_tensor_set(a, packed.data(), 0, packed.size());
     ggml_backend_tensor_set(b, x.data(), 0, x.size() * sizeof(float));
     ggml_backend_graph_compute(backend, graph);  // warm-up
     std::vector<double> wall, cpu;
@@ -69,6 +87,7 @@ MatmulBenchResult bench_matmul(const std::string& type_name, int64_t m, int64_t 
     result.cpu_seconds_per_run = cpu[cpu.size() / 2];
   }
   ggml_gallocr_free(allocr);
+  if (weight_buffer) ggml_backend_buffer_free(weight_buffer);
   ggml_backend_free(backend);
   ggml_free(ctx);
   if (!ok) throw Error(ErrorCode::OutOfMemory, "benchMatmul: cannot allocate the buffers");

@@ -13,6 +13,7 @@ struct MatmulBenchResult {
   double flops = 0;            // 2*m*n*k
 };
 
-MatmulBenchResult bench_matmul(const std::string& type, int64_t m, int64_t n, int64_t k, int threads, int runs);
+MatmulBenchResult bench_matmul(const std::string& type, int64_t m, int64_t n, int64_t k, int threads, int runs, bool repack = false);
+
 
 }  // namespace jsd

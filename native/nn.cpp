@@ -65,7 +65,12 @@ ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_t
     ggml_flash_attn_ext_set_prec(out, GGML_PREC_F32);
     return ggml_reshape_3d(ctx, out, c, lq, n);  // result is [d, heads, Lq, N]
   }
-  ggml_tensor* scores = ggml_mul_mat(ctx, k, q);  // [Lk, Lq, heads, N]
+  // Contiguous per-head operands whose rows are a multiple of 16 floats let ggml use its tiled
+  // sgemm instead of one short dot product per score (SD v1's first level has 40-wide heads).
+  // Zero padding leaves the dot products unchanged.
+  const int64_t padded = (d + 15) / 16 * 16;
+  auto operand = [&](ggml_tensor* t) { return padded == d ? ggml_cont(ctx, t) : ggml_pad(ctx, t, static_cast<int>(padded - d), 0, 0, 0); };
+  ggml_tensor* scores = ggml_mul_mat(ctx, operand(k), operand(q));  // [Lk, Lq, heads, N]
   if (causal) {
     scores = ggml_diag_mask_inf(ctx, ggml_scale(ctx, scores, scale), 0);
     scores = ggml_soft_max(ctx, scores);

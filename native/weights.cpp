@@ -1,15 +1,24 @@
 #include "weights.h"
 
+#include <cstdlib>
 #include <vector>
 
 #include "error.h"
 #include "ggml-alloc.h"
 #include "ggml-cpu.h"
 #include "model_file.h"
+#include "repack.h"
 
 namespace jsd {
 
 namespace {
+
+// Matrices ggml's CPU repacking buffer accepts (its x86 and ARM kernels need rows in groups of 8).
+// The token embedding is read with get_rows, which repacked data cannot serve.
+bool repackable(const ggml_tensor* t, const std::string& name) {
+  const bool type_ok = t->type == GGML_TYPE_Q4_0 || t->type == GGML_TYPE_Q4_K || t->type == GGML_TYPE_IQ4_NL;
+  return type_ok && ggml_n_dims(t) == 2 && t->ne[1] % 8 == 0 && name.find("embedding") == std::string::npos;
+}
 
 std::string shape_string(const int64_t* ne, int n) {
   std::string s = "[";
@@ -24,11 +33,13 @@ WeightStore::WeightStore(const ModelFile& file, const std::string& prefix) : pre
   if (names.empty()) throw Error(ErrorCode::BadModel, "model file holds no '" + prefix + "*' tensors");
   ggml_init_params params{ggml_tensor_overhead() * (names.size() + 1), nullptr, /*no_alloc=*/true};
   ctx_ = ggml_init(params);
-  if (ctx_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate a ggml context");
+  packed_ctx_ = ggml_init(params);
+  if (ctx_ == nullptr || packed_ctx_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate a ggml context");
+  const bool repack = cpu_repack_buffer_type() != nullptr && std::getenv("JSD_NO_REPACK") == nullptr;
   for (const auto& name : names) {
     ggml_tensor* meta = file.tensor(name);
     if (meta == nullptr) continue;
-    ggml_tensor* t = ggml_dup_tensor(ctx_, meta);
+    ggml_tensor* t = ggml_dup_tensor(repack && repackable(meta, name) ? packed_ctx_ : ctx_, meta);
     ggml_set_name(t, name.c_str());
     tensors_[name.substr(prefix.size())] = t;
   }
@@ -36,17 +47,44 @@ WeightStore::WeightStore(const ModelFile& file, const std::string& prefix) : pre
 
 WeightStore::~WeightStore() {
   if (buffer_) ggml_backend_buffer_free(buffer_);
+  if (packed_buffer_) ggml_backend_buffer_free(packed_buffer_);
   if (ctx_) ggml_free(ctx_);
+  if (packed_ctx_) ggml_free(packed_ctx_);
 }
 
 void WeightStore::load(const ModelFile& file, ggml_backend_t backend) {
-  if (ggml_backend_is_cpu(backend)) {
-    // Point the tensors into the mapping: one host buffer spanning this network's tensors.
+  const bool cpu = ggml_backend_is_cpu(backend);
+  std::vector<uint8_t> staging;
+  // Tensor names in the contexts are the file's full names.
+  auto read_into = [&](ggml_tensor* t) {
+    const size_t size = ggml_nbytes(t);
+    if (t->buffer != packed_buffer_ && ggml_backend_buffer_is_host(t->buffer)) {
+      file.read_tensor(ggml_get_name(t), t->data, size);
+      return;
+    }
+    staging.resize(size);
+    file.read_tensor(ggml_get_name(t), staging.data(), size);
+    ggml_backend_tensor_set(t, staging.data(), 0, size);  // repacks when the buffer does
+  };
+
+  // Repacked tensors are read with pread, not through the mapping, so their file pages do not
+  // count against the process's memory on top of the repacked copy.
+  if (ggml_get_first_tensor(packed_ctx_) != nullptr) {
+    ggml_backend_buffer_type_t buft = cpu ? cpu_repack_buffer_type() : ggml_backend_get_default_buffer_type(backend);
+    packed_buffer_ = ggml_backend_alloc_ctx_tensors_from_buft(packed_ctx_, buft);
+    if (packed_buffer_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate the '" + prefix_ + "' weights");
+    ggml_backend_buffer_set_usage(packed_buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+    for (ggml_tensor* t = ggml_get_first_tensor(packed_ctx_); t != nullptr; t = ggml_get_next_tensor(packed_ctx_, t)) read_into(t);
+  }
+  if (ggml_get_first_tensor(ctx_) == nullptr) return;
+
+  if (cpu) {
+    // Point the other tensors into the mapping: one host buffer spanning them.
     const uint8_t* begin = nullptr;
     const uint8_t* end = nullptr;
     bool all_mapped = true;
-    for (const auto& [name, t] : tensors_) {
-      const uint8_t* p = file.mapped_tensor(prefix_ + name);
+    for (ggml_tensor* t = ggml_get_first_tensor(ctx_); t != nullptr; t = ggml_get_next_tensor(ctx_, t)) {
+      const uint8_t* p = file.mapped_tensor(ggml_get_name(t));
       if (p == nullptr) {
         all_mapped = false;
         break;
@@ -54,13 +92,13 @@ void WeightStore::load(const ModelFile& file, ggml_backend_t backend) {
       begin = begin == nullptr || p < begin ? p : begin;
       end = end == nullptr || p + ggml_nbytes(t) > end ? p + ggml_nbytes(t) : end;
     }
-    if (all_mapped && begin != nullptr) {
+    if (all_mapped) {
       buffer_ = ggml_backend_cpu_buffer_from_ptr(const_cast<uint8_t*>(begin), static_cast<size_t>(end - begin));
       if (buffer_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot wrap the mapped '" + prefix_ + "' weights");
       ggml_backend_buffer_set_usage(buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
-      for (const auto& [name, t] : tensors_) {
-        if (ggml_backend_tensor_alloc(buffer_, t, const_cast<uint8_t*>(file.mapped_tensor(prefix_ + name))) != GGML_STATUS_SUCCESS) {
-          throw Error(ErrorCode::Internal, "cannot place tensor '" + prefix_ + name + "' in the mapped file");
+      for (ggml_tensor* t = ggml_get_first_tensor(ctx_); t != nullptr; t = ggml_get_next_tensor(ctx_, t)) {
+        if (ggml_backend_tensor_alloc(buffer_, t, const_cast<uint8_t*>(file.mapped_tensor(ggml_get_name(t)))) != GGML_STATUS_SUCCESS) {
+          throw Error(ErrorCode::Internal, std::string("cannot place tensor '") + ggml_get_name(t) + "' in the mapped file");
         }
       }
       mapped_ = true;
@@ -70,19 +108,10 @@ void WeightStore::load(const ModelFile& file, ggml_backend_t backend) {
   buffer_ = ggml_backend_alloc_ctx_tensors(ctx_, backend);
   if (buffer_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate the '" + prefix_ + "' weights on the backend");
   ggml_backend_buffer_set_usage(buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
-  const bool host = ggml_backend_buffer_is_host(buffer_);
-  std::vector<uint8_t> staging;
-  for (const auto& [name, t] : tensors_) {
-    const size_t size = ggml_nbytes(t);
-    if (host) {
-      file.read_tensor(prefix_ + name, t->data, size);
-    } else {
-      staging.resize(size);
-      file.read_tensor(prefix_ + name, staging.data(), size);
-      ggml_backend_tensor_set(t, staging.data(), 0, size);
-    }
-  }
+  for (ggml_tensor* t = ggml_get_first_tensor(ctx_); t != nullptr; t = ggml_get_next_tensor(ctx_, t)) read_into(t);
 }
+
+size_t WeightStore::packed_bytes() const { return packed_buffer_ ? ggml_backend_buffer_get_size(packed_buffer_) : 0; }
 
 size_t WeightStore::bytes() const {
   size_t total = 0;
