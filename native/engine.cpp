@@ -19,6 +19,7 @@ namespace jsd {
 // A graph built for one input shape, with its compute buffer; reused until the shape changes.
 struct CachedGraph {
   std::string key;
+  int threads = 1;
   ggml_context* ctx = nullptr;
   ggml_cgraph* graph = nullptr;
   ggml_gallocr_t allocr = nullptr;
@@ -47,6 +48,29 @@ void check_shape(const TensorShape4& s, int64_t channels, int64_t max_side, cons
 }
 
 }  // namespace
+
+namespace {
+
+// Matrix-product work of a graph, in FLOPs.
+double graph_flops(ggml_cgraph* graph) {
+  double flops = 0;
+  for (int i = 0; i < ggml_graph_n_nodes(graph); ++i) {
+    const ggml_tensor* t = ggml_graph_node(graph, i);
+    if (t->op == GGML_OP_MUL_MAT) flops += 2.0 * static_cast<double>(t->src[0]->ne[0]) * static_cast<double>(ggml_nelements(t));
+  }
+  return flops;
+}
+
+// Below this much work per graph, extra threads cost more in synchronisation (ggml's threads
+// meet at a barrier after every node) than they save, badly so on a busy machine.
+constexpr double kMultiThreadFlops = 2e9;
+
+}  // namespace
+
+int Engine::threads_for(ggml_cgraph* graph) const {
+  if (options_.threads > 0) return options_.threads;  // the caller's explicit choice
+  return graph_flops(graph) >= kMultiThreadFlops ? threads_ : 1;
+}
 
 Engine::Engine(const std::string& path, const EngineOptions& options) : options_(options) {
   install_ggml_logger();
@@ -127,9 +151,11 @@ std::vector<float> Engine::run(std::unique_ptr<CachedGraph>& slot, const std::st
     if (!ggml_gallocr_alloc_graph(graph->allocr, graph->graph)) {
       throw Error(ErrorCode::OutOfMemory, "cannot allocate the compute buffer for " + key + ": " + capture.last_error("out of memory"));
     }
+    graph->threads = threads_for(graph->graph);
     slot = std::move(graph);
   }
   CachedGraph& g = *slot;
+  ggml_backend_cpu_set_n_threads(backend_, g.threads);
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (ggml_nbytes(g.inputs[i]) != inputs[i].second) throw Error(ErrorCode::Internal, "input size mismatch for " + key);
     ggml_backend_tensor_set(g.inputs[i], inputs[i].first, 0, inputs[i].second);

@@ -24,7 +24,7 @@ class Vae;
 struct CachedGraph;
 
 struct EngineOptions {
-  int threads = 0;  // 0: the physical core count
+  int threads = 0;  // 0: the physical core count, or 1 for graphs too small to share
   bool flash_attention = false;
 };
 
@@ -70,6 +70,7 @@ class Engine {
   void request_abort() { abort_.store(true); }
 
  private:
+  int threads_for(ggml_cgraph* graph) const;
   std::vector<float> run(std::unique_ptr<CachedGraph>& slot, const std::string& key,
                          const std::function<void(CachedGraph&)>& build, const std::vector<std::pair<const void*, size_t>>& inputs);
 

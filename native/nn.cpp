@@ -1,6 +1,22 @@
 #include "nn.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <vector>
+
 namespace jsd::nn {
+
+namespace {
+// Above this im2col size a convolution is computed directly (see conv2d). JSD_DIRECT_CONV_MB
+// overrides it for measurements.
+// Largest block of attention scores computed at once: 64 MB.
+constexpr int64_t kMaxScoreFloats = int64_t{16} << 20;
+
+int64_t direct_conv_bytes() {
+  static const int64_t bytes = std::getenv("JSD_DIRECT_CONV_MB") ? std::atoll(std::getenv("JSD_DIRECT_CONV_MB")) << 20 : int64_t{64} << 20;
+  return bytes;
+}
+}  // namespace
 
 ggml_tensor* linear(ggml_context* ctx, ggml_tensor* x, const Linear& l) {
   ggml_tensor* y = ggml_mul_mat(ctx, l.weight, x);
@@ -26,6 +42,15 @@ ggml_tensor* conv2d(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stri
   if (c.kernel == 1 && stride == 1 && padding == 0) {
     ggml_tensor* out = ggml_add(ctx, ggml_mul_mat(ctx, w2d, image_to_sequence(ctx, x)), c.bias);
     return sequence_to_image(ctx, out, x->ne[0], x->ne[1]);
+  }
+  // A large image would need a huge im2col matrix (9*C floats per pixel: 1.2 GB for a 128-channel
+  // 512x512 VAE layer); ggml's direct convolution builds it in small chunks instead. It takes
+  // f32/f16 kernels only.
+  const int64_t im2col_bytes = static_cast<int64_t>(c.kernel) * c.kernel * c.in * x->ne[0] * x->ne[1] * n * 4 / (stride * stride);
+  const bool direct_ok = ggml_n_dims(c.weight) > 2 && (c.weight->type == GGML_TYPE_F32 || c.weight->type == GGML_TYPE_F16);
+  if (direct_ok && im2col_bytes > direct_conv_bytes()) {
+    ggml_tensor* out = ggml_conv_2d_direct(ctx, c.weight, x, stride, stride, padding, padding, 1, 1);
+    return ggml_add(ctx, out, ggml_reshape_4d(ctx, c.bias, 1, 1, c.out, 1));
   }
   // im2col only reads the kernel's shape; quantized kernels are stored flattened, so give it
   // a data-less tensor of the 4-D shape.
@@ -70,18 +95,37 @@ ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_t
   // Zero padding leaves the dot products unchanged.
   const int64_t padded = (d + 15) / 16 * 16;
   auto operand = [&](ggml_tensor* t) { return padded == d ? ggml_cont(ctx, t) : ggml_pad(ctx, t, static_cast<int>(padded - d), 0, 0, 0); };
-  ggml_tensor* scores = ggml_mul_mat(ctx, operand(k), operand(q));  // [Lk, Lq, heads, N]
-  if (causal) {
-    scores = ggml_diag_mask_inf(ctx, ggml_scale(ctx, scores, scale), 0);
-    scores = ggml_soft_max(ctx, scores);
-  } else {
-    scores = ggml_soft_max_ext(ctx, scores, nullptr, scale, 0.0f);
-  }
+  ggml_tensor* kop = operand(k);
+  ggml_tensor* qop = operand(q);
   // v^T per head: [Lk, d, heads, N]
   ggml_tensor* vt = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, v, d, heads, lk, n), 1, 2, 0, 3));
-  ggml_tensor* out = ggml_mul_mat(ctx, vt, scores);                    // [d, Lq, heads, N]
-  out = ggml_cont(ctx, ggml_permute(ctx, out, 0, 2, 1, 3));            // [d, heads, Lq, N]
-  return ggml_reshape_3d(ctx, out, c, lq, n);
+
+  // The score matrix of a 512x512 image's first level is 4096x4096 per head: computed in
+  // blocks of query rows, it never needs more than kMaxScoreFloats at a time (the allocator
+  // reuses one block's memory for the next).
+  const int64_t rows_per_block = std::max<int64_t>(1, kMaxScoreFloats / (lk * heads * n));
+  std::vector<ggml_tensor*> parts;
+  for (int64_t q0 = 0; q0 < lq; q0 += rows_per_block) {
+    const int64_t rows = std::min(rows_per_block, lq - q0);
+    ggml_tensor* qb = rows == lq ? qop : ggml_cont(ctx, ggml_view_4d(ctx, qop, padded, rows, heads, n, qop->nb[1], qop->nb[2], qop->nb[3], q0 * qop->nb[1]));
+    ggml_tensor* scores = ggml_mul_mat(ctx, kop, qb);  // [Lk, rows, heads, N]
+    if (causal) {
+      scores = ggml_diag_mask_inf(ctx, ggml_scale(ctx, scores, scale), static_cast<int>(q0));
+      scores = ggml_soft_max(ctx, scores);
+    } else {
+      scores = ggml_soft_max_ext(ctx, scores, nullptr, scale, 0.0f);
+    }
+    ggml_tensor* out = ggml_mul_mat(ctx, vt, scores);                  // [d, rows, heads, N]
+    parts.push_back(ggml_cont(ctx, ggml_permute(ctx, out, 0, 2, 1, 3)));  // [d, heads, rows, N]
+  }
+  // Join the blocks pairwise (a balanced tree copies each row log2(blocks) times, not blocks/2).
+  while (parts.size() > 1) {
+    std::vector<ggml_tensor*> joined;
+    for (size_t i = 0; i + 1 < parts.size(); i += 2) joined.push_back(ggml_concat(ctx, parts[i], parts[i + 1], 2));
+    if (parts.size() % 2 == 1) joined.push_back(parts.back());
+    parts.swap(joined);
+  }
+  return ggml_reshape_3d(ctx, parts[0], c, lq, n);
 }
 
 }  // namespace jsd::nn
