@@ -11,3 +11,13 @@ export { createScheduler, SCHEDULER_NAMES, type Scheduler, type SchedulerName } 
 export { readPngText, decodeImage, encodePng } from "./image/png.js";
 export { convert, OUTPUT_TYPES, type ConvertOptions, type ConvertProgress, type ConvertResult } from "./convert/index.js";
 export { GgufFile } from "./formats/gguf-reader.js";
+export {
+  parsePrompt,
+  formatTokenListing,
+  PROMPT_MODES,
+  type PromptMode,
+  type PromptTokens,
+  type ExtendedPromptTokens,
+  type ReferencePromptTokens,
+  type PromptPart,
+} from "./prompt/index.js";

@@ -5,7 +5,8 @@ import { generateImages, type GeneratedImage } from "./pipeline/generate.js";
 import type { GenerateOptions } from "./pipeline/options.js";
 import { native, packageRoot, type NativeComponentMemory, type NativeModel, type NativeModelInfo, type Shape4 } from "./native.js";
 import { SentencePieceModel } from "./sentencepiece.js";
-import { JsdTokenizer, type TokenizedPrompt } from "./tokenizer.js";
+import { tokenizeExtended, tokenizeReference, PROMPT_MODES, type ExtendedPromptTokens, type PromptTokens, type ReferencePromptTokens, type TokenizeOptions } from "./prompt/tokens.js";
+import { JsdTokenizer } from "./tokenizer.js";
 import { join } from "node:path";
 
 export type { Shape4 } from "./native.js";
@@ -135,10 +136,22 @@ export class Model {
     return this.#open().memory();
   }
 
-  /** Tokenizes a prompt exactly as rinna's pipeline does (lower-case, 77 ids, `</s>`, padding). */
-  tokenize(text: string): TokenizedPrompt {
+  /**
+   * Tokenizes a prompt. Default (mode "reference"): exactly as rinna's pipeline does (lower-case,
+   * 77 ids, `</s>`, padding, truncation), with `count` (the text's tokens) against `limit` (76).
+   * Mode "extended": the prompt syntax (emphasis, weights, BREAK) parsed and the tokens split
+   * into chunks of 75, each wrapped to 77 ids; `count` against `limit` = chunks × 75, nothing
+   * dropped. `formatTokenListing()` prints either.
+   */
+  tokenize(text: string, options?: { mode?: "reference" }): ReferencePromptTokens;
+  tokenize(text: string, options: { mode: "extended" }): ExtendedPromptTokens;
+  tokenize(text: string, options?: TokenizeOptions): PromptTokens;
+  tokenize(text: string, options: TokenizeOptions = {}): PromptTokens {
     this.#open();
-    return this.tokenizer.tokenize(text);
+    if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
+    const mode = options.mode ?? "reference";
+    if (!PROMPT_MODES.includes(mode)) throw new RangeError(`mode must be one of ${PROMPT_MODES.join(", ")}, got ${String(mode)}`);
+    return mode === "extended" ? tokenizeExtended(this.tokenizer, text) : tokenizeReference(this.tokenizer, text);
   }
 
   /** Runs the text encoder on [batch, length] ids; returns the last hidden state [batch, length, hidden]. */

@@ -70,13 +70,36 @@ describe.skipIf(!built)("jsd generate", () => {
   });
 });
 
+describe.skipIf(!built)("jsd tokens", () => {
+  it("lists the pieces, and in extended mode marks chunk boundaries and weights", () => {
+    const plain = jsd("tokens", "白い背景に赤い丸");
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toMatch(/^reference mode: 5 tokens \/ 76/);
+    expect(plain.stdout).toMatch(/▁白い/);
+    const extended = jsd("tokens", "（赤い丸：1.3） BREAK 青い背景", "--prompt-mode", "extended", "--ids");
+    expect(extended.code).toBe(0);
+    expect(extended.stdout).toMatch(/2 chunks of 75/);
+    expect(extended.stdout).toMatch(/── chunk 1\/2 .* ends at BREAK ──/);
+    expect(extended.stdout).toMatch(/×1\.3/);
+    const json = JSON.parse(jsd("tokens", "赤い丸", "--json").stdout);
+    expect(json).toMatchObject({ mode: "reference", pieces: ["▁赤い", "丸"], count: 2, limit: 76 });
+  });
+
+  it("generate --prompt-mode extended records the mode in the PNG", () => {
+    const r = jsd("generate", "（赤い丸：1.2）", "--prompt-mode", "extended", "--steps", "2", "--seed", "5", "-o", "e.png", "--json");
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ promptMode: "extended", droppedTokens: 0 });
+    expect(readPngText(readFileSync(join(work, "e.png"))).parameters).toMatch(/Prompt mode: extended/);
+  });
+});
+
 describe.skipIf(!built)("jsd help, version and doctor", () => {
   it("--help lists the commands; generate --help lists its options", () => {
     const top = jsd("--help");
     expect(top.code).toBe(0);
-    for (const command of ["generate", "convert", "info", "doctor"]) expect(top.stdout).toContain(command);
+    for (const command of ["generate", "convert", "info", "tokens", "doctor"]) expect(top.stdout).toContain(command);
     const gen = jsd("generate", "--help");
-    for (const flag of ["--output", "--negative", "--steps", "--guidance", "--scheduler", "--seed", "--size", "--count", "--init-image", "--strength", "--mask", "--model", "--threads", "--backend", "--json", "--force"]) {
+    for (const flag of ["--output", "--negative", "--steps", "--guidance", "--scheduler", "--seed", "--size", "--count", "--init-image", "--strength", "--mask", "--model", "--threads", "--backend", "--json", "--force", "--prompt-mode"]) {
       expect(gen.stdout).toContain(flag);
     }
   });

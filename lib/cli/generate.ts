@@ -2,6 +2,7 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { loadModel } from "../model.js";
 import type { GenerateOptions } from "../pipeline/options.js";
+import { PROMPT_MODES, type PromptMode } from "../prompt/index.js";
 import { SCHEDULER_NAMES, type SchedulerName } from "../schedulers/index.js";
 import { CliExit, type CliIo } from "./io.js";
 import { outputPaths, writeFileAtomic } from "./output-files.js";
@@ -10,6 +11,7 @@ import { progressView } from "./progress.js";
 interface GenerateFlags {
   output: string;
   negative?: string;
+  promptMode: PromptMode;
   steps?: number;
   guidance?: number;
   scheduler?: SchedulerName;
@@ -74,6 +76,11 @@ export function registerGenerate(program: Command, io: CliIo): void {
     .argument("<prompt>", "what to draw, e.g. 白い背景に赤い丸")
     .option("-o, --output <file>", "PNG file to write (numbered names are used instead of overwriting)", "jsd.png")
     .option("--negative <prompt>", "negative prompt: what to avoid")
+    .addOption(
+      new Option("--prompt-mode <mode>", "reference: rinna's 77-token truncation; extended: long prompts, (emphasis:1.2), BREAK, full-width （）［］：")
+        .choices([...PROMPT_MODES])
+        .default("reference"),
+    )
     .option("--steps <n>", "denoising steps (default 50)", int("--steps", 1, 1000))
     .option("--guidance <scale>", "classifier-free guidance scale (default 7.5; ≤ 1 turns it off)", float("--guidance"))
     .option("--scheduler <name>", `sampler: ${SCHEDULER_NAMES.join(", ")} (default pndm)`, parseScheduler)
@@ -102,6 +109,7 @@ export function registerGenerate(program: Command, io: CliIo): void {
         const options: GenerateOptions = {
           prompt,
           negativePrompt: flags.negative,
+          promptMode: flags.promptMode,
           steps: flags.steps,
           guidanceScale: flags.guidance,
           scheduler: flags.scheduler,
@@ -136,7 +144,9 @@ export function registerGenerate(program: Command, io: CliIo): void {
           }
         }
         const dropped = images[0]?.droppedTokens ?? 0;
-        if (dropped > 0 && !flags.quiet) io.stderr.write(`note: the prompt is longer than 77 tokens; the last ${dropped} were dropped\n`);
+        if (dropped > 0 && !flags.quiet) {
+          io.stderr.write(`note: the prompt is longer than 77 tokens; the last ${dropped} were dropped (--prompt-mode extended keeps them)\n`);
+        }
         if (!flags.json && !flags.quiet) io.stderr.write(`done in ${seconds.toFixed(1)} s\n`);
       } catch (error) {
         if (controller.signal.aborted) {

@@ -6,6 +6,7 @@ import { registerConvert } from "./convert.js";
 import { registerDoctor } from "./doctor.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
+import { registerTokens } from "./tokens.js";
 import { CliExit, processIo, type CliIo } from "./io.js";
 
 export function createProgram(io: CliIo = processIo): Command {
@@ -21,6 +22,7 @@ export function createProgram(io: CliIo = processIo): Command {
   registerGenerate(program, io);
   registerConvert(program, io);
   registerInfo(program, io);
+  registerTokens(program, io);
   registerDoctor(program, io);
   return program;
 }

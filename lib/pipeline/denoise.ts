@@ -3,6 +3,8 @@
 import { JsdError } from "../errors.js";
 import { rgba8ToSignedNchw, maskToLatentKeep } from "../image/convert.js";
 import type { Model, Shape4 } from "../model.js";
+import { encodeExtendedPrompts } from "../prompt/encode.js";
+import type { PromptMode } from "../prompt/tokens.js";
 import { TorchGenerator } from "../rng/torch-generator.js";
 import { createScheduler, img2imgStart, type Scheduler } from "../schedulers/index.js";
 import type { GenerateProgress, ResolvedOptions } from "./options.js";
@@ -13,9 +15,11 @@ export interface PixelImage {
   rgba: Uint8Array | Uint8ClampedArray;
 }
 
-export interface DenoiseInput extends Omit<ResolvedOptions, "initImage" | "mask" | "width" | "height"> {
+export interface DenoiseInput extends Omit<ResolvedOptions, "initImage" | "mask" | "width" | "height" | "promptMode"> {
   width: number;
   height: number;
+  /** Default "reference". */
+  promptMode?: PromptMode;
   initImage?: PixelImage;
   mask?: PixelImage;
   /** Throws when the run should stop (checked before every step). */
@@ -23,10 +27,14 @@ export interface DenoiseInput extends Omit<ResolvedOptions, "initImage" | "mask"
 }
 
 export interface DenoiseTrace {
+  /** Reference mode: the 77 ids; extended mode: the chunks' ids one after the other (chunks × 77). */
   promptIds: Int32Array;
   negativeIds?: Int32Array;
   droppedTokens: number;
   negativeDroppedTokens: number;
+  promptMode: PromptMode;
+  /** Text-encoder windows per prompt (1 in reference mode). */
+  promptChunks: number;
   textStates: Float32Array;
   timesteps: Float64Array;
   /** txt2img: the raw N(0,1) draw; img2img/inpaint: the noised latents the loop starts from. */
@@ -53,8 +61,13 @@ function repeat(a: Float32Array, times: number): Float32Array {
   return concat(Array.from({ length: times }, () => a));
 }
 
-/** Encodes prompt (and, with guidance, the negative prompt) as the pipeline feeds the UNet: [uncond×n; cond×n]. */
+/**
+ * Encodes prompt (and, with guidance, the negative prompt) as the pipeline feeds the UNet:
+ * [uncond×n; cond×n]. Extended prompt mode: each prompt is [chunks × 77, hidden], both padded
+ * to the same number of chunks (lib/prompt/encode.ts).
+ */
 async function encodePrompts(model: Model, input: DenoiseInput, guided: boolean) {
+  if (input.promptMode === "extended") return encodePromptsExtended(model, input, guided);
   const cond = model.tokenize(input.prompt);
   const uncond = guided ? model.tokenize(input.negativePrompt) : undefined;
   const ids = uncond ? concatInt(uncond.ids, cond.ids) : cond.ids;
@@ -62,7 +75,14 @@ async function encodePrompts(model: Model, input: DenoiseInput, guided: boolean)
   const per = states.length / (uncond ? 2 : 1);
   const condStates = repeat(states.subarray(uncond ? per : 0, uncond ? 2 * per : per), input.numImages);
   const textStates = uncond ? concat([repeat(states.subarray(0, per), input.numImages), condStates]) : condStates;
-  return { cond, uncond, textStates };
+  return { cond, uncond, textStates, chunks: 1 };
+}
+
+async function encodePromptsExtended(model: Model, input: DenoiseInput, guided: boolean) {
+  const e = await encodeExtendedPrompts(model, input.prompt, guided ? input.negativePrompt : undefined);
+  const condStates = repeat(e.condStates, input.numImages);
+  const textStates = e.uncondStates ? concat([repeat(e.uncondStates, input.numImages), condStates]) : condStates;
+  return { cond: e.cond, uncond: e.uncond, textStates, chunks: e.chunks };
 }
 
 function concatInt(a: Int32Array, b: Int32Array): Int32Array {
@@ -96,7 +116,7 @@ export async function denoise(model: Model, input: DenoiseInput, onProgress?: (p
   const generator = new TorchGenerator(input.seed);
   input.checkAborted?.();
 
-  const { cond, uncond, textStates } = await encodePrompts(model, input, guided);
+  const { cond, uncond, textStates, chunks } = await encodePrompts(model, input, guided);
 
   let timesteps = scheduler.timesteps;
   let latents: Float32Array;
@@ -166,6 +186,8 @@ export async function denoise(model: Model, input: DenoiseInput, onProgress?: (p
     negativeIds: uncond?.ids,
     droppedTokens: cond.droppedTokens,
     negativeDroppedTokens: uncond?.droppedTokens ?? 0,
+    promptMode: input.promptMode ?? "reference",
+    promptChunks: chunks,
     textStates,
     timesteps,
     initialLatents,

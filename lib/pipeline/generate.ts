@@ -7,6 +7,7 @@ import { version } from "../system-info.js";
 import { denoise, type PixelImage } from "./denoise.js";
 import { resolveOptions, type GenerateOptions, type ImageInput } from "./options.js";
 import { formatParameters, type GenerationParameters } from "./parameters.js";
+import type { PromptMode } from "../prompt/tokens.js";
 
 export interface GeneratedImage {
   /** PNG file bytes, with the generation parameters in `parameters` (A1111 style) and `jsd` (JSON) text chunks. */
@@ -19,8 +20,10 @@ export interface GeneratedImage {
   seed: number | bigint;
   /** Position in the batch (numImages > 1). */
   batchIndex: number;
-  /** Prompt tokens cut at the 77-token limit (rinna's pipeline truncates silently). */
+  /** Prompt tokens cut at the 77-token limit (rinna's pipeline truncates silently); 0 in extended prompt mode. */
   droppedTokens: number;
+  /** How the prompts were read ("reference" unless promptMode "extended" was asked for). */
+  promptMode: PromptMode;
   parameters: GenerationParameters;
 }
 
@@ -90,6 +93,8 @@ export async function generateImages(model: Model, options: GenerateOptions): Pr
     const parameters: GenerationParameters = {
       prompt: o.prompt,
       negativePrompt: o.negativePrompt,
+      promptMode: trace.promptMode,
+      ...(trace.promptMode === "extended" ? { promptChunks: trace.promptChunks } : {}),
       steps: o.steps,
       scheduler: o.scheduler,
       karras: o.karras,
@@ -106,7 +111,7 @@ export async function generateImages(model: Model, options: GenerateOptions): Pr
       version: version(),
     };
     const png = encodePng(rgb, width, height, { parameters: formatParameters(parameters), json: parameters });
-    images.push({ png, rgba: rgb, width, height, seed, batchIndex: b, droppedTokens: trace.droppedTokens, parameters });
+    images.push({ png, rgba: rgb, width, height, seed, batchIndex: b, droppedTokens: trace.droppedTokens, promptMode: trace.promptMode, parameters });
   }
   if (images.length === 0) throw new JsdError("JSD_INTERNAL", "no image was produced");
   return images;

@@ -1,7 +1,10 @@
 // generate()'s options: types, defaults and validation. Everything is checked here, before
 // any native call, and a bad value throws a TypeError or RangeError that names the option.
+import { PROMPT_MODES, type PromptMode } from "../prompt/tokens.js";
 import type { SchedulerName } from "../schedulers/index.js";
 import { SCHEDULER_NAMES } from "../schedulers/index.js";
+
+export type { PromptMode } from "../prompt/tokens.js";
 
 /** An image given to img2img or inpainting: PNG bytes, a PNG file path, or raw RGBA pixels. */
 export type ImageInput = Uint8Array | string | { width: number; height: number; rgba: Uint8Array | Uint8ClampedArray };
@@ -16,10 +19,17 @@ export interface GenerateProgress {
 }
 
 export interface GenerateOptions {
-  /** The text to draw (Japanese, English or mixed). Longer than 77 tokens is truncated as rinna's pipeline does. */
+  /** The text to draw (Japanese, English or mixed). Longer than 77 tokens is truncated as rinna's pipeline does, unless promptMode is "extended". */
   prompt: string;
   /** What to steer away from. Default "" (diffusers' unconditional prompt). */
   negativePrompt?: string;
+  /**
+   * How prompts are read. "reference" (default): as rinna's pipeline (diffusers), plain text
+   * truncated at 77 tokens, exact parity. "extended": emphasis `(text)` `[text]` `(text:1.3)`,
+   * `BREAK`, also in full-width `（）［］：ＢＲＥＡＫ`; long prompts are encoded in chunks of 75
+   * tokens (none dropped), the negative prompt padded to the same number of chunks.
+   */
+  promptMode?: PromptMode;
   /** Image width in pixels, a multiple of 8. Default: the model's trained size (512 for JSD, 64 for the embedded model), or the init image's width. */
   width?: number;
   /** Image height in pixels, a multiple of 8. Default: as width. */
@@ -55,6 +65,7 @@ export interface GenerateOptions {
 export interface ResolvedOptions {
   prompt: string;
   negativePrompt: string;
+  promptMode: PromptMode;
   width?: number;
   height?: number;
   steps: number;
@@ -114,6 +125,9 @@ export function resolveOptions(options: GenerateOptions): ResolvedOptions {
   const o = options;
   if (typeof o.prompt !== "string") throw new TypeError("prompt must be a string");
   if (o.negativePrompt !== undefined && typeof o.negativePrompt !== "string") throw new TypeError("negativePrompt must be a string");
+  const promptMode = o.promptMode ?? "reference";
+  if (typeof promptMode !== "string") throw new TypeError(`promptMode must be a string, got ${typeof promptMode}`);
+  if (!PROMPT_MODES.includes(promptMode)) throw new RangeError(`promptMode must be one of ${PROMPT_MODES.join(", ")}, got ${promptMode}`);
   const scheduler = o.scheduler ?? "pndm";
   if (!SCHEDULER_NAMES.includes(scheduler)) throw new RangeError(`scheduler must be one of ${SCHEDULER_NAMES.join(", ")}, got ${String(scheduler)}`);
   let seed: bigint;
@@ -136,6 +150,7 @@ export function resolveOptions(options: GenerateOptions): ResolvedOptions {
   return {
     prompt: o.prompt,
     negativePrompt: o.negativePrompt ?? "",
+    promptMode,
     width: o.width === undefined ? undefined : side("width", o.width),
     height: o.height === undefined ? undefined : side("height", o.height),
     steps: o.steps === undefined ? 50 : integer("steps", o.steps, 1, 1000),

@@ -1,10 +1,15 @@
 // What a generated PNG says about how it was made: an A1111-style `parameters` text (read by
 // common image tools) and the same facts as JSON.
+import type { PromptMode } from "../prompt/tokens.js";
 import type { SchedulerName } from "../schedulers/index.js";
 
 export interface GenerationParameters {
   prompt: string;
   negativePrompt: string;
+  /** How the prompts were read: "reference" (rinna, truncated at 77) or "extended" (syntax, chunks). */
+  promptMode: PromptMode;
+  /** Text-encoder chunks per prompt (extended mode only). */
+  promptChunks?: number;
   steps: number;
   scheduler: SchedulerName;
   karras: boolean;
@@ -15,6 +20,7 @@ export interface GenerationParameters {
   height: number;
   strength?: number;
   mode: "txt2img" | "img2img" | "inpaint";
+  /** Prompt tokens cut at the 77-token limit (always 0 in extended mode). */
   droppedTokens: number;
   model: string;
   modelSha256?: string;
@@ -30,7 +36,11 @@ const SAMPLER_LABELS: Record<SchedulerName, string> = {
   dpmpp_2m: "DPM++ 2M",
 };
 
-/** A1111's layout: prompt, "Negative prompt: …", then "Key: value, …" on the last line. */
+/**
+ * A1111's layout: prompt, "Negative prompt: …", then "Key: value, …" on the last line. The
+ * prompt mode is listed when it is "extended" (with the chunk count); reference mode, the
+ * default, adds nothing, so such images carry the same text as before the option existed.
+ */
 export function formatParameters(p: GenerationParameters): string {
   const fields: Array<[string, string | number]> = [
     ["Steps", p.steps],
@@ -43,6 +53,10 @@ export function formatParameters(p: GenerationParameters): string {
   if (p.modelSha256) fields.push(["Model hash", p.modelSha256.slice(0, 10)]);
   if (p.strength !== undefined) fields.push(["Denoising strength", p.strength]);
   if (p.batchIndex > 0) fields.push(["Batch pos", p.batchIndex]);
+  if (p.promptMode === "extended") {
+    fields.push(["Prompt mode", "extended"]);
+    if (p.promptChunks !== undefined) fields.push(["Prompt chunks", p.promptChunks]);
+  }
   if (p.droppedTokens > 0) fields.push(["Truncated tokens", p.droppedTokens]);
   fields.push(["Version", `japanese-stable-diffusion ${p.version}`]);
   const lines = [p.prompt];
