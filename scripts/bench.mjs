@@ -1,0 +1,470 @@
+#!/usr/bin/env node
+// npm run bench [-- options]: speed and memory of the engine on a full-size SD v1 / JSD model with
+// random weights, per weight type. A benchmark, not a test (docs/benchmark.md explains the figures).
+//
+//   --types f16,q8_0,...   weight types (default f16,q8_0,q5_0,q4_0,q4_K)
+//   --quick                256×256 only (same as --sizes 256)
+//   --sizes 256,512        image sizes (square; default 256,512)
+//   --reps N               timed UNet steps after one warm-up (default 3)
+//   --vae-reps N           timed VAE decodes, no warm-up (default 1)
+//   --threads N            threads of the default-threads runs (default: physical cores)
+//   --flash-attention      load the models with flash attention
+//   --json FILE            also write every figure as JSON
+//   --no-matmul            skip ggml's mat-mul throughput
+//   --no-cpu-run           skip the 1-thread runs (no CPU-seconds, no GFLOP/s per core)
+//   --matmul-runs N        timed runs per mat-mul shape (default 3)
+//   --cache DIR            model cache folder (default .cache)
+//   --reconvert            convert the model files again even when present
+//   --timeout S            limit per child process in seconds (default 3600)
+//
+// Each scenario (type × size × thread count) runs in a fresh child process (scripts/bench/child.mjs),
+// so its peak RSS is its own and a crash is reported in the table instead of ending the run.
+// Progress goes to stderr, the table to stdout.
+import { execFileSync, fork } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { mkdir, stat, writeFile } from "node:fs/promises";
+import { cpus } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { unetFlops, vaeDecoderFlops } from "./bench/flops.mjs";
+import { abortPreparation, ensureConverted, ensureRandomFolder, modelPath } from "./bench/models.mjs";
+import { MATMUL_SHAPES } from "./bench/shapes.mjs";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const childScript = join(root, "scripts/bench/child.mjs");
+const DEFAULT_TYPES = ["f16", "q8_0", "q5_0", "q4_0", "q4_K"];
+
+function usage(message) {
+  if (message) console.error(`bench: ${message}`);
+  console.error(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 23).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
+  process.exit(2);
+}
+
+function positiveInt(value, option) {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) usage(`${option} needs a positive integer`);
+  return n;
+}
+
+function parseArgs(argv) {
+  const a = {
+    types: DEFAULT_TYPES,
+    sizes: [256, 512],
+    reps: 3,
+    vaeReps: 1,
+    threads: undefined,
+    flashAttention: false,
+    json: undefined,
+    matmul: true,
+    cpuRun: true,
+    matmulRuns: 3,
+    cache: join(root, ".cache"),
+    reconvert: false,
+    timeout: 3600,
+  };
+  let quick = false;
+  let sizesGiven = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = () => (i + 1 < argv.length ? argv[++i] : usage(`${arg} needs a value`));
+    switch (arg) {
+      case "--types":
+        a.types = value().split(",").map((t) => t.trim()).filter(Boolean);
+        break;
+      case "--quick":
+        quick = true;
+        break;
+      case "--sizes":
+        a.sizes = value().split(",").map((s) => positiveInt(s, "--sizes"));
+        sizesGiven = true;
+        break;
+      case "--reps":
+        a.reps = positiveInt(value(), arg);
+        break;
+      case "--vae-reps":
+        a.vaeReps = positiveInt(value(), arg);
+        break;
+      case "--threads":
+        a.threads = positiveInt(value(), arg);
+        break;
+      case "--flash-attention":
+        a.flashAttention = true;
+        break;
+      case "--json":
+        a.json = resolve(value());
+        break;
+      case "--no-matmul":
+        a.matmul = false;
+        break;
+      case "--no-cpu-run":
+        a.cpuRun = false;
+        break;
+      case "--matmul-runs":
+        a.matmulRuns = positiveInt(value(), arg);
+        break;
+      case "--cache":
+        a.cache = resolve(value());
+        break;
+      case "--reconvert":
+        a.reconvert = true;
+        break;
+      case "--timeout":
+        a.timeout = positiveInt(value(), arg);
+        break;
+      case "-h":
+      case "--help":
+        usage();
+        break;
+      default:
+        usage(`unknown option ${arg}`);
+    }
+  }
+  if (quick && sizesGiven && a.sizes.some((s) => s !== 256)) usage("--quick runs 256×256 only; drop --sizes or --quick");
+  if (quick) a.sizes = [256];
+  if (a.types.length === 0) usage("--types is empty");
+  for (const s of a.sizes) if (s % 64 !== 0) usage(`size ${s} is not a multiple of 64`);
+  a.quick = quick;
+  return a;
+}
+
+const log = (message) => process.stderr.write(`${message}\n`);
+
+function git(args) {
+  try {
+    return execFileSync("git", ["--no-optional-locks", ...args], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+function cpuModel() {
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"));
+    if (m) return m[1].trim();
+  } catch {}
+  return cpus()[0]?.model?.trim() ?? "unknown";
+}
+
+// ---- child processes ----
+
+let currentChild;
+
+/** Runs one job in a fresh child; resolves { result } or { error }, never rejects. */
+function runChild(job, timeoutSeconds) {
+  return new Promise((done) => {
+    const child = fork(childScript, [JSON.stringify(job)], { cwd: root, stdio: ["ignore", "pipe", "pipe", "ipc"] });
+    currentChild = child;
+    const tail = [];
+    let result;
+    let error;
+    let timedOut = false;
+    const forward = (chunk) => {
+      for (const line of chunk.toString().split("\n")) {
+        if (!line.trim()) continue;
+        process.stderr.write(`${line}\n`);
+        tail.push(line.trim());
+        if (tail.length > 8) tail.shift();
+      }
+    };
+    child.stdout.on("data", forward);
+    child.stderr.on("data", forward);
+    child.on("message", (m) => {
+      if (m?.kind === "result") result = m.result;
+      else if (m?.kind === "error") error = m.message;
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, timeoutSeconds * 1000);
+    let finished = false;
+    const finish = (code, signal) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      currentChild = undefined;
+      if (result && code === 0) return done({ result });
+      let why = error;
+      if (!why) {
+        if (timedOut) why = `timed out after ${timeoutSeconds} s`;
+        else if (signal) why = `killed by ${signal}${signal === "SIGKILL" ? " (out of memory?)" : ""}`;
+        else why = `exited with code ${code}`;
+        const last = tail.filter((l) => !l.startsWith("[")).at(-1) ?? tail.at(-1);
+        if (last) why += `; last output: ${last}`;
+      }
+      done({ error: why });
+    };
+    child.on("error", (e) => {
+      error ??= `could not start: ${e.message}`;
+      finish(null, null);
+    });
+    child.on("close", finish);
+  });
+}
+
+let interrupted = false;
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log(`bench: ${signal}, stopping`);
+    if (currentChild?.pid) currentChild.kill("SIGKILL");
+    // A conversion in flight removes its temporary file when aborted: main() exits once it has.
+    if (!abortPreparation()) process.exit(130);
+  });
+}
+
+function exitIfInterrupted() {
+  if (interrupted) process.exit(130);
+}
+
+// ---- formatting ----
+
+const dash = "–";
+function fmt(value, digits = 2) {
+  return value === null || value === undefined || !Number.isFinite(value) ? dash : value.toFixed(digits);
+}
+function fmtSeconds(value) {
+  if (value === null || value === undefined || !Number.isFinite(value)) return dash;
+  return value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
+}
+function fmtGiB(bytes) {
+  return bytes ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : dash;
+}
+function table(header, rows) {
+  const lines = [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`];
+  for (const r of rows) lines.push(`| ${r.join(" | ")} |`);
+  return lines.join("\n");
+}
+function oneLine(text, max = 160) {
+  const s = String(text).replace(/\s+/g, " ").replace(/\|/g, "/");
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+// ---- main ----
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  let index;
+  try {
+    index = await import(pathToFileURL(join(root, "dist/index.js")).href);
+  } catch (error) {
+    console.error(`bench: cannot load dist/index.js (${error.message.split("\n")[0]}); run \`npm run build\` first`);
+    process.exit(1);
+  }
+  const { OUTPUT_TYPES } = await import(pathToFileURL(join(root, "dist/convert/index.js")).href);
+  const unknown = args.types.filter((t) => !OUTPUT_TYPES.includes(t));
+  if (unknown.length) usage(`unknown type ${unknown.join(", ")} (known: ${OUTPUT_TYPES.join(", ")}; ggml's names, case-sensitive)`);
+  const sys = index.systemInfo();
+  const threads = args.threads ?? sys.threads;
+  const commit = git(["rev-parse", "HEAD"]);
+  const dirty = commit ? Boolean(git(["status", "--porcelain", "--untracked-files=no"])) : null;
+  const unetConfig = JSON.parse(readFileSync(join(root, "test/fixtures/sd1-full-configs/unet/config.json"), "utf8"));
+  const vaeConfig = JSON.parse(readFileSync(join(root, "test/fixtures/sd1-full-configs/vae/config.json"), "utf8"));
+  const f = 8; // SD v1's VAE scale factor (2^(levels-1))
+  const flopsAt = (size) => unetFlops(unetConfig, { latentHeight: size / f, latentWidth: size / f, batch: 2 });
+  const vaeFlopsAt = (size) => vaeDecoderFlops(vaeConfig, { latentHeight: size / f, latentWidth: size / f, batch: 1 });
+
+  log(`bench: types ${args.types.join(", ")}; sizes ${args.sizes.join(", ")}; ${threads} threads${args.cpuRun ? " + 1-thread runs" : ""}; reps ${args.reps}, VAE reps ${args.vaeReps}`);
+  const started = performance.now();
+
+  // 1. model files
+  const models = {};
+  await mkdir(args.cache, { recursive: true });
+  let folder;
+  let folderError;
+  try {
+    folder = await ensureRandomFolder({ root, cache: args.cache, log });
+  } catch (error) {
+    exitIfInterrupted();
+    folderError = `random model: ${error.message}`;
+    log(`bench: ${folderError}`);
+  }
+  for (const type of args.types) {
+    if (!folder) {
+      // Without the folder, model files already converted can still be benchmarked.
+      const path = modelPath(args.cache, type);
+      models[type] = (await stat(path).catch(() => null)) ? { path } : { error: folderError };
+      continue;
+    }
+    try {
+      const { path } = await ensureConverted({ root, cache: args.cache, folder: folder.folder, type, force: args.reconvert ? "--reconvert" : folder.regenerated ? "the random model was just written" : false, log });
+      models[type] = { path, bytes: (await stat(path)).size };
+    } catch (error) {
+      exitIfInterrupted();
+      models[type] = { error: `convert: ${error.code ? `${error.code}: ` : ""}${error.message}` };
+      log(`bench: ${type}: ${models[type].error}`);
+    }
+  }
+
+  // 2. mat-mul throughput, one child per type
+  const matmul = {};
+  if (args.matmul) {
+    for (const type of args.types) {
+      log(`bench: mat-mul throughput, ${type}, 1 thread`);
+      const r = await runChild({ mode: "matmul", tag: `matmul ${type}`, type, shapes: MATMUL_SHAPES, runs: args.matmulRuns }, args.timeout);
+      matmul[type] = r.error ? { gflopsPerCore: null, error: r.error } : { gflopsPerCore: r.result.gflopsPerCore, shapes: r.result.shapes };
+    }
+  }
+
+  // 3. scenarios: per type and size, a default-threads run and a 1-thread run
+  const scenarios = [];
+  const runsPerScenario = args.cpuRun && threads !== 1 ? 2 : 1;
+  const totalRuns = args.types.length * args.sizes.length * runsPerScenario;
+  let runNumber = 0;
+  for (const type of args.types) {
+    for (const size of args.sizes) {
+      const flops = flopsAt(size);
+      const vaeFlops = vaeFlopsAt(size);
+      const s = {
+        type,
+        width: size,
+        height: size,
+        loadSeconds: null,
+        textEncodeSeconds: null,
+        stepSeconds: null,
+        stepCpuSeconds: null,
+        vaeDecodeSeconds: null,
+        unetGflopsPerCore: null,
+        peakRssBytes: null,
+        threads,
+        modelFile: models[type].path ? models[type].path.slice(root.length + 1) : null,
+        modelBytes: models[type].bytes ?? null,
+        unetFlopsPerStep: flops.total,
+        vaeDecodeFlops: vaeFlops.total,
+        stepCpuSecondsAtThreads: null,
+        vaeDecodeCpuSeconds: null,
+        vaeGflopsPerCore: null,
+        textEncodeCpuSeconds: null,
+        peakRssBytesAtThreads: null,
+        peakRssBytesOneThread: null,
+        errors: [],
+      };
+      scenarios.push(s);
+      if (models[type].error) {
+        s.errors.push(models[type].error);
+        runNumber += runsPerScenario;
+        continue;
+      }
+      const job = { mode: "scenario", model: models[type].path, flashAttention: args.flashAttention, width: size, height: size, reps: args.reps, vaeReps: args.vaeReps };
+
+      log(`bench: [${++runNumber}/${totalRuns}] ${type} ${size}×${size}, ${threads} threads`);
+      const wall = await runChild({ ...job, threads, tag: `${type} ${size} t${threads}` }, args.timeout);
+      if (wall.error) s.errors.push(`${threads} threads: ${wall.error}`);
+      else {
+        const r = wall.result;
+        Object.assign(s, {
+          loadSeconds: r.loadSeconds,
+          textEncodeSeconds: r.textEncodeSeconds,
+          stepSeconds: r.stepSeconds,
+          stepCpuSecondsAtThreads: r.stepCpuSeconds,
+          vaeDecodeSeconds: r.vaeDecodeSeconds,
+          peakRssBytesAtThreads: r.peakRssBytes,
+          stepFirstSeconds: r.stepFirstSeconds,
+          stepSamples: r.stepSamples,
+          textEncodeFirstSeconds: r.textEncodeFirstSeconds,
+          memory: r.memory,
+          baselineRssBytes: r.baselineRssBytes,
+          rssAfterLoadBytes: r.afterLoadRssBytes,
+          peakRssBytesAfter: r.peakRssBytesAfter,
+        });
+      }
+
+      let one = threads === 1 ? wall : null;
+      if (args.cpuRun && threads !== 1) {
+        log(`bench: [${++runNumber}/${totalRuns}] ${type} ${size}×${size}, 1 thread`);
+        one = await runChild({ ...job, threads: 1, tag: `${type} ${size} t1` }, args.timeout);
+        if (one.error) s.errors.push(`1 thread: ${one.error}`);
+      }
+      if (args.cpuRun && one && !one.error) {
+        const r = one.result;
+        s.stepCpuSeconds = r.stepCpuSeconds;
+        s.stepCpuSamples = r.stepSamples.map((x) => x.cpuSeconds);
+        s.vaeDecodeCpuSeconds = r.vaeDecodeCpuSeconds;
+        s.textEncodeCpuSeconds = r.textEncodeCpuSeconds;
+        s.peakRssBytesOneThread = r.peakRssBytes;
+        if (r.stepCpuSeconds > 0) s.unetGflopsPerCore = flops.total / r.stepCpuSeconds / 1e9;
+        if (r.vaeDecodeCpuSeconds > 0) s.vaeGflopsPerCore = vaeFlops.total / r.vaeDecodeCpuSeconds / 1e9;
+        if (s.loadSeconds === null) s.loadSeconds = r.loadSeconds;
+      }
+      const peaks = [s.peakRssBytesAtThreads, s.peakRssBytesOneThread].filter((x) => x);
+      s.peakRssBytes = peaks.length ? Math.max(...peaks) : null;
+      if (s.errors.length === 0) delete s.errors;
+    }
+  }
+
+  // 4. report
+  const report = {
+    commit,
+    cpu: cpuModel(),
+    threads,
+    matmulGflopsPerCore: Object.fromEntries(Object.entries(matmul).map(([t, m]) => [t, m.gflopsPerCore])),
+    scenarios,
+    commitDirty: dirty,
+    cpuFlags: sys.cpuFeatures,
+    ggmlCpuFeatures: sys.ggmlCpuFeatures,
+    ggml: sys.ggmlBuild,
+    backends: sys.backends,
+    logicalCores: sys.logicalCores,
+    node: process.versions.node,
+    platform: `${process.platform}-${process.arch}`,
+    date: new Date().toISOString(),
+    options: { quick: args.quick, sizes: args.sizes, reps: args.reps, vaeReps: args.vaeReps, flashAttention: args.flashAttention, cpuRun: args.cpuRun, matmulRuns: args.matmulRuns },
+    unetFlopsPerStep: Object.fromEntries(args.sizes.map((s) => [`${s}x${s}`, flopsAt(s).total])),
+    vaeDecodeFlops: Object.fromEntries(args.sizes.map((s) => [`${s}x${s}`, vaeFlopsAt(s).total])),
+    matmul,
+    seconds: (performance.now() - started) / 1000,
+  };
+
+  const out = [];
+  out.push(
+    `## japanese-stable-diffusion ${sys.version} bench: ${commit ? commit.slice(0, 10) : "no commit"}${dirty ? " (uncommitted changes)" : ""}`,
+    "",
+    `CPU: ${report.cpu}, ${sys.logicalCores} logical cores; ggml ${sys.ggmlBuild}, backends ${sys.backends.join(", ")}; ggml CPU features: ${sys.ggmlCpuFeatures.join(" ")}`,
+    `Threads ${threads} (wall-time columns)${args.cpuRun ? " and 1 (CPU-second columns)" : "; 1-thread runs skipped (--no-cpu-run)"}; flash attention ${args.flashAttention ? "on" : "off"}; UNet step = median of ${args.reps} after 1 warm-up; VAE = median of ${args.vaeReps}, no warm-up.`,
+    `UNet FLOPs per step with guidance (batch 2): ${args.sizes.map((s) => `${s}×${s} ${(flopsAt(s).total / 1e12).toFixed(3)} TFLOP`).join(", ")}; VAE decode: ${args.sizes.map((s) => `${s}×${s} ${(vaeFlopsAt(s).total / 1e12).toFixed(3)} TFLOP`).join(", ")}.`,
+    "",
+  );
+  const rows = [];
+  for (const s of scenarios) {
+    const base = [s.type, `${s.width}×${s.height}`];
+    if (s.stepSeconds === null && s.stepCpuSeconds === null) {
+      rows.push([...base, `**failed**: ${oneLine((s.errors ?? []).join("; "))}`, "", "", "", "", "", "", "", ""]);
+      continue;
+    }
+    rows.push([
+      ...base,
+      fmtSeconds(s.loadSeconds),
+      fmtSeconds(s.textEncodeSeconds),
+      fmtSeconds(s.stepSeconds),
+      fmtSeconds(s.stepCpuSeconds),
+      fmt(s.unetGflopsPerCore, 1),
+      fmtSeconds(s.vaeDecodeSeconds),
+      fmtSeconds(s.vaeDecodeCpuSeconds),
+      fmtGiB(s.peakRssBytes),
+      s.errors ? `**partly failed**: ${oneLine(s.errors.join("; "), 100)}` : s.modelBytes ? `${(s.modelBytes / 2 ** 30).toFixed(2)} GiB file` : "",
+    ]);
+  }
+  out.push(
+    table(["type", "size", "load s", "text s", `step s (${threads} thr)`, "step CPU-s (1 thr)", "UNet GFLOP/s/core", `VAE s (${threads} thr)`, "VAE CPU-s (1 thr)", "peak RSS", "notes"], rows),
+  );
+  if (args.matmul) {
+    out.push("", "ggml mul_mat, 1 thread, GFLOP/s per core (weights [k,m] × f32 [k,n]; shapes in scripts/bench/shapes.mjs; – = k not a multiple of the type's block):", "");
+    const mrows = args.types.map((type) => {
+      const m = matmul[type];
+      if (m.error) return [type, `**failed**: ${oneLine(m.error)}`, ...MATMUL_SHAPES.map(() => "")];
+      return [type, fmt(m.gflopsPerCore, 1), ...MATMUL_SHAPES.map((sh) => fmt(m.shapes.find((x) => x.name === sh.name)?.gflopsPerCore, 1))];
+    });
+    out.push(table(["type", "mean", ...MATMUL_SHAPES.map((sh) => `${sh.short} m${sh.m} k${sh.k} n${sh.n}`)], mrows));
+  }
+  console.log(out.join("\n"));
+
+  if (args.json) {
+    await mkdir(dirname(args.json), { recursive: true });
+    await writeFile(args.json, JSON.stringify(report, null, 2) + "\n");
+    log(`bench: wrote ${args.json}`);
+  }
+  const failed = scenarios.filter((s) => s.errors).length + Object.values(matmul).filter((m) => m.error).length;
+  log(`bench: done in ${((performance.now() - started) / 1000).toFixed(0)} s${failed ? `, ${failed} with failures (see the table)` : ""}`);
+}
+
+await main();
