@@ -8,6 +8,7 @@ import type { PromptMode } from "../prompt/tokens.js";
 import { TorchGenerator } from "../rng/torch-generator.js";
 import { createScheduler, img2imgStart, type Scheduler } from "../schedulers/index.js";
 import type { GenerateProgress, ResolvedOptions } from "./options.js";
+import { decodeLatentsTiled, VAE_TILING_THRESHOLD } from "./vae-tiles.js";
 
 export interface PixelImage {
   width: number;
@@ -15,7 +16,9 @@ export interface PixelImage {
   rgba: Uint8Array | Uint8ClampedArray;
 }
 
-export interface DenoiseInput extends Omit<ResolvedOptions, "initImage" | "mask" | "width" | "height" | "promptMode"> {
+export interface DenoiseInput extends Omit<ResolvedOptions, "initImage" | "mask" | "width" | "height" | "promptMode" | "vaeTiling"> {
+  /** Default "auto". */
+  vaeTiling?: boolean | "auto";
   width: number;
   height: number;
   /** Default "reference". */
@@ -177,10 +180,9 @@ export async function denoise(model: Model, input: DenoiseInput, onProgress?: (p
 
   input.checkAborted?.();
   const inverse = f(1 / model.scalingFactor);
-  const decoded = await model.decodeLatents(
-    latents.map((x) => f(x * inverse)),
-    latentShape,
-  );
+  const scaled = latents.map((x) => f(x * inverse));
+  const tiled = input.vaeTiling === true || (input.vaeTiling !== false && latentShape[2] * latentShape[3] > VAE_TILING_THRESHOLD);
+  const decoded = tiled ? await decodeLatentsTiled(model, scaled, latentShape) : await model.decodeLatents(scaled, latentShape);
   return {
     promptIds: cond.ids,
     negativeIds: uncond?.ids,

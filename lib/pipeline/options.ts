@@ -57,6 +57,12 @@ export interface GenerateOptions {
   mask?: ImageInput;
   /** DDIM's eta (0 = deterministic). Default 0. Only valid with scheduler "ddim". */
   eta?: number;
+  /**
+   * Decode the image in overlapping 256×256 tiles, blended without seams, so that large images
+   * need a fraction of the memory (the tiled image differs slightly from the untiled one).
+   * Default "auto": tiles above 384×384 pixels.
+   */
+  vaeTiling?: boolean | "auto";
   onProgress?: (progress: GenerateProgress) => void;
   /** Cancels the run between steps (and interrupts the step in progress); the promise rejects with an AbortError. */
   signal?: AbortSignal;
@@ -78,6 +84,7 @@ export interface ResolvedOptions {
   strength: number;
   mask?: ImageInput;
   eta: number;
+  vaeTiling: boolean | "auto";
   onProgress?: (progress: GenerateProgress) => void;
   signal?: AbortSignal;
 }
@@ -145,6 +152,8 @@ export function resolveOptions(options: GenerateOptions): ResolvedOptions {
   const strength = o.strength === undefined ? 0.8 : finite("strength", o.strength);
   if (strength < 0 || strength > 1) throw new RangeError(`strength must be from 0 to 1, got ${strength}`);
   if (o.mask !== undefined && o.initImage === undefined) throw new TypeError("mask needs initImage (inpainting repaints part of an image)");
+  const vaeTiling = o.vaeTiling ?? "auto";
+  if (vaeTiling !== "auto" && typeof vaeTiling !== "boolean") throw new TypeError('vaeTiling must be true, false or "auto"');
   if (o.onProgress !== undefined && typeof o.onProgress !== "function") throw new TypeError("onProgress must be a function");
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal");
   return {
@@ -163,6 +172,7 @@ export function resolveOptions(options: GenerateOptions): ResolvedOptions {
     strength,
     mask: o.mask === undefined ? undefined : imageInput("mask", o.mask),
     eta,
+    vaeTiling,
     onProgress: o.onProgress,
     signal: o.signal,
   };
