@@ -201,6 +201,10 @@ std::vector<float> Engine::predict_noise(const float* latents, const TensorShape
     throw Error(ErrorCode::InvalidArgument, "predictNoise: text states must be " + std::to_string(unet_config_.cross_attention_dim) + " wide");
   }
   if (text_length < 1 || text_length > 77 * 64) throw Error(ErrorCode::InvalidArgument, "predictNoise: text states must have 1 to 4928 positions");
+  // Only one large compute buffer at a time: the UNet's and the VAE's are never needed together,
+  // and holding both would add hundreds of MB to the peak of a txt2img run.
+  decode_graph_.reset();
+  encode_graph_.reset();
   const std::vector<float> temb = unet_->timestep_embedding(timesteps);
   const int64_t temb_dim = unet_config_.block_out_channels[0];
   const std::string key = "unet " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w) + " text " + std::to_string(text_length);
@@ -222,6 +226,7 @@ std::vector<float> Engine::predict_noise(const float* latents, const TensorShape
 
 std::vector<float> Engine::decode_latents(const float* z, const TensorShape4& s) {
   check_shape(s, vae_config_.latent_channels, kMaxLatentSide, "decodeLatents");
+  unet_graph_.reset();  // see predict_noise
   const std::string key = "vae decode " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
   return run(
       decode_graph_, key,
@@ -241,6 +246,8 @@ std::vector<float> Engine::encode_image(const float* image, const TensorShape4& 
   if (s.h % factor != 0 || s.w % factor != 0) {
     throw Error(ErrorCode::InvalidArgument, "encodeImage: height and width must be multiples of " + std::to_string(factor));
   }
+  unet_graph_.reset();  // see predict_noise
+  decode_graph_.reset();
   const std::string key = "vae encode " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
   return run(
       encode_graph_, key,

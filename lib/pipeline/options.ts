@@ -58,7 +58,7 @@ export interface GenerateOptions {
   /** DDIM's eta (0 = deterministic). Default 0. Only valid with scheduler "ddim". */
   eta?: number;
   /**
-   * Decode the image in overlapping 256×256 tiles, blended without seams, so that large images
+   * Decode the image in overlapping 320×320 tiles, blended without seams, so that large images
    * need a fraction of the memory (the tiled image differs slightly from the untiled one).
    * Default "auto": tiles above 384×384 pixels.
    */
