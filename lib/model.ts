@@ -1,6 +1,7 @@
 // A loaded JSD model: the tokenizer plus the engine's low-level calls (text encoder, UNet,
 // VAE). The pipeline (generate) is built on these; they are public for tools and tests.
 import { JsdError } from "./errors.js";
+import { verifyModelFile } from "./verify.js";
 import { generateImages, type GeneratedImage } from "./pipeline/generate.js";
 import type { GenerateOptions } from "./pipeline/options.js";
 import { native, packageRoot, type NativeComponentMemory, type NativeModel, type NativeModelInfo, type Shape4 } from "./native.js";
@@ -14,6 +15,8 @@ export type { Shape4 } from "./native.js";
 export interface LoadModelOptions {
   /** Compute threads. Default: the machine's physical core count. */
   threads?: number;
+  /** Recompute the file's SHA-256 and compare it with the one the converter stored (reads the whole file once). Default false. */
+  verify?: boolean;
   /** Use ggml's fused flash attention in the UNet and VAE (faster on some machines, f16 rounding). Default false. */
   flashAttention?: boolean;
 }
@@ -82,6 +85,8 @@ export class Model {
       throw new RangeError("threads must be an integer from 1 to 1024");
     }
     if (flashAttention !== undefined && typeof flashAttention !== "boolean") throw new TypeError("flashAttention must be a boolean");
+    if (options.verify !== undefined && typeof options.verify !== "boolean") throw new TypeError("verify must be a boolean");
+    if (options.verify) await verifyModelFile(path);
     const model = await native().loadModel(path, { threads, flashAttention });
     return new Model(path, model);
   }

@@ -96,6 +96,18 @@ describe("loadModel() on bad files", () => {
     await expectBadModel(path, /has shape .* but the config needs/);
   });
 
+  it("verify: true checks the converter's SHA-256 and refuses a file with one flipped byte", async () => {
+    const good = await tinyModel("f32");
+    const model = await loadModel(good, { verify: true });
+    await model.close();
+    const bad = scratchPath("flipped.gguf");
+    const bytes = readFileSync(good);
+    bytes[bytes.length - 1000] ^= 0x40; // inside the VAE's tensor data: still a well-formed file
+    writeFileSync(bad, bytes);
+    (await loadModel(bad)).close(); // without verify it loads (the values are just wrong)
+    await expect(loadModel(bad, { verify: true })).rejects.toMatchObject({ code: "JSD_BAD_MODEL", message: expect.stringMatching(/do not match jsd.data_sha256/) });
+  });
+
   it("leaves the process and other models working", async () => {
     const model = await loadModel(await tinyModel("f32"));
     const out = await model.encodeText(new Int32Array(77).fill(0));

@@ -4,6 +4,7 @@
 // Ends with the acceptance check on the embedded model: a subject after token 77 is drawn in
 // extended mode and not in reference mode.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SHAPE_PALETTE } from "../lib/eval/shape-judge.js";
 import { isJsdError } from "../lib/errors.js";
 import { readPngText } from "../lib/image/png.js";
 import { loadModel, type Model } from "../lib/model.js";
@@ -374,19 +375,7 @@ describe("generate() with promptMode", () => {
 
 // ---- acceptance: a subject after token 77 ---------------------------------------------------
 
-const PALETTE: Record<string, [number, number, number]> = {
-  red: [220, 30, 35],
-  blue: [35, 70, 225],
-  green: [30, 160, 55],
-  yellow: [245, 215, 30],
-  white: [245, 245, 245],
-  black: [20, 20, 20],
-  pink: [250, 140, 190],
-  purple: [130, 45, 175],
-  orange: [250, 135, 20],
-  navy: [18, 24, 70],
-  skyblue: [150, 200, 240],
-};
+const PALETTE = SHAPE_PALETTE;
 
 /** Nearest palette colour per pixel (within 80); background = the 4-pixel border's most common, foreground = the most common other colour inside. */
 function colours(rgba: Uint8Array, size = 64): { background?: string; foreground?: string; foregroundShare: number } {

@@ -1,6 +1,7 @@
 // `jsd info <model.gguf> [--json] [--verify]`: what a model file holds.
 import type { Command } from "commander";
 import { JsdError } from "../errors.js";
+import { checkModelChecksum } from "../verify.js";
 import { GgufFile, describeGgufValue } from "../formats/gguf-reader.js";
 import { CliExit, formatBytes, type CliIo } from "./io.js";
 
@@ -173,7 +174,7 @@ export function registerInfo(program: Command, io: CliIo): void {
         let verified: boolean | undefined;
         if (opts.verify) {
           if (summary.dataSha256 === null) throw new JsdError("JSD_BAD_MODEL", `${path} has no jsd.data_sha256 to verify`);
-          verified = (await file.computeDataSha256()) === summary.dataSha256;
+          verified = (await checkModelChecksum(file)).ok;
         }
         if (opts.json) io.stdout.write(`${JSON.stringify(verified === undefined ? summary : { ...summary, verified }, null, 2)}\n`);
         else {

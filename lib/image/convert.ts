@@ -11,6 +11,7 @@
 //    NEAREST to ((w - w % 32) / 8, (h - h % 32) / 8), `/ 255.0` in float32, tiled to 4 channels,
 //    then `1 - mask`: the result is the *keep* mask (1 = keep the init image, 0 = repaint).
 import { JsdError } from "../errors.js";
+import { roundHalfEven } from "../schedulers/common.js";
 
 function checkSize(width: unknown, height: unknown): void {
   for (const [name, v] of [["width", width], ["height", height]] as const) {
@@ -26,11 +27,7 @@ function checkLength(what: string, array: ArrayLike<number>, expected: number): 
   }
 }
 
-/** numpy's `round()` (and Python's): to nearest, ties to even. */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
+export { roundHalfEven };
 
 /** 255 * x, rounded like numpy (in float32), clamped to 0..255; NaN gives 0. */
 function unitToByte(x: number): number {
