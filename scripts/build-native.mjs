@@ -4,7 +4,7 @@
 //
 // Environment: JSD_CUDA=1, JSD_VULKAN=1, JSD_METAL=1 switch on GPU backends;
 // JSD_NATIVE=0 builds a portable CPU backend; JSD_BUILD_DIR changes the output folder;
-// JSD_JOBS sets the number of parallel compile jobs.
+// JSD_JOBS sets the number of parallel compile jobs; JSD_CUDA_ARCHITECTURES the CUDA targets.
 import { spawnSync } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { createRequire } from "node:module";
@@ -35,6 +35,8 @@ function main() {
     JSD_NATIVE: flag("JSD_NATIVE", true) ? "ON" : "OFF",
     JSD_BUILD_TOOLS: flag("JSD_BUILD_TOOLS", false) ? "ON" : "OFF",
   };
+  // GPU architectures to compile CUDA kernels for (e.g. "89;90"); ggml's default list is long.
+  if (process.env.JSD_CUDA_ARCHITECTURES) defines.CMAKE_CUDA_ARCHITECTURES = process.env.JSD_CUDA_ARCHITECTURES;
   const cmakeJs = join(dirname(require.resolve("cmake-js/package.json")), "bin", "cmake-js");
   const args = [cmakeJs, "build", "--directory", root, "--out", buildDir, "--parallel", String(jobs), "--log-level", "warn"];
   for (const [key, value] of Object.entries(defines)) args.push(`--CD${key}=${value}`);
