@@ -7,7 +7,7 @@
 namespace jsd::nn {
 
 namespace {
-// Above this im2col size a convolution is computed directly (see conv2d). JSD_DIRECT_CONV_MB
+// Above this im2col size a convolution is computed in bands or directly (see conv2d). JSD_DIRECT_CONV_MB
 // overrides it for measurements.
 // Largest block of attention scores computed at once: 64 MB.
 constexpr int64_t kMaxScoreFloats = int64_t{16} << 20;
@@ -34,6 +34,61 @@ ggml_tensor* group_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, int gr
   return ggml_add(ctx, y, ggml_reshape_4d(ctx, n.bias, 1, 1, c, 1));
 }
 
+namespace {
+
+// im2col + one matrix product, for an input whose rows may be a slice of a larger image
+// (im2col reads rows at the input's own channel stride). pad_y pads top and bottom.
+ggml_tensor* conv2d_im2col(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, ggml_tensor* w2d, int stride, int pad_x, int pad_y) {
+  const int64_t n = x->ne[3];
+  // im2col only reads the kernel's shape; quantized kernels are stored flattened, so give it
+  // a data-less tensor of the 4-D shape.
+  ggml_tensor* shape = ggml_n_dims(c.weight) > 2 ? c.weight : ggml_new_tensor_4d(ctx, GGML_TYPE_F16, c.kernel, c.kernel, c.in, 1);
+  ggml_tensor* cols = ggml_im2col(ctx, shape, x, stride, stride, pad_x, pad_y, 1, 1, true, GGML_TYPE_F32);
+  const int64_t ow = cols->ne[1];
+  const int64_t oh = cols->ne[2];
+  cols = ggml_reshape_2d(ctx, cols, cols->ne[0], ow * oh * n);
+  ggml_tensor* out = ggml_add(ctx, ggml_mul_mat(ctx, w2d, cols), c.bias);  // [out, ow*oh*n]
+  out = ggml_reshape_4d(ctx, out, c.out, ow, oh, n);
+  return ggml_cont(ctx, ggml_permute(ctx, out, 2, 0, 1, 3));  // [ow, oh, out, n]
+}
+
+ggml_tensor* join_rows(ggml_context* ctx, std::vector<ggml_tensor*> parts);
+
+// A stride-1 convolution with "same" padding, in bands of output rows.
+ggml_tensor* conv2d_banded(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, ggml_tensor* w2d, int64_t im2col_bytes) {
+  const int64_t h = x->ne[1];
+  const int pad = (c.kernel - 1) / 2;
+  const int64_t limit = std::max<int64_t>(1, direct_conv_bytes());
+  const int64_t bands = (im2col_bytes + limit - 1) / limit;
+  const int64_t rows = std::max<int64_t>(1, (h + bands - 1) / bands);
+  std::vector<ggml_tensor*> parts;
+  for (int64_t y0 = 0; y0 < h; y0 += rows) {
+    const int64_t y1 = std::min(h, y0 + rows);
+    // Input rows [y0 - pad, y1 + pad), zero rows where they fall outside the image.
+    const int64_t a = std::max<int64_t>(0, y0 - pad);
+    const int64_t b = std::min(h, y1 + pad);
+    ggml_tensor* band = ggml_view_4d(ctx, x, x->ne[0], b - a, x->ne[2], x->ne[3], x->nb[1], x->nb[2], x->nb[3], a * x->nb[1]);
+    const int top = static_cast<int>(pad - (y0 - a));
+    const int bottom = static_cast<int>(pad - (b - y1));
+    if (top > 0 || bottom > 0) band = ggml_pad_ext(ctx, band, 0, 0, top, bottom, 0, 0, 0, 0);
+    parts.push_back(conv2d_im2col(ctx, band, c, w2d, 1, pad, 0));
+  }
+  return join_rows(ctx, std::move(parts));
+}
+
+// Concatenates [W, rows, C, N] parts along the rows, pairwise (each row is copied log2(parts) times).
+ggml_tensor* join_rows(ggml_context* ctx, std::vector<ggml_tensor*> parts) {
+  while (parts.size() > 1) {
+    std::vector<ggml_tensor*> joined;
+    for (size_t i = 0; i + 1 < parts.size(); i += 2) joined.push_back(ggml_concat(ctx, parts[i], parts[i + 1], 1));
+    if (parts.size() % 2 == 1) joined.push_back(parts.back());
+    parts.swap(joined);
+  }
+  return parts[0];
+}
+
+}  // namespace
+
 ggml_tensor* conv2d(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stride, int padding) {
   const int64_t n = x->ne[3];
   ggml_tensor* w2d = ggml_n_dims(c.weight) > 2 ? ggml_reshape_2d(ctx, c.weight, c.kernel * c.kernel * c.in, c.out) : c.weight;
@@ -44,24 +99,19 @@ ggml_tensor* conv2d(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stri
     return sequence_to_image(ctx, out, x->ne[0], x->ne[1]);
   }
   // A large image would need a huge im2col matrix (9*C floats per pixel: 1.2 GB for a 128-channel
-  // 512x512 VAE layer); ggml's direct convolution builds it in small chunks instead. It takes
-  // f32/f16 kernels only.
+  // 512x512 VAE layer). Stride-1 "same" convolutions are computed in bands of output rows, each
+  // with an im2col of bounded size (the allocator reuses one band's memory for the next);
+  // others fall back to ggml's direct convolution (slower, f32/f16 kernels only).
   const int64_t im2col_bytes = static_cast<int64_t>(c.kernel) * c.kernel * c.in * x->ne[0] * x->ne[1] * n * 4 / (stride * stride);
-  const bool direct_ok = ggml_n_dims(c.weight) > 2 && (c.weight->type == GGML_TYPE_F32 || c.weight->type == GGML_TYPE_F16);
-  if (direct_ok && im2col_bytes > direct_conv_bytes()) {
-    ggml_tensor* out = ggml_conv_2d_direct(ctx, c.weight, x, stride, stride, padding, padding, 1, 1);
-    return ggml_add(ctx, out, ggml_reshape_4d(ctx, c.bias, 1, 1, c.out, 1));
+  if (im2col_bytes > direct_conv_bytes()) {
+    if (stride == 1 && 2 * padding == c.kernel - 1) return conv2d_banded(ctx, x, c, w2d, im2col_bytes);
+    const bool direct_ok = ggml_n_dims(c.weight) > 2 && (c.weight->type == GGML_TYPE_F32 || c.weight->type == GGML_TYPE_F16);
+    if (direct_ok) {
+      ggml_tensor* out = ggml_conv_2d_direct(ctx, c.weight, x, stride, stride, padding, padding, 1, 1);
+      return ggml_add(ctx, out, ggml_reshape_4d(ctx, c.bias, 1, 1, c.out, 1));
+    }
   }
-  // im2col only reads the kernel's shape; quantized kernels are stored flattened, so give it
-  // a data-less tensor of the 4-D shape.
-  ggml_tensor* shape = ggml_n_dims(c.weight) > 2 ? c.weight : ggml_new_tensor_4d(ctx, GGML_TYPE_F16, c.kernel, c.kernel, c.in, 1);
-  ggml_tensor* cols = ggml_im2col(ctx, shape, x, stride, stride, padding, padding, 1, 1, true, GGML_TYPE_F32);
-  const int64_t ow = cols->ne[1];
-  const int64_t oh = cols->ne[2];
-  cols = ggml_reshape_2d(ctx, cols, cols->ne[0], ow * oh * n);
-  ggml_tensor* out = ggml_add(ctx, ggml_mul_mat(ctx, w2d, cols), c.bias);  // [out, ow*oh*n]
-  out = ggml_reshape_4d(ctx, out, c.out, ow, oh, n);
-  return ggml_cont(ctx, ggml_permute(ctx, out, 2, 0, 1, 3));  // [ow, oh, out, n]
+  return conv2d_im2col(ctx, x, c, w2d, stride, padding, padding);
 }
 
 ggml_tensor* image_to_sequence(ggml_context* ctx, ggml_tensor* x) {

@@ -73,6 +73,20 @@ describe("parity runner CLI", () => {
     expect(result.status).toBe(0);
   });
 
+  it.skipIf(!existsSync(cli))("banded and direct convolutions (used for large images) match the reference too", async () => {
+    // JSD_DIRECT_CONV_MB=0 makes every 3x3 convolution run in one-row bands, and strided ones
+    // through ggml's direct convolution, as they do above 64 MB of im2col.
+    const cases = ["unet", "vae_decode", "vae_encode"].map((k) => join(referenceCases, k));
+    for (const folder of cases) {
+      const result = spawnSync(process.execPath, [cli, "--model", await tinyModel("f32"), "--cases", folder, "--threads", "1"], {
+        encoding: "utf8",
+        env: { ...process.env, JSD_DIRECT_CONV_MB: "0" },
+      });
+      expect(result.stdout.trim().split("\n").at(-1)).toMatch(/^\d+ passed, 0 failed$/);
+      expect(result.status).toBe(0);
+    }
+  });
+
   it.skipIf(!existsSync(cli))("exits 1 when a case fails", async () => {
     const result = spawnSync(process.execPath, [cli, "--model", await tinyModel("q8_0"), "--cases", join(referenceCases, "unet"), "--threads", "1"], { encoding: "utf8" });
     expect(result.stdout).toMatch(/FAIL/);
