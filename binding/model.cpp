@@ -190,6 +190,7 @@ class Model : public Napi::ObjectWrap<Model> {
     out.Set("vaeScaleFactor", 1 << (e.vae_config().block_out_channels.size() - 1));
     out.Set("scalingFactor", e.vae_config().scaling_factor);
     out.Set("threads", e.threads());
+    out.Set("backend", e.backend_name());
     return out;
   }
 
@@ -244,6 +245,8 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     Napi::Object o = info[1].As<Napi::Object>();
     if (o.Has("threads") && !o.Get("threads").IsUndefined()) options.threads = static_cast<int>(Integer(o.Get("threads"), "threads", 0, 1024));
     if (o.Has("flashAttention")) options.flash_attention = o.Get("flashAttention").ToBoolean().Value();
+    if (o.Has("backend") && o.Get("backend").IsString()) options.backend = o.Get("backend").As<Napi::String>().Utf8Value();
+    if (o.Has("device") && !o.Get("device").IsUndefined()) options.device = static_cast<int>(Integer(o.Get("device"), "device", 0, 1024));
   }
   Addon* addon = env.GetInstanceData<Addon>();
   auto state = std::make_shared<ModelState>();

@@ -1,5 +1,7 @@
 #include "system_info.h"
 
+#include "devices.h"
+
 #include "addon.h"
 #include "errors.h"
 
@@ -29,10 +31,30 @@ Napi::Value SystemInfo(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value ListDevices(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&]() -> Napi::Value {
+    const auto devices = jsd::list_devices();
+    Napi::Array out = Napi::Array::New(env, devices.size());
+    for (size_t i = 0; i < devices.size(); ++i) {
+      Napi::Object d = Napi::Object::New(env);
+      d.Set("backend", devices[i].backend);
+      d.Set("name", devices[i].name);
+      d.Set("description", devices[i].description);
+      d.Set("index", devices[i].index);
+      d.Set("freeBytes", Napi::Number::New(env, static_cast<double>(devices[i].free_bytes)));
+      d.Set("totalBytes", Napi::Number::New(env, static_cast<double>(devices[i].total_bytes)));
+      out.Set(static_cast<uint32_t>(i), d);
+    }
+    return out;
+  });
+}
+
 }  // namespace
 
 void InitSystemInfo(Napi::Env env, Napi::Object exports) {
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
+  exports.Set("listDevices", Napi::Function::New(env, ListDevices, "listDevices"));
 }
 
 }  // namespace jsd_binding

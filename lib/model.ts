@@ -12,7 +12,18 @@ import { join } from "node:path";
 
 export type { Shape4 } from "./native.js";
 
+export type BackendName = "auto" | "cpu" | "cuda" | "vulkan" | "metal";
+export const BACKENDS: readonly BackendName[] = ["auto", "cpu", "cuda", "vulkan", "metal"];
+
 export interface LoadModelOptions {
+  /**
+   * Where to compute. "auto" (default): the first GPU this build supports and the machine has,
+   * else the CPU. A named backend that is absent is an error (JSD_INVALID_ARGUMENT), never a
+   * silent CPU run.
+   */
+  backend?: BackendName;
+  /** Device index among the backend's devices (listDevices()). Default 0. */
+  device?: number;
   /** Compute threads. Default: the machine's physical core count. */
   threads?: number;
   /** Recompute the file's SHA-256 and compare it with the one the converter stored (reads the whole file once). Default false. */
@@ -86,8 +97,12 @@ export class Model {
     }
     if (flashAttention !== undefined && typeof flashAttention !== "boolean") throw new TypeError("flashAttention must be a boolean");
     if (options.verify !== undefined && typeof options.verify !== "boolean") throw new TypeError("verify must be a boolean");
+    const backend = options.backend ?? "auto";
+    if (!BACKENDS.includes(backend)) throw new RangeError(`backend must be one of ${BACKENDS.join(", ")}, got ${String(backend)}`);
+    const device = options.device ?? 0;
+    if (!Number.isInteger(device) || device < 0 || device > 1024) throw new RangeError("device must be an integer from 0");
     if (options.verify) await verifyModelFile(path);
-    const model = await native().loadModel(path, { threads, flashAttention });
+    const model = await native().loadModel(path, { threads, flashAttention, backend, device });
     return new Model(path, model);
   }
 
@@ -121,6 +136,11 @@ export class Model {
   get defaultImageSize(): number {
     const config = JSON.parse(this.#info.metadata["jsd.unet.config"] ?? "{}") as { sample_size?: number };
     return (config.sample_size ?? 64) * this.#info.vaeScaleFactor;
+  }
+
+  /** The backend this model computes on: "cpu", "cuda", "vulkan" or "metal". */
+  get backend(): string {
+    return this.#info.backend;
   }
 
   get threads(): number {

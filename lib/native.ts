@@ -45,6 +45,16 @@ export interface NativeModelInfo {
   vaeScaleFactor: number;
   scalingFactor: number;
   threads: number;
+  backend: string;
+}
+
+export interface NativeDevice {
+  backend: string;
+  name: string;
+  description: string;
+  index: number;
+  freeBytes: number;
+  totalBytes: number;
 }
 
 export interface NativeComponentMemory {
@@ -69,11 +79,14 @@ export interface NativeModel {
 export interface NativeLoadOptions {
   threads?: number;
   flashAttention?: boolean;
+  backend?: string;
+  device?: number;
 }
 
 export interface NativeAddon {
   loadModel(path: string, options?: NativeLoadOptions): Promise<NativeModel>;
   systemInfo(): NativeSystemInfo;
+  listDevices(): NativeDevice[];
   /** Storage traits of a ggml type by its name ("f16", "q8_0", "q4_K", ...). */
   typeTraits(name: string): NativeTypeTraits;
   /** Converts float32 rows of `rowSize` values to a ggml type with ggml's own routines (off the JS thread). */

@@ -21,6 +21,25 @@ export interface SystemInfo {
   platform: string;
   arch: string;
   node: string;
+  /** Compute devices of the compiled backends that this machine has. */
+  devices: DeviceInfo[];
+  /** The backend loadModel({ backend: "auto" }) picks. */
+  autoBackend: string;
+}
+
+export interface DeviceInfo {
+  backend: string;
+  name: string;
+  description: string;
+  /** Index among this backend's devices (loadModel's `device`). */
+  index: number;
+  freeBytes: number;
+  totalBytes: number;
+}
+
+/** The compute devices this installation can use (CPU always; GPUs where a GPU backend is compiled in). */
+export function listDevices(): DeviceInfo[] {
+  return native().listDevices();
 }
 
 let packageVersion: string | undefined;
@@ -46,5 +65,7 @@ export function systemInfo(): SystemInfo {
     platform: process.platform,
     arch: process.arch,
     node: process.versions.node,
+    devices: listDevices(),
+    autoBackend: listDevices().find((d) => d.backend !== "cpu" && d.totalBytes > 0)?.backend ?? "cpu",
   };
 }

@@ -5,6 +5,7 @@
 #include "error.h"
 #include "ggml-alloc.h"
 #include "ggml-cpu.h"
+#include "devices.h"
 #include "log.h"
 #include "model_file.h"
 #include "profile.h"
@@ -101,11 +102,15 @@ Engine::Engine(const std::string& path, const EngineOptions& options) : options_
   unet_ = std::make_unique<UNet>(*unet_weights_, unet_config_);
   vae_ = std::make_unique<Vae>(*vae_weights_, vae_config_, true, true);
 
-  backend_ = ggml_backend_cpu_init();
-  if (backend_ == nullptr) throw Error(ErrorCode::Internal, "cannot initialise ggml's CPU backend");
-  ggml_backend_cpu_set_n_threads(backend_, threads_);
-  ggml_backend_cpu_set_abort_callback(
-      backend_, [](void* flag) { return static_cast<std::atomic<bool>*>(flag)->load(); }, &abort_);
+  ggml_backend_dev_t device = choose_device(options.backend, options.device, &backend_name_);
+  backend_ = ggml_backend_dev_init(device, nullptr);
+  if (backend_ == nullptr) throw Error(ErrorCode::Internal, "cannot initialise ggml's " + backend_name_ + " backend");
+  cpu_ = ggml_backend_is_cpu(backend_);
+  if (cpu_) {
+    ggml_backend_cpu_set_n_threads(backend_, threads_);
+    ggml_backend_cpu_set_abort_callback(
+        backend_, [](void* flag) { return static_cast<std::atomic<bool>*>(flag)->load(); }, &abort_);
+  }
   try {
     text_weights_->load(*file_, backend_);
     unet_weights_->load(*file_, backend_);
@@ -155,7 +160,7 @@ std::vector<float> Engine::run(std::unique_ptr<CachedGraph>& slot, const std::st
     slot = std::move(graph);
   }
   CachedGraph& g = *slot;
-  ggml_backend_cpu_set_n_threads(backend_, g.threads);
+  if (cpu_) ggml_backend_cpu_set_n_threads(backend_, g.threads);
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (ggml_nbytes(g.inputs[i]) != inputs[i].second) throw Error(ErrorCode::Internal, "input size mismatch for " + key);
     ggml_backend_tensor_set(g.inputs[i], inputs[i].first, 0, inputs[i].second);

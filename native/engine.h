@@ -26,6 +26,8 @@ struct CachedGraph;
 struct EngineOptions {
   int threads = 0;  // 0: the physical core count, or 1 for graphs too small to share
   bool flash_attention = false;
+  std::string backend = "auto";  // "auto", "cpu", "cuda", "vulkan", "metal"
+  int device = 0;                // index among that backend's devices
 };
 
 struct TensorShape4 {
@@ -65,6 +67,8 @@ class Engine {
   std::vector<std::pair<std::string, std::string>> metadata() const;
   std::vector<ComponentMemory> memory() const;
   int threads() const { return threads_; }
+  // The backend the model runs on ("cpu", "cuda", ...).
+  const std::string& backend_name() const { return backend_name_; }
 
   // Makes the graph being computed stop at the next node; the call then throws Aborted.
   void request_abort() { abort_.store(true); }
@@ -79,6 +83,8 @@ class Engine {
   nn::Options nn_options_;
   std::unique_ptr<ModelFile> file_;
   ggml_backend_t backend_ = nullptr;
+  bool cpu_ = true;
+  std::string backend_name_ = "cpu";
   TextEncoderConfig text_config_;
   UNetConfig unet_config_;
   VaeConfig vae_config_;

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
-import { systemInfo } from "../lib/index.js";
+import { listDevices, loadModel, systemInfo } from "../lib/index.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
 
@@ -17,6 +17,8 @@ describe("systemInfo()", () => {
     expect(info.threads).toBeLessThanOrEqual(info.logicalCores);
     expect(Array.isArray(info.cpuFeatures)).toBe(true);
     if (process.arch === "x64") expect(info.cpuFeatures).toContain("sse4.2");
+    expect(info.devices.find((d) => d.backend === "cpu")).toMatchObject({ index: 0, name: expect.any(String) });
+    expect(["cpu", "cuda", "vulkan", "metal"]).toContain(info.autoBackend);
   });
 
   it("works from two worker threads at once (the addon is context-aware)", async () => {
@@ -42,5 +44,29 @@ describe("systemInfo()", () => {
     expect(a.backends).toContain("CPU");
     expect(b).toEqual(a);
     expect(systemInfo().backends).toEqual(a.backends);
+  });
+});
+
+describe("backend selection", () => {
+  it("lists the CPU device and runs the embedded model on the chosen backend", async () => {
+    expect(listDevices().some((d) => d.backend === "cpu")).toBe(true);
+    const model = await loadModel(undefined, { backend: "cpu", threads: 1 });
+    expect(model.backend).toBe("cpu");
+    const [image] = await model.generate({ prompt: "赤い丸", steps: 2, seed: 1 });
+    expect(image.parameters.backend).toBe("cpu");
+    await model.close();
+  });
+
+  it("refuses an absent backend instead of running on the CPU", async () => {
+    const gpus = listDevices().filter((d) => d.backend !== "cpu").map((d) => d.backend);
+    for (const backend of ["cuda", "vulkan", "metal"] as const) {
+      if (gpus.includes(backend)) continue;
+      await expect(loadModel(undefined, { backend })).rejects.toMatchObject({
+        code: "JSD_INVALID_ARGUMENT",
+        message: expect.stringMatching(new RegExp(`backend '${backend}' is not available`)),
+      });
+    }
+    await expect(loadModel(undefined, { backend: "tpu" as never })).rejects.toThrow(RangeError);
+    await expect(loadModel(undefined, { backend: "cpu", device: 5 })).rejects.toMatchObject({ code: "JSD_INVALID_ARGUMENT" });
   });
 });

@@ -40,6 +40,8 @@ export function registerDoctor(program: Command, io: CliIo): void {
         `CPU features: ${info.cpuFeatures.join(" ") || "(none detected)"}`,
         `ggml CPU kernels built for: ${info.ggmlCpuFeatures.join(" ")}`,
         `threads: ${info.threads} by default (${info.logicalCores} logical cores)`,
+        `devices: ${info.devices.map((d) => `${d.backend}:${d.index} ${d.description}${d.totalBytes ? ` (${(d.freeBytes / 2 ** 30).toFixed(1)}/${(d.totalBytes / 2 ** 30).toFixed(1)} GiB free)` : ""}`).join("; ")}`,
+        `loadModel({ backend: "auto" }) uses: ${info.autoBackend}`,
         `embedded model: ${model.present ? model.path : `missing (${model.path}); run npm run build`}`,
       ];
       io.stdout.write(`${lines.join("\n")}\n`);

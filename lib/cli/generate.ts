@@ -1,6 +1,6 @@
 // `jsd generate "<prompt>"`: images from a prompt with the embedded model or a converted one.
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { loadModel } from "../model.js";
+import { BACKENDS, loadModel, type BackendName } from "../model.js";
 import type { GenerateOptions } from "../pipeline/options.js";
 import { PROMPT_MODES, type PromptMode } from "../prompt/index.js";
 import { SCHEDULER_NAMES, type SchedulerName } from "../schedulers/index.js";
@@ -25,7 +25,8 @@ interface GenerateFlags {
   eta?: number;
   model?: string;
   threads?: number;
-  backend: string;
+  backend: BackendName;
+  device?: number;
   json: boolean;
   force: boolean;
   quiet: boolean;
@@ -94,7 +95,8 @@ export function registerGenerate(program: Command, io: CliIo): void {
     .option("--eta <eta>", "DDIM eta (default 0)", float("--eta"))
     .option("-m, --model <file.gguf>", "model file from `jsd convert` (default: the embedded tiny-jsd-shapes model)")
     .option("--threads <n>", "compute threads (default: physical cores)", int("--threads", 1, 1024))
-    .addOption(new Option("--backend <name>", "compute backend (GPU backends need a GPU build)").choices(["auto", "cpu"]).default("auto"))
+    .addOption(new Option("--backend <name>", "compute backend; auto picks a GPU when this build has one").choices([...BACKENDS]).default("auto"))
+    .option("--device <n>", "device index within the backend (jsd doctor lists them)", int("--device", 0, 1024))
     .option("--json", "print one JSON line per image on stdout", false)
     .option("-f, --force", "overwrite existing files", false)
     .option("-q, --quiet", "no progress output", false)
@@ -103,7 +105,7 @@ export function registerGenerate(program: Command, io: CliIo): void {
       const onSignal = () => controller.abort();
       process.once("SIGINT", onSignal);
       process.once("SIGTERM", onSignal);
-      const model = await loadModel(flags.model, { threads: flags.threads });
+      const model = await loadModel(flags.model, { threads: flags.threads, backend: flags.backend, device: flags.device });
       const progress = flags.quiet ? undefined : progressView(io, "generating");
       try {
         const options: GenerateOptions = {

@@ -107,6 +107,7 @@ export async function generateImages(model: Model, options: GenerateOptions): Pr
       mode: mask ? "inpaint" : initImage ? "img2img" : "txt2img",
       droppedTokens: trace.droppedTokens,
       model: model.metadata["general.name"] ?? "jsd",
+      backend: model.backend,
       modelSha256: sha,
       version: version(),
     };

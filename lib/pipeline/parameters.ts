@@ -23,6 +23,8 @@ export interface GenerationParameters {
   /** Prompt tokens cut at the 77-token limit (always 0 in extended mode). */
   droppedTokens: number;
   model: string;
+  /** Where it was computed: "cpu", "cuda", ... */
+  backend: string;
   modelSha256?: string;
   version: string;
 }
