@@ -1,5 +1,6 @@
-// Loads the native addon: a prebuilt binary from prebuilds/ first, a local build second
-// (node-gyp-build's order). Loading is lazy so that pure-TS parts of the package (readers,
+// Loads the native addon through node-gyp-build: a local build (build/Release, tuned for this
+// machine by `npm run build`) when there is one, else the prebuilt binary for this platform in
+// prebuilds/ (what users installing from npm get). Loading is lazy so that pure-TS parts of the package (readers,
 // schedulers) work even where the binary is missing.
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";

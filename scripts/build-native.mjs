@@ -34,6 +34,7 @@ function main() {
     JSD_METAL: flag("JSD_METAL", false) ? "ON" : "OFF",
     JSD_NATIVE: flag("JSD_NATIVE", true) ? "ON" : "OFF",
     JSD_BUILD_TOOLS: flag("JSD_BUILD_TOOLS", false) ? "ON" : "OFF",
+    JSD_PREBUILD: flag("JSD_PREBUILD", false) ? "ON" : "OFF",
   };
   // GPU architectures to compile CUDA kernels for (e.g. "89;90"); ggml's default list is long.
   if (process.env.JSD_CUDA_ARCHITECTURES) defines.CMAKE_CUDA_ARCHITECTURES = process.env.JSD_CUDA_ARCHITECTURES;
@@ -48,6 +49,7 @@ function main() {
     );
     process.exit(1);
   }
+  process.exitCode = 0;
   console.error(`build-native: built ${join(buildDir, "Release", "jsd.node")} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
