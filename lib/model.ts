@@ -64,12 +64,26 @@ function checkFloats(values: unknown, length: number, name: string): Float32Arra
   return values;
 }
 
+/** diffusers' default size: the UNet's sample_size (from its stored config) × the VAE's scale factor. */
+function defaultImageSize(path: string, info: NativeModelInfo): number {
+  let config: { sample_size?: unknown };
+  try {
+    config = JSON.parse(info.metadata["jsd.unet.config"] ?? "{}") as { sample_size?: unknown };
+  } catch (error) {
+    throw new JsdError("JSD_BAD_MODEL", `${path}: jsd.unet.config is not valid JSON`, { cause: error });
+  }
+  const size = config?.sample_size;
+  const sampleSize = typeof size === "number" && Number.isInteger(size) && size > 0 ? Math.min(size, 512) : 64;
+  return sampleSize * info.vaeScaleFactor;
+}
+
 export class Model {
   readonly path: string;
   readonly tokenizer: JsdTokenizer;
   readonly #native: NativeModel;
   readonly #info: NativeModelInfo;
   #closed = false;
+  readonly #defaultImageSize: number;
   /** generate() calls run one after another: each owns the model's thread and abort switch while it runs. */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -77,6 +91,7 @@ export class Model {
     this.path = path;
     this.#native = model;
     this.#info = model.info();
+    this.#defaultImageSize = defaultImageSize(path, this.#info);
     const t = this.#info.tokenizer;
     this.tokenizer = new JsdTokenizer(SentencePieceModel.fromBytes(this.#info.sentencepiece), {
       padId: t.padId,
@@ -103,7 +118,12 @@ export class Model {
     if (!Number.isInteger(device) || device < 0 || device > 1024) throw new RangeError("device must be an integer from 0");
     if (options.verify) await verifyModelFile(path);
     const model = await native().loadModel(path, { threads, flashAttention, backend, device });
-    return new Model(path, model);
+    try {
+      return new Model(path, model);
+    } catch (error) {
+      await model.close(); // a metadata problem found on the TS side: free the native model
+      throw error;
+    }
   }
 
   /** Configs and provenance stored in the model file (JSON text under `jsd.*.config`). */
@@ -134,8 +154,7 @@ export class Model {
 
   /** The image size the UNet was trained for (diffusers: sample_size × VAE scale factor): 512 for JSD, 64 for the embedded model. */
   get defaultImageSize(): number {
-    const config = JSON.parse(this.#info.metadata["jsd.unet.config"] ?? "{}") as { sample_size?: number };
-    return (config.sample_size ?? 64) * this.#info.vaeScaleFactor;
+    return this.#defaultImageSize;
   }
 
   /** The backend this model computes on: "cpu", "cuda", "vulkan" or "metal". */

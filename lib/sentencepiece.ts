@@ -3,6 +3,7 @@
 import { readFile } from "node:fs/promises";
 import { JsdError } from "./errors.js";
 import { native, type NativeSentencePiece } from "./native.js";
+import { loneSurrogateIndex } from "./unicode.js";
 
 export interface SentencePieceEncoding {
   ids: number[];
@@ -50,6 +51,9 @@ export class SentencePieceModel {
 
   encode(text: string): SentencePieceEncoding {
     if (typeof text !== "string") throw new TypeError("text must be a string");
+    // Node would turn a lone surrogate into U+FFFD on its way to C++ and drop it silently.
+    const bad = loneSurrogateIndex(text);
+    if (bad >= 0) throw new JsdError("JSD_INVALID_ARGUMENT", `text has a lone UTF-16 surrogate at index ${bad}: it is not valid Unicode text`);
     const { ids, pieces } = this.#model.encode(text);
     return { ids: Array.from(ids), pieces };
   }

@@ -27,6 +27,7 @@
 // sentencepiece's nmt_nfkc drops most C0 controls and has no piece for NUL, which becomes <unk>.
 import { JsdError } from "./errors.js";
 import { SentencePieceModel } from "./sentencepiece.js";
+import { loneSurrogateIndex } from "./unicode.js";
 
 export interface TokenizerConfig {
   /** Id used to pad to maxLength (JSD: 0, `<pad>`). */
@@ -183,22 +184,6 @@ export function pythonRstrip(text: string): string {
   return text.slice(0, end);
 }
 
-/** Index of the first lone (unpaired) UTF-16 surrogate, or -1 for well-formed text. */
-function loneSurrogateIndex(text: string): number {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0xd800 || c > 0xdfff) continue;
-    if (c <= 0xdbff && i + 1 < text.length) {
-      const next = text.charCodeAt(i + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        i++;
-        continue;
-      }
-    }
-    return i;
-  }
-  return -1;
-}
 
 function checkId(name: string, value: unknown): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0x7fffffff) {
@@ -331,6 +316,9 @@ export class JsdTokenizer {
    */
   toInputIds(rawIds: readonly number[]): { ids: Int32Array; length: number; droppedTokens: number } {
     if (!Array.isArray(rawIds)) throw new TypeError("rawIds must be an array of ids");
+    for (const id of rawIds) {
+      if (!Number.isInteger(id) || id < 0 || id > 0x7fffffff) throw new RangeError(`token ids must be integers from 0 to 2^31 - 1, got ${id}`);
+    }
     const { maxLength, eosId, padId } = this.config;
     let kept = rawIds;
     if (rawIds.length + 1 > maxLength) kept = rawIds.slice(0, maxLength - 1);

@@ -85,6 +85,14 @@ Engine::Engine(const std::string& path, const EngineOptions& options) : options_
   vae_config_ = read_vae_config(*file_);
   tokenizer_config_ = read_tokenizer_config(*file_);
   sentencepiece_ = file_->bytes("jsd.tokenizer.sentencepiece");
+  for (const auto& [key, id] : {std::pair<const char*, int>{"pad_id", tokenizer_config_.pad_id},
+                                {"eos_id", tokenizer_config_.eos_id},
+                                {"unk_id", tokenizer_config_.unk_id}}) {
+    if (id < 0 || id >= text_config_.vocab_size) {
+      throw Error(ErrorCode::BadModel, std::string("metadata 'jsd.tokenizer.") + key + "' = " + std::to_string(id) + " is outside the text encoder's vocabulary [0, " +
+                                           std::to_string(text_config_.vocab_size) + ")");
+    }
+  }
   if (unet_config_.cross_attention_dim != text_config_.hidden_size) {
     throw Error(ErrorCode::BadModel, "the UNet's cross_attention_dim does not match the text encoder's hidden size");
   }

@@ -38,7 +38,9 @@ std::vector<std::string> running_cpu_features() {
   JSD_CPU_FEATURE("avx")
   JSD_CPU_FEATURE("avx2")
   JSD_CPU_FEATURE("fma")
+#if !defined(__clang__) || __clang_major__ >= 15  // older clang rejects "f16c" here
   JSD_CPU_FEATURE("f16c")
+#endif
   JSD_CPU_FEATURE("bmi2")
   JSD_CPU_FEATURE("avx512f")
   JSD_CPU_FEATURE("avx512bw")

@@ -1,7 +1,8 @@
 // The loader refuses malformed, truncated and foreign files with JSD_BAD_MODEL (or
 // JSD_NOT_FOUND), naming what is wrong, and the process survives every one of them.
 import { randomBytes } from "node:crypto";
-import { copyFileSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { copyFileSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { gguf } from "../lib/formats/gguf-writer.js";
 import { loadModel } from "../lib/model.js";
@@ -106,6 +107,13 @@ describe("loadModel() on bad files", () => {
     writeFileSync(bad, bytes);
     (await loadModel(bad)).close(); // without verify it loads (the values are just wrong)
     await expect(loadModel(bad, { verify: true })).rejects.toMatchObject({ code: "JSD_BAD_MODEL", message: expect.stringMatching(/do not match jsd.data_sha256/) });
+  });
+
+  it("refuses the inputs the fuzzer found (test/fuzz-corpus/regressions)", async () => {
+    const dir = new URL("./fuzz-corpus/regressions/fuzz_model_file/", import.meta.url).pathname;
+    const files = readdirSync(dir);
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) await expectBadModel(join(dir, file), /./);
   });
 
   it("leaves the process and other models working", async () => {

@@ -39,6 +39,7 @@ async function toPixels(name: string, input: ImageInput): Promise<PixelImage> {
 
 function sizeOf(options: { width?: number; height?: number }, init: PixelImage | undefined, defaultSize: number) {
   if (!init) return { width: options.width ?? defaultSize, height: options.height ?? defaultSize };
+  if (init.width > 4096 || init.height > 4096) throw new RangeError(`initImage is ${init.width}x${init.height}; its sides must be at most 4096`);
   if (init.width % 8 !== 0 || init.height % 8 !== 0) {
     throw new RangeError(`initImage is ${init.width}x${init.height}; its sides must be multiples of 8 (resize it first)`);
   }
@@ -111,7 +112,8 @@ export async function generateImages(model: Model, options: GenerateOptions): Pr
       modelSha256: sha,
       version: version(),
     };
-    const png = encodePng(rgb, width, height, { parameters: formatParameters(parameters), json: parameters });
+    // PNG text cannot hold NUL (the prompt may): U+FFFD stands in for it there, JSON escapes it.
+    const png = encodePng(rgb, width, height, { parameters: formatParameters(parameters).replace(/\0/g, "\uFFFD"), json: parameters });
     images.push({ png, rgba: rgb, width, height, seed, batchIndex: b, droppedTokens: trace.droppedTokens, promptMode: trace.promptMode, parameters });
   }
   if (images.length === 0) throw new JsdError("JSD_INTERNAL", "no image was produced");

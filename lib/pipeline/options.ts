@@ -123,6 +123,11 @@ function imageInput(name: string, value: unknown): ImageInput {
   throw new TypeError(`${name} must be PNG bytes, a file path or { width, height, rgba }`);
 }
 
+/** A value for an error message; never throws (objects without a prototype cannot be stringified). */
+function describe(value: unknown): string {
+  return typeof value === "string" ? value : typeof value;
+}
+
 export function randomSeed(): bigint {
   return BigInt(Math.floor(Math.random() * 2 ** 32));
 }
@@ -136,7 +141,7 @@ export function resolveOptions(options: GenerateOptions): ResolvedOptions {
   if (typeof promptMode !== "string") throw new TypeError(`promptMode must be a string, got ${typeof promptMode}`);
   if (!PROMPT_MODES.includes(promptMode)) throw new RangeError(`promptMode must be one of ${PROMPT_MODES.join(", ")}, got ${promptMode}`);
   const scheduler = o.scheduler ?? "pndm";
-  if (!SCHEDULER_NAMES.includes(scheduler)) throw new RangeError(`scheduler must be one of ${SCHEDULER_NAMES.join(", ")}, got ${String(scheduler)}`);
+  if (!SCHEDULER_NAMES.includes(scheduler)) throw new RangeError(`scheduler must be one of ${SCHEDULER_NAMES.join(", ")}, got ${describe(scheduler)}`);
   let seed: bigint;
   if (o.seed === undefined) seed = randomSeed();
   else if (typeof o.seed === "bigint") seed = o.seed;

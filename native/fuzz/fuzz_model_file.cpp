@@ -14,6 +14,7 @@
 #include "config.h"
 #include "engine.h"
 #include "error.h"
+#include "sanitizer_options.h"
 #include "ggml-backend.h"
 #include "ggml-cpu.h"
 #include "ggml.h"
@@ -26,11 +27,15 @@ namespace {
 std::string g_path;
 ggml_backend_t g_backend = nullptr;
 
+// JSD_FUZZ_VERBOSE=1 prints each jsd::Error (for looking at one input, not for fuzzing).
+const bool g_verbose = std::getenv("JSD_FUZZ_VERBOSE") != nullptr;
+
 template <typename F>
 void expect_jsd_error(F&& f) {
   try {
     f();
-  } catch (const jsd::Error&) {
+  } catch (const jsd::Error& e) {
+    if (g_verbose) std::fprintf(stderr, "jsd::Error(%s): %s\n", jsd::error_code_name(e.code()), e.what());
   }
 }
 
@@ -100,7 +105,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         expect_jsd_error([&] { weights.check_all_used(); });
       });
     }
-  } catch (const jsd::Error&) {
+  } catch (const jsd::Error& e) {
+    if (g_verbose) std::fprintf(stderr, "jsd::Error(%s): %s\n", jsd::error_code_name(e.code()), e.what());
   }
   if (opened) {
     // The whole load path: configs cross-checked, every network's require_* calls, weights placed.
@@ -112,5 +118,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)engine.metadata();
     });
   }
+  // Removed after each input: libFuzzer ends with _Exit, which skips atexit handlers.
+  std::remove(g_path.c_str());
   return 0;
 }

@@ -152,7 +152,8 @@ int main(int argc, char** argv) {
   write_meta(mf / "bad-no-version.gguf", "jsd", 0, false);
   const auto bytes = read_all(full);
   write_all(mf / "bad-truncated-header.gguf", std::vector<char>(bytes.begin(), bytes.begin() + std::min<size_t>(bytes.size(), 3000)));
-  write_all(mf / "bad-truncated-data.gguf", std::vector<char>(bytes.begin(), bytes.end() - std::min<size_t>(bytes.size(), 1000)));
+  const auto te = read_all(mf / "valid-text-encoder-only.gguf");
+  write_all(mf / "bad-truncated-data.gguf", std::vector<char>(te.begin(), te.end() - std::min<size_t>(te.size(), 1000)));
   auto magic = std::vector<char>(bytes.begin(), bytes.begin() + std::min<size_t>(bytes.size(), 512));
   std::memcpy(magic.data(), "GGUX", 4);
   write_all(mf / "bad-magic.gguf", magic);
