@@ -1,6 +1,9 @@
 #include "engine.h"
 
 #include <cmath>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "error.h"
 #include "ggml-alloc.h"
@@ -51,6 +54,15 @@ void check_shape(const TensorShape4& s, int64_t channels, int64_t max_side, cons
 }  // namespace
 
 namespace {
+
+// Compute buffers are large and change with every switch between networks; glibc keeps freed
+// blocks of that size on its heap (its mmap threshold rises after the first free), so a process
+// would grow across runs without this.
+void return_freed_memory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
 
 // Matrix-product work of a graph, in FLOPs.
 double graph_flops(ggml_cgraph* graph) {
@@ -151,6 +163,7 @@ std::vector<float> Engine::run(std::unique_ptr<CachedGraph>& slot, const std::st
   abort_.store(false);
   if (!slot || slot->key != key) {
     slot.reset();  // free the old compute buffer before allocating the new one
+    return_freed_memory();
     auto graph = std::make_unique<CachedGraph>();
     graph->key = key;
     ggml_init_params params{ggml_tensor_overhead() * kMaxGraphNodes + ggml_graph_overhead_custom(kMaxGraphNodes, false), nullptr, true};
@@ -216,8 +229,11 @@ std::vector<float> Engine::predict_noise(const float* latents, const TensorShape
   if (text_length < 1 || text_length > 77 * 64) throw Error(ErrorCode::InvalidArgument, "predictNoise: text states must have 1 to 4928 positions");
   // Only one large compute buffer at a time: the UNet's and the VAE's are never needed together,
   // and holding both would add hundreds of MB to the peak of a txt2img run.
-  decode_graph_.reset();
-  encode_graph_.reset();
+  if (decode_graph_ || encode_graph_) {
+    decode_graph_.reset();
+    encode_graph_.reset();
+    return_freed_memory();
+  }
   const std::vector<float> temb = unet_->timestep_embedding(timesteps);
   const int64_t temb_dim = unet_config_.block_out_channels[0];
   const std::string key = "unet " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w) + " text " + std::to_string(text_length);
@@ -239,7 +255,10 @@ std::vector<float> Engine::predict_noise(const float* latents, const TensorShape
 
 std::vector<float> Engine::decode_latents(const float* z, const TensorShape4& s) {
   check_shape(s, vae_config_.latent_channels, kMaxLatentSide, "decodeLatents");
-  unet_graph_.reset();  // see predict_noise
+  if (unet_graph_) {
+    unet_graph_.reset();  // see predict_noise
+    return_freed_memory();
+  }
   const std::string key = "vae decode " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
   return run(
       decode_graph_, key,
