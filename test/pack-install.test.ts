@@ -1,6 +1,7 @@
 // The package as users get it: `npm pack`, installed into a fresh project whose PATH has no
 // compiler and no cmake, loads its prebuilt binary, the embedded model, and generates an image.
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
+import { promisify } from "node:util";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -14,19 +15,27 @@ let tarball = "";
 let project = "";
 let bin = "";
 
-function run(args: string[], cwd: string, timeout = 300_000) {
+// Child processes run asynchronously: a minutes-long synchronous call would block the test
+// worker's event loop and time out vitest's own messages.
+const exec = promisify(execFile);
+
+async function run(args: string[], cwd: string, timeout = 300_000): Promise<string> {
   // Only node on PATH: no cc, c++, cmake, make or pkg-config.
-  const result = spawnSync(process.execPath, args, { cwd, encoding: "utf8", timeout, env: { ...process.env, PATH: bin, npm_config_ignore_scripts: "false" } });
-  if (result.status !== 0) throw new Error(`${args.join(" ")} failed (${result.status}):\n${result.stderr}\n${result.stdout}`);
-  return result.stdout;
+  try {
+    const { stdout } = await exec(process.execPath, args, { cwd, encoding: "utf8", timeout, maxBuffer: 64 << 20, env: { ...process.env, PATH: bin, npm_config_ignore_scripts: "false" } });
+    return stdout;
+  } catch (error) {
+    const e = error as { code?: unknown; stderr?: string; stdout?: string };
+    throw new Error(`${args.join(" ")} failed (${String(e.code)}):\n${e.stderr ?? ""}\n${e.stdout ?? ""}`);
+  }
 }
 
-beforeAll(() => {
-  if (!existsSync(prebuild)) execFileSync("npm", ["run", "prebuild"], { cwd: root, stdio: "ignore", timeout: 900_000 });
+beforeAll(async () => {
+  if (!existsSync(prebuild)) await exec("npm", ["run", "prebuild"], { cwd: root, timeout: 900_000, maxBuffer: 64 << 20 });
   bin = join(work, "bin");
   mkdirSync(bin);
   symlinkSync(process.execPath, join(bin, "node"));
-  const packed = JSON.parse(execFileSync("npm", ["pack", "--json", "--pack-destination", work], { cwd: root, encoding: "utf8" })) as Array<{
+  const packed = JSON.parse((await exec("npm", ["pack", "--json", "--pack-destination", work], { cwd: root, encoding: "utf8", maxBuffer: 64 << 20 })).stdout) as Array<{
     filename: string;
     files: Array<{ path: string; size: number }>;
   }>;
@@ -50,9 +59,9 @@ describe("npm pack + install without a compiler", () => {
     expect(big.every((p) => p.startsWith("prebuilds/") || p === "models/tiny-jsd-shapes.gguf")).toBe(true);
   });
 
-  it("installs from the tarball and generates with the prebuilt binary", () => {
+  it("installs from the tarball and generates with the prebuilt binary", async () => {
     expect(spawnSync("/bin/sh", ["-c", "command -v cc c++ g++ cmake"], { env: { PATH: bin }, encoding: "utf8" }).stdout.trim()).toBe("");
-    run([npmCli, "install", "--no-audit", "--no-fund", tarball], project, 600_000);
+    await run([npmCli, "install", "--no-audit", "--no-fund", tarball], project, 600_000);
     writeFileSync(
       join(project, "main.js"),
       `import { loadModel, systemInfo } from "japanese-stable-diffusion";
@@ -63,12 +72,12 @@ describe("npm pack + install without a compiler", () => {
        console.log(JSON.stringify({ width: image.width, version: systemInfo().version }));
        await model.close();`,
     );
-    const out = JSON.parse(run(["main.js"], project).trim());
+    const out = JSON.parse((await run(["main.js"], project)).trim());
     expect(out.width).toBe(64);
     expect(readFileSync(join(project, "out.png")).subarray(1, 4).toString()).toBe("PNG");
     // The binary in use is the packed prebuild (the installed package has no build/ folder).
     expect(existsSync(join(project, "node_modules", "japanese-stable-diffusion", "build"))).toBe(false);
     const cli = join(project, "node_modules", "japanese-stable-diffusion", "dist", "cli", "main.js");
-    expect(run([cli, "generate", "日の丸", "--steps", "2", "--seed", "2", "-o", "cli.png", "-q"], project)).toMatch(/cli\.png {2}seed 2 {2}64x64/);
+    expect(await run([cli, "generate", "日の丸", "--steps", "2", "--seed", "2", "-o", "cli.png", "-q"], project)).toMatch(/cli\.png {2}seed 2 {2}64x64/);
   });
 });
