@@ -1,45 +1,31 @@
 // DDIMScheduler of diffusers 0.8.1 (leading timestep spacing, eta, optional clip_sample).
 import { JsdError } from "../errors.js";
 import type { TorchGenerator } from "../rng/torch-generator.js";
-import { resolveSchedulerConfig, type SchedulerConfig } from "./config.js";
-import { addNoiseAlpha, checkSameLength, f, noiseSchedule, requireGenerator, sqrtf, trainIndex } from "./common.js";
+import { AlphaScheduler } from "./alpha-base.js";
+import type { SchedulerConfig } from "./config.js";
+import { addNoiseAlpha, checkSameLength, f, requireGenerator, sqrtf, trainIndex } from "./common.js";
 import { checkSteps } from "./pndm.js";
 import type { Scheduler } from "./types.js";
 
-export class DDIMScheduler implements Scheduler {
+export class DDIMScheduler extends AlphaScheduler implements Scheduler {
   readonly name = "ddim" as const;
   readonly className = "DDIMScheduler";
-  readonly config: Readonly<SchedulerConfig>;
-  readonly initNoiseSigma = 1;
   readonly acceptsGenerator = true;
   readonly eta: number;
-  readonly alphasCumprod: Float32Array;
-  readonly finalAlphaCumprod: number;
   numInferenceSteps = 0;
   timesteps: Float64Array = new Float64Array(0);
 
   constructor(config: Partial<SchedulerConfig> = {}, steps?: number, eta = 0) {
-    this.config = resolveSchedulerConfig(config);
+    super(config);
     if (!(Number.isFinite(eta) && eta >= 0)) throw new JsdError("JSD_INVALID_ARGUMENT", `DDIMScheduler: eta must be >= 0, got ${eta}`);
     this.eta = eta;
-    this.alphasCumprod = noiseSchedule(this.config).alphasCumprod;
-    this.finalAlphaCumprod = this.config.set_alpha_to_one ? 1 : this.alphasCumprod[0];
     if (steps !== undefined) this.setTimesteps(steps);
-  }
-
-  get stepsOffset(): number {
-    return this.config.steps_offset;
   }
 
   setTimesteps(steps: number): void {
     checkSteps(steps, this.config.num_train_timesteps, "DDIMScheduler");
     this.numInferenceSteps = steps;
-    const ratio = Math.floor(this.config.num_train_timesteps / steps);
-    this.timesteps = Float64Array.from({ length: steps }, (_, i) => (steps - 1 - i) * ratio + this.config.steps_offset);
-  }
-
-  scaleModelInput(sample: Float32Array, _t: number): Float32Array {
-    return sample.slice();
+    this.timesteps = Float64Array.from(this.leadingTimesteps(steps).reverse());
   }
 
   #alphaPair(t: number): [number, number] {

@@ -1,18 +1,15 @@
 // PNDMScheduler of diffusers 0.8.1 with skip_prk_steps (pseudo linear multistep only).
 import { JsdError } from "../errors.js";
 import type { TorchGenerator } from "../rng/torch-generator.js";
-import { resolveSchedulerConfig, type SchedulerConfig } from "./config.js";
-import { addNoiseAlpha, checkSameLength, f, noiseSchedule, sqrtf, trainIndex } from "./common.js";
+import { AlphaScheduler } from "./alpha-base.js";
+import type { SchedulerConfig } from "./config.js";
+import { addNoiseAlpha, checkSameLength, f, sqrtf, trainIndex } from "./common.js";
 import type { Scheduler } from "./types.js";
 
-export class PNDMScheduler implements Scheduler {
+export class PNDMScheduler extends AlphaScheduler implements Scheduler {
   readonly name = "pndm" as const;
   readonly className = "PNDMScheduler";
-  readonly config: Readonly<SchedulerConfig>;
-  readonly initNoiseSigma = 1;
   readonly acceptsGenerator = false;
-  readonly alphasCumprod: Float32Array;
-  readonly finalAlphaCumprod: number;
   numInferenceSteps = 0;
   timesteps: Float64Array = new Float64Array(0);
   #ets: Float32Array[] = [];
@@ -20,34 +17,23 @@ export class PNDMScheduler implements Scheduler {
   #curSample: Float32Array | null = null;
 
   constructor(config: Partial<SchedulerConfig> = {}, steps?: number) {
-    this.config = resolveSchedulerConfig(config);
+    super(config);
     if (!this.config.skip_prk_steps) {
       throw new JsdError("JSD_INVALID_ARGUMENT", "PNDMScheduler: only skip_prk_steps = true is supported");
     }
-    this.alphasCumprod = noiseSchedule(this.config).alphasCumprod;
-    this.finalAlphaCumprod = this.config.set_alpha_to_one ? 1 : this.alphasCumprod[0];
     if (steps !== undefined) this.setTimesteps(steps);
-  }
-
-  get stepsOffset(): number {
-    return this.config.steps_offset;
   }
 
   setTimesteps(steps: number): void {
     checkSteps(steps, this.config.num_train_timesteps, "PNDMScheduler");
     this.numInferenceSteps = steps;
-    const ratio = Math.floor(this.config.num_train_timesteps / steps);
-    const base = Array.from({ length: steps }, (_, i) => i * ratio + this.config.steps_offset);
+    const base = this.leadingTimesteps(steps);
     // [t0, t1, ..., t_{n-2}, t_{n-2}, t_{n-1}] reversed: the first PLMS step is done twice.
     const plms = [...base.slice(0, -1), ...base.slice(-2, -1), ...base.slice(-1)].reverse();
     this.timesteps = Float64Array.from(plms);
     this.#ets = [];
     this.#counter = 0;
     this.#curSample = null;
-  }
-
-  scaleModelInput(sample: Float32Array, _t: number): Float32Array {
-    return sample.slice();
   }
 
   step(modelOutput: Float32Array, t: number, sample: Float32Array, _generator?: TorchGenerator): Float32Array {
