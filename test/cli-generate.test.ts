@@ -1,6 +1,6 @@
 // The `jsd` command line as a user runs it: spawned processes on the compiled package.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -68,6 +68,33 @@ describe.skipIf(!built)("jsd generate", () => {
       const r = jsd(...args);
       expect(r.code, args.join(" ")).not.toBe(0);
       expect(r.stderr, args.join(" ")).toMatch(message);
+    }
+  });
+});
+
+// A full disk and a read-only folder, made with tmpfs mounts (needs root, as CI runs; skipped otherwise).
+function tryMount(dir: string, options: string): boolean {
+  mkdirSync(dir, { recursive: true });
+  return spawnSync("mount", ["-t", "tmpfs", "-o", options, "tmpfs", dir]).status === 0;
+}
+
+describe.skipIf(!built)("jsd generate on a full disk or a read-only folder", () => {
+  it("fails with a clear error and leaves nothing behind", () => {
+    const full = join(work, "full");
+    const readonly = join(work, "readonly");
+    if (!tryMount(full, "size=4k") || !tryMount(readonly, "ro,size=64k")) return; // not root: nothing to test here
+    try {
+      const a = jsd("generate", "赤い丸", "--steps", "2", "-o", join(full, "x.png"));
+      expect(a.code).toBe(1);
+      expect(a.stderr).toMatch(/cannot write .*x\.png: the disk is full \(JSD_IO\)/);
+      expect(readdirSync(full)).toEqual([]);
+      const b = jsd("generate", "赤い丸", "--steps", "2", "-o", join(readonly, "x.png"));
+      expect(b.code).toBe(1);
+      expect(b.stderr).toMatch(/cannot write .*x\.png: the folder is not writable \(JSD_IO\)/);
+      expect(readdirSync(readonly)).toEqual([]);
+    } finally {
+      spawnSync("umount", [full]);
+      spawnSync("umount", [readonly]);
     }
   });
 });

@@ -117,7 +117,7 @@ describe("generate()", () => {
   });
 
   it("runs concurrent calls safely: same images as one by one", async () => {
-    const seeds = [1, 2, 3, 4];
+    const seeds = [1, 2, 3, 4, 5, 6, 7, 8];
     const together = await Promise.all(seeds.map((seed) => model.generate({ ...base, seed })));
     for (const [i, seed] of seeds.entries()) {
       const [alone] = await model.generate({ ...base, seed });
