@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { native, packageRoot } from "./native.js";
+import { native, packageRoot, type NativeDevice } from "./native.js";
 
 export interface SystemInfo {
   /** This package's version. */
@@ -27,15 +27,8 @@ export interface SystemInfo {
   autoBackend: string;
 }
 
-export interface DeviceInfo {
-  backend: string;
-  name: string;
-  description: string;
-  /** Index among this backend's devices (loadModel's `device`). */
-  index: number;
-  freeBytes: number;
-  totalBytes: number;
-}
+/** A compute device: backend ("cpu", "cuda", ...), ggml name, description, index among the backend's devices, memory. */
+export type DeviceInfo = NativeDevice;
 
 /** The compute devices this installation can use (CPU always; GPUs where a GPU backend is compiled in). */
 export function listDevices(): DeviceInfo[] {
@@ -52,6 +45,7 @@ export function version(): string {
 /** What this installation contains and what the machine offers it. */
 export function systemInfo(): SystemInfo {
   const info = native().systemInfo();
+  const devices = listDevices();
   return {
     version: version(),
     ggmlBuild: `${info.ggmlVersion} (${info.ggmlCommit.slice(0, 10)})`,
@@ -65,7 +59,7 @@ export function systemInfo(): SystemInfo {
     platform: process.platform,
     arch: process.arch,
     node: process.versions.node,
-    devices: listDevices(),
-    autoBackend: listDevices().find((d) => d.backend !== "cpu" && d.totalBytes > 0)?.backend ?? "cpu",
+    devices,
+    autoBackend: devices.find((d) => d.backend !== "cpu" && d.totalBytes > 0)?.backend ?? "cpu",
   };
 }

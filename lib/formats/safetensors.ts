@@ -2,8 +2,9 @@
 // little-endian tensor data. The header is checked against the file before any tensor is
 // read (bounds, dtypes, shapes, overlapping or out-of-range offsets), and tensors are read
 // one at a time so that a multi-GB checkpoint never has to fit in memory.
-import { open, type FileHandle } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { JsdError } from "../errors.js";
+import { openForReading } from "./open-file.js";
 
 export type SafetensorsDtype = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 
@@ -98,12 +99,7 @@ export class SafetensorsFile {
   }
 
   static async open(path: string): Promise<SafetensorsFile> {
-    let handle: FileHandle;
-    try {
-      handle = await open(path, "r");
-    } catch (error) {
-      throw new JsdError("JSD_NOT_FOUND", `cannot open ${path}: ${(error as Error).message}`, { cause: error });
-    }
+    const handle = await openForReading(path);
     try {
       const { size } = await handle.stat();
       if (size < 8) throw bad(path, `the file is ${size} bytes, shorter than the 8-byte header length`);

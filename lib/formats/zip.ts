@@ -6,8 +6,9 @@
 // checked against the file size (and against the central directory's own bounds) before use,
 // so a truncated or hostile archive produces a JSD_BAD_FILE error rather than a wild read or a
 // huge allocation.
-import { open, type FileHandle } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { JsdError } from "../errors.js";
+import { openForReading } from "./open-file.js";
 
 const SIG_LOCAL = 0x04034b50;
 const SIG_CENTRAL = 0x02014b50;
@@ -85,12 +86,7 @@ export class ZipReader {
 
   /** Opens a zip archive and reads its central directory. The caller owns the reader and must close() it. */
   static async open(path: string): Promise<ZipReader> {
-    let handle: FileHandle;
-    try {
-      handle = await open(path, "r");
-    } catch (error) {
-      throw new JsdError("JSD_NOT_FOUND", `cannot open ${path}: ${(error as Error).message}`, { cause: error });
-    }
+    const handle = await openForReading(path);
     try {
       const { size } = await handle.stat();
       const { entries, cdOffset } = await readCentralDirectory(path, handle, size);
