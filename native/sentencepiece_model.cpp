@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "charsmap_check.h"
 #include "error.h"
 
 namespace jsd {
@@ -14,6 +15,10 @@ SentencePieceModel::~SentencePieceModel() = default;
 
 std::unique_ptr<SentencePieceModel> SentencePieceModel::from_bytes(const std::string& bytes) {
   if (bytes.empty()) throw Error(ErrorCode::BadTokenizer, "sentencepiece model is empty (0 bytes)");
+  // Before sentencepiece sees the bytes: loading runs the model's self-test, which already
+  // normalizes text through the tables checked here.
+  const std::string problem = check_sentencepiece_charsmaps(bytes);
+  if (!problem.empty()) throw Error(ErrorCode::BadTokenizer, "not a sentencepiece model: " + problem);
   std::unique_ptr<SentencePieceModel> model(new SentencePieceModel());
   const auto status = model->processor_->LoadFromSerializedProto(bytes);
   if (!status.ok()) {

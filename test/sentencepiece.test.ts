@@ -70,3 +70,73 @@ describe("SentencePieceModel", () => {
     expect(() => SentencePieceModel.fromBytes("x" as unknown as Uint8Array)).toThrow(TypeError);
   });
 });
+
+// The normalizer's precompiled_charsmap (ModelProto field 3, NormalizerSpec field 2) of the
+// fixture: where it starts in the file and how long it is, read from the protobuf wire format.
+function charsmapSpan(model: Uint8Array): { start: number; length: number } {
+  const varint = (at: number): [number, number] => {
+    let value = 0;
+    for (let shift = 0; ; shift += 7) {
+      const byte = model[at++];
+      value += (byte & 0x7f) * 2 ** shift;
+      if (!(byte & 0x80)) return [value, at];
+    }
+  };
+  const fields = function* (start: number, end: number): Generator<{ field: number; start: number; length: number }> {
+    let at = start;
+    while (at < end) {
+      const [key, afterKey] = varint(at);
+      const wire = key & 7;
+      if (wire === 0) at = varint(afterKey)[1];
+      else if (wire === 1) at = afterKey + 8;
+      else if (wire === 5) at = afterKey + 4;
+      else {
+        const [length, body] = varint(afterKey);
+        yield { field: key >>> 3, start: body, length };
+        at = body + length;
+      }
+    }
+  };
+  for (const spec of fields(0, model.length)) {
+    if (spec.field !== 3) continue;
+    for (const f of fields(spec.start, spec.start + spec.length)) if (f.field === 2) return { start: f.start, length: f.length };
+  }
+  throw new Error("the fixture has no precompiled_charsmap");
+}
+
+describe("hostile normalization tables (sentencepiece reads them unchecked)", () => {
+  const good = readFileSync(modelPath);
+  const { start, length } = charsmapSpan(good);
+  const trieBytes = good.readUInt32LE(start);
+  const rejects = (bytes: Uint8Array, why: RegExp) =>
+    expect(() => SentencePieceModel.fromBytes(bytes)).toThrow(expect.objectContaining({ code: "JSD_BAD_TOKENIZER", message: expect.stringMatching(why) }));
+
+  it("the fixture's table is accepted (the check walks it without a false alarm)", () => {
+    expect(trieBytes).toBeGreaterThan(0);
+    expect(trieBytes).toBeLessThan(length - 4);
+    expect(SentencePieceModel.fromBytes(good).encode("ＡＢＣ").pieces.join("")).toBe("▁ABC");
+  });
+
+  it("a trie size larger than the table", () => {
+    const bad = Buffer.from(good);
+    bad.writeUInt32LE(length - 2, start);
+    rejects(bad, /normalization trie is larger than its table/);
+  });
+
+  it("replacement strings without their terminating NUL", () => {
+    const bad = Buffer.from(good);
+    for (let i = start + 4 + trieBytes; i < start + length; i++) if (bad[i] === 0) bad[i] = 0x41;
+    rejects(bad, /points outside the replacement strings/);
+  });
+
+  it("a root whose children lie outside the trie", () => {
+    const bad = Buffer.from(good);
+    bad.writeUInt32LE(0xfffffc00, start + 4); // unit 0: the largest offset
+    rejects(bad, /points outside the trie/);
+  });
+
+  it("the input fuzz_tokenizer found reading outside the table (test/fuzz-corpus/regressions)", () => {
+    const found = readFileSync(new URL("./fuzz-corpus/regressions/fuzz_tokenizer/asan-charsmap-read-outside.model", import.meta.url));
+    rejects(found, /normalization/);
+  });
+});
