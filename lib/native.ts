@@ -1,10 +1,15 @@
-// Loads the native addon through node-gyp-build: a local build (build/Release, tuned for this
-// machine by `npm run build`) when there is one, else the prebuilt binary for this platform in
-// prebuilds/ (what users installing from npm get). Loading is lazy so that pure-TS parts of the package (readers,
-// schedulers) work even where the binary is missing.
+// Loads the native addon, lazily so that pure-TS parts of the package (readers, schedulers) work
+// even where no binary is present. lib/native-variants.ts picks the binary: JSD_BINARY, else a
+// GPU build that passes a probe in a child process (lib/native-probe.ts), else the CPU binary
+// through node-gyp-build: a local build (build/Release, tuned for this machine by `npm run
+// build`) when there is one, else the prebuilt binary for this platform in prebuilds/ (what users
+// installing from npm get).
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { JsdError } from "./errors.js";
+import { probeBinary } from "./native-probe.js";
+import { loadNativeBinary, type BinaryCandidate, type LoaderDeps, type SkippedBinary } from "./native-variants.js";
 
 export interface NativeSystemInfo {
   ggmlVersion: string;
@@ -59,8 +64,19 @@ export interface NativeDevice {
 }
 
 export interface NativeComponentMemory {
+  /** "text_encoder", "unet" or "vae". */
   name: string;
+  /** Where this network computes: "cpu", "cuda", "vulkan" or "metal". */
+  backend: string;
+  /** All of its weights; the sum of the three buffers below. */
   weightBytes: number;
+  /** Weights read in place from the memory-mapped model file (CPU). */
+  mappedBytes: number;
+  /** Weights copied into ggml's CPU repacking buffer (q4_0, q4_K). */
+  packedBytes: number;
+  /** Weights copied into a backend buffer (GPU memory on a GPU backend). */
+  deviceBytes: number;
+  /** Its compute buffer as of the last graph change (0 once freed for another network). */
   computeBytes: number;
 }
 
@@ -72,6 +88,10 @@ export interface NativeModel {
   encodeImage(pixels: Float32Array, shape: Shape4): Promise<Float32Array>;
   info(): NativeModelInfo;
   memory(): NativeComponentMemory[];
+  /** The largest total of compute buffers held at once since the last reset; `reset` starts a new measurement. */
+  peakComputeBytes(reset?: boolean): number;
+  /** Frees every cached graph's compute buffer (after the jobs queued before it). */
+  releaseComputeBuffers(): Promise<void>;
   /** Stops the computation in progress at its next graph node; that call rejects with JSD_ABORTED. */
   abort(): void;
   close(): Promise<void>;
@@ -82,6 +102,8 @@ export interface NativeLoadOptions {
   flashAttention?: boolean;
   backend?: string;
   device?: number;
+  textEncoderOnCpu?: boolean;
+  vaeOnCpu?: boolean;
 }
 
 export interface NativeAddon {
@@ -100,22 +122,50 @@ export interface NativeAddon {
 /** The package root: both lib/*.ts (tests) and dist/*.js sit one level below it. */
 export const packageRoot = fileURLToPath(new URL("..", import.meta.url));
 
+/** The binary native() loaded, and the GPU binaries it passed over. */
+export interface NativeBinaryInfo extends BinaryCandidate {
+  skipped: SkippedBinary[];
+}
+
+/** The real file system, child-process probe, require and node-gyp-build (tests replace parts). */
+export function defaultLoaderDeps(root: string = packageRoot): LoaderDeps<NativeAddon> {
+  const require = createRequire(import.meta.url);
+  // Optional packages are installed beside this one; resolve from its own package.json.
+  const fromRoot = createRequire(join(root, "package.json"));
+  return {
+    env: process.env,
+    packageRoot: root,
+    platform: process.platform,
+    arch: process.arch,
+    exists: existsSync,
+    findPackage(name) {
+      try {
+        return dirname(fromRoot.resolve(`${name}/package.json`));
+      } catch {
+        return undefined;
+      }
+    },
+    probe: (candidate) => probeBinary(candidate.path, candidate.variant),
+    load: (path) => require(path) as NativeAddon,
+    findCpuBinary: (dir) => (require("node-gyp-build") as { path(dir: string): string }).path(dir),
+    warn: (message) => process.emitWarning(message, { code: "JSD_GPU_FALLBACK" }),
+  };
+}
+
 let addon: NativeAddon | undefined;
+let binary: NativeBinaryInfo | undefined;
 
 export function native(): NativeAddon {
   if (addon) return addon;
-  const require = createRequire(import.meta.url);
-  try {
-    const load = require("node-gyp-build") as (dir: string) => NativeAddon;
-    addon = load(packageRoot);
-  } catch (error) {
-    throw new JsdError(
-      "JSD_NATIVE_UNAVAILABLE",
-      `the native addon could not be loaded (${(error as Error).message.split("\n")[0]}). ` +
-        `No prebuilt binary matches ${process.platform}-${process.arch}; build it from source with \`npm run build\` ` +
-        `(needs cmake, a C++17 compiler and libsentencepiece-dev).`,
-      { cause: error },
-    );
-  }
+  const choice = loadNativeBinary(defaultLoaderDeps());
+  binary = { ...choice.binary, skipped: choice.skipped };
+  addon = choice.addon;
   return addon;
+}
+
+/** Which binary is in use (loads it first if needed). */
+export function nativeBinary(): NativeBinaryInfo {
+  native();
+  const { skipped, ...chosen } = binary!;
+  return { ...chosen, skipped: skipped.map((s) => ({ ...s })) };
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { native, packageRoot, type NativeDevice } from "./native.js";
+import { native, nativeBinary, packageRoot, type NativeBinaryInfo, type NativeDevice } from "./native.js";
 
 export interface SystemInfo {
   /** This package's version. */
@@ -25,7 +25,15 @@ export interface SystemInfo {
   devices: DeviceInfo[];
   /** The backend loadModel({ backend: "auto" }) picks. */
   autoBackend: string;
+  /**
+   * The native binary in use: its path, variant ("cpu", "cuda", "vulkan", "metal"), where it
+   * came from, and the GPU binaries passed over before it with the reason for each.
+   */
+  binary: BinaryInfo;
 }
+
+/** The native binary in use (path, variant, source) and the GPU binaries skipped before it. */
+export type BinaryInfo = NativeBinaryInfo;
 
 /** A compute device: backend ("cpu", "cuda", ...), ggml name, description, index among the backend's devices, memory. */
 export type DeviceInfo = NativeDevice;
@@ -61,5 +69,6 @@ export function systemInfo(): SystemInfo {
     node: process.versions.node,
     devices,
     autoBackend: devices.find((d) => d.backend !== "cpu" && d.totalBytes > 0)?.backend ?? "cpu",
+    binary: nativeBinary(),
   };
 }

@@ -4,7 +4,15 @@
 //
 // Environment: JSD_CUDA=1, JSD_VULKAN=1, JSD_METAL=1 switch on GPU backends;
 // JSD_NATIVE=0 builds a portable CPU backend; JSD_BUILD_DIR changes the output folder;
-// JSD_JOBS sets the number of parallel compile jobs; JSD_CUDA_ARCHITECTURES the CUDA targets.
+// JSD_JOBS sets the number of parallel compile jobs; JSD_CUDA_ARCHITECTURES the CUDA targets;
+// JSD_VCPKG=1 takes sentencepiece from vcpkg (vcpkg.json) through the toolchain in VCPKG_ROOT
+// (or GitHub runners' VCPKG_INSTALLATION_ROOT), for the triplet in VCPKG_TARGET_TRIPLET if set.
+//
+// Output folders: the CPU build goes to build/ (node-gyp-build loads build/Release/jsd.node).
+// A build with exactly one GPU flag goes to build-<backend>/ (build-cuda, build-vulkan,
+// build-metal) unless JSD_BUILD_DIR says otherwise: node-gyp-build cannot tell GPU variants
+// apart, so lib/native-variants.ts looks for build-<backend>/Release/jsd.node itself, probes it
+// in a child process and falls back to the CPU build when it does not work on this machine.
 import { spawnSync } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { createRequire } from "node:module";
@@ -21,10 +29,16 @@ function flag(name, fallback) {
   return !["0", "off", "false", "no"].includes(value.toLowerCase());
 }
 
+/** build-<backend> when exactly one GPU backend is switched on, else build (the CPU build). */
+function defaultBuildDir() {
+  const gpus = ["cuda", "vulkan", "metal"].filter((backend) => flag(`JSD_${backend.toUpperCase()}`, false));
+  return gpus.length === 1 ? `build-${gpus[0]}` : "build";
+}
+
 function main() {
   const started = Date.now();
   const ggml = ensureGgml();
-  const buildDir = resolve(root, process.env.JSD_BUILD_DIR ?? "build");
+  const buildDir = resolve(root, process.env.JSD_BUILD_DIR || defaultBuildDir());
   const jobs = Number(process.env.JSD_JOBS) || availableParallelism();
   const defines = {
     JSD_GGML_DIR: ggml.dir,
@@ -38,6 +52,18 @@ function main() {
   };
   // GPU architectures to compile CUDA kernels for (e.g. "89;90"); ggml's default list is long.
   if (process.env.JSD_CUDA_ARCHITECTURES) defines.CMAKE_CUDA_ARCHITECTURES = process.env.JSD_CUDA_ARCHITECTURES;
+  // vcpkg's toolchain installs vcpkg.json's dependencies (sentencepiece) at configure time; where
+  // there is no system sentencepiece (Windows, release builds) that is how CMake finds it.
+  if (flag("JSD_VCPKG", false)) {
+    const vcpkg = process.env.VCPKG_ROOT || process.env.VCPKG_INSTALLATION_ROOT;
+    if (!vcpkg) throw new Error("JSD_VCPKG=1 needs VCPKG_ROOT: the folder vcpkg is installed in");
+    defines.CMAKE_TOOLCHAIN_FILE = join(vcpkg, "scripts", "buildsystems", "vcpkg.cmake");
+    const triplet = process.env.VCPKG_TARGET_TRIPLET;
+    if (triplet) defines.VCPKG_TARGET_TRIPLET = triplet;
+    // vcpkg builds sentencepiece on Windows only as a static library with the static C runtime
+    // (/MT); every object in the addon must then use that same runtime.
+    if (process.platform === "win32" && triplet?.endsWith("-static")) defines.CMAKE_MSVC_RUNTIME_LIBRARY = "MultiThreaded";
+  }
   const cmakeJs = join(dirname(require.resolve("cmake-js/package.json")), "bin", "cmake-js");
   const args = [cmakeJs, "build", "--directory", root, "--out", buildDir, "--parallel", String(jobs), "--log-level", "warn"];
   for (const [key, value] of Object.entries(defines)) args.push(`--CD${key}=${value}`);

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { isJsdError } from "../errors.js";
 import { DEFAULT_MODEL_PATH } from "../model.js";
-import { systemInfo, version } from "../system-info.js";
+import { systemInfo, version, type BinaryInfo } from "../system-info.js";
 import type { CliIo } from "./io.js";
 
 const INSTALL_HINTS: Record<string, string> = {
@@ -11,6 +11,14 @@ const INSTALL_HINTS: Record<string, string> = {
   darwin: "macOS: xcode-select --install; brew install cmake sentencepiece pkg-config, then npm run build",
   win32: "Windows: install Visual Studio Build Tools (C++), CMake and vcpkg (vcpkg install sentencepiece), then npm run build",
 };
+
+/** Which binary is loaded, then each GPU binary passed over and why (one line each). */
+export function binaryLines(binary: BinaryInfo): string[] {
+  return [
+    `native binary: ${binary.variant} (${binary.source}) ${binary.path}`,
+    ...binary.skipped.map((s) => `skipped ${s.variant} binary (${s.source}) ${s.path}: ${s.reason}`),
+  ];
+}
 
 export function registerDoctor(program: Command, io: CliIo): void {
   program
@@ -36,6 +44,7 @@ export function registerDoctor(program: Command, io: CliIo): void {
       const lines = [
         `japanese-stable-diffusion ${info.version} on ${info.platform}-${info.arch}, Node ${info.node}`,
         `native addon: loaded (ggml ${info.ggmlBuild})`,
+        ...binaryLines(info.binary),
         `backends: ${info.backends.join(", ")}`,
         `CPU features: ${info.cpuFeatures.join(" ") || "(none detected)"}`,
         `ggml CPU kernels built for: ${info.ggmlCpuFeatures.join(" ")}`,
