@@ -68,6 +68,8 @@ class Model : public Napi::ObjectWrap<Model> {
                            InstanceMethod<&Model::EncodeImage>("encodeImage"),
                            InstanceMethod<&Model::Info>("info"),
                            InstanceMethod<&Model::Memory>("memory"),
+                           InstanceMethod<&Model::PeakComputeBytes>("peakComputeBytes"),
+                           InstanceMethod<&Model::ReleaseComputeBuffers>("releaseComputeBuffers"),
                            InstanceMethod<&Model::Abort>("abort"),
                            InstanceMethod<&Model::Close>("close"),
                        });
@@ -200,12 +202,39 @@ class Model : public Napi::ObjectWrap<Model> {
     Napi::Array out = Napi::Array::New(env, components.size());
     for (size_t i = 0; i < components.size(); ++i) {
       Napi::Object c = Napi::Object::New(env);
-      c.Set("name", components[i].name);
-      c.Set("weightBytes", Napi::Number::New(env, static_cast<double>(components[i].weight_bytes)));
-      c.Set("computeBytes", Napi::Number::New(env, static_cast<double>(components[i].compute_bytes)));
+      const jsd::ComponentMemory& m = components[i];
+      c.Set("name", m.name);
+      c.Set("backend", m.backend);
+      c.Set("weightBytes", Napi::Number::New(env, static_cast<double>(m.weight_bytes)));
+      c.Set("mappedBytes", Napi::Number::New(env, static_cast<double>(m.mapped_bytes)));
+      c.Set("packedBytes", Napi::Number::New(env, static_cast<double>(m.packed_bytes)));
+      c.Set("deviceBytes", Napi::Number::New(env, static_cast<double>(m.device_bytes)));
+      c.Set("computeBytes", Napi::Number::New(env, static_cast<double>(m.compute_bytes)));
       out.Set(static_cast<uint32_t>(i), c);
     }
     return out;
+  }
+
+  // peakComputeBytes(reset) -> the largest total of compute buffers held at once since the last
+  // reset; reset = true starts a new measurement (generate() does at its start). Read between
+  // jobs: the model's thread changes it only while a job runs, and the pipeline awaits each one.
+  Napi::Value PeakComputeBytes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    jsd::Engine& e = *Open(env).engine;
+    const double peak = static_cast<double>(e.peak_compute_bytes());
+    if (info.Length() > 0 && info[0].ToBoolean().Value()) e.reset_peak_compute_bytes();
+    return Napi::Number::New(env, peak);
+  }
+
+  // releaseComputeBuffers() -> Promise<void>, on the model's thread after the jobs before it.
+  Napi::Value ReleaseComputeBuffers(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ModelState& s = Open(env);
+    auto state = state_;
+    return s.thread->Post(env, [state]() {
+      state->engine->release_compute_buffers();
+      return JobResult{};
+    });
   }
 
   Napi::Value Abort(const Napi::CallbackInfo& info) {
@@ -247,6 +276,8 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     if (o.Has("flashAttention")) options.flash_attention = o.Get("flashAttention").ToBoolean().Value();
     if (o.Has("backend") && o.Get("backend").IsString()) options.backend = o.Get("backend").As<Napi::String>().Utf8Value();
     if (o.Has("device") && !o.Get("device").IsUndefined()) options.device = static_cast<int>(Integer(o.Get("device"), "device", 0, 1024));
+    if (o.Has("textEncoderOnCpu")) options.text_encoder_on_cpu = o.Get("textEncoderOnCpu").ToBoolean().Value();
+    if (o.Has("vaeOnCpu")) options.vae_on_cpu = o.Get("vaeOnCpu").ToBoolean().Value();
   }
   Addon* addon = env.GetInstanceData<Addon>();
   auto state = std::make_shared<ModelState>();

@@ -1,5 +1,6 @@
 #include "engine.h"
 
+#include <algorithm>
 #include <cmath>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -80,6 +81,16 @@ constexpr double kMultiThreadFlops = 2e9;
 
 }  // namespace
 
+namespace {
+
+void set_up_cpu_backend(ggml_backend_t backend, int threads, std::atomic<bool>* abort) {
+  ggml_backend_cpu_set_n_threads(backend, threads);
+  ggml_backend_cpu_set_abort_callback(
+      backend, [](void* flag) { return static_cast<std::atomic<bool>*>(flag)->load(); }, abort);
+}
+
+}  // namespace
+
 int Engine::threads_for(ggml_cgraph* graph) const {
   if (options_.threads > 0) return options_.threads;  // the caller's explicit choice
   return graph_flops(graph) >= kMultiThreadFlops ? threads_ : 1;
@@ -126,15 +137,13 @@ Engine::Engine(const std::string& path, const EngineOptions& options) : options_
   backend_ = ggml_backend_dev_init(device, nullptr);
   if (backend_ == nullptr) throw Error(ErrorCode::Internal, "cannot initialise ggml's " + backend_name_ + " backend");
   cpu_ = ggml_backend_is_cpu(backend_);
-  if (cpu_) {
-    ggml_backend_cpu_set_n_threads(backend_, threads_);
-    ggml_backend_cpu_set_abort_callback(
-        backend_, [](void* flag) { return static_cast<std::atomic<bool>*>(flag)->load(); }, &abort_);
-  }
+  if (cpu_) set_up_cpu_backend(backend_, threads_, &abort_);
   try {
-    text_weights_->load(*file_, backend_);
+    text_backend_ = options.text_encoder_on_cpu ? cpu_backend_for_placement() : backend_;
+    vae_backend_ = options.vae_on_cpu ? cpu_backend_for_placement() : backend_;
+    text_weights_->load(*file_, text_backend_);
     unet_weights_->load(*file_, backend_);
-    vae_weights_->load(*file_, backend_);
+    vae_weights_->load(*file_, vae_backend_);
   } catch (...) {
     text_encoder_.reset();
     unet_.reset();
@@ -142,10 +151,24 @@ Engine::Engine(const std::string& path, const EngineOptions& options) : options_
     text_weights_.reset();
     unet_weights_.reset();
     vae_weights_.reset();
+    if (cpu_backend_) ggml_backend_free(cpu_backend_);
     ggml_backend_free(backend_);
     throw;
   }
+  update_memory_snapshot();
 }
+
+ggml_backend_t Engine::cpu_backend_for_placement() {
+  if (cpu_) return backend_;
+  if (cpu_backend_ == nullptr) {
+    cpu_backend_ = ggml_backend_cpu_init();
+    if (cpu_backend_ == nullptr) throw Error(ErrorCode::Internal, "cannot initialise ggml's CPU backend");
+    set_up_cpu_backend(cpu_backend_, threads_, &abort_);
+  }
+  return cpu_backend_;
+}
+
+std::string Engine::backend_name_of(ggml_backend_t backend) const { return backend == backend_ ? backend_name_ : "cpu"; }
 
 Engine::~Engine() {
   text_graph_.reset();
@@ -155,11 +178,12 @@ Engine::~Engine() {
   text_weights_.reset();
   unet_weights_.reset();
   vae_weights_.reset();
+  if (cpu_backend_) ggml_backend_free(cpu_backend_);
   if (backend_) ggml_backend_free(backend_);
 }
 
-std::vector<float> Engine::run(std::unique_ptr<CachedGraph>& slot, const std::string& key, const std::function<void(CachedGraph&)>& build,
-                               const std::vector<std::pair<const void*, size_t>>& inputs) {
+std::vector<float> Engine::run(ggml_backend_t backend, std::unique_ptr<CachedGraph>& slot, const std::string& key,
+                               const std::function<void(CachedGraph&)>& build, const std::vector<std::pair<const void*, size_t>>& inputs) {
   abort_.store(false);
   if (!slot || slot->key != key) {
     slot.reset();  // free the old compute buffer before allocating the new one
@@ -172,7 +196,7 @@ std::vector<float> Engine::run(std::unique_ptr<CachedGraph>& slot, const std::st
     build(*graph);
     graph->graph = ggml_new_graph_custom(graph->ctx, kMaxGraphNodes, false);
     ggml_build_forward_expand(graph->graph, graph->output);
-    graph->allocr = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
+    graph->allocr = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend));
     LogCapture capture;
     if (!ggml_gallocr_alloc_graph(graph->allocr, graph->graph)) {
       throw Error(ErrorCode::OutOfMemory, "cannot allocate the compute buffer for " + key + ": " + capture.last_error("out of memory"));
@@ -180,13 +204,14 @@ std::vector<float> Engine::run(std::unique_ptr<CachedGraph>& slot, const std::st
     graph->threads = threads_for(graph->graph);
     slot = std::move(graph);
   }
+  update_memory_snapshot();  // also after the other networks' graphs were freed for this one
   CachedGraph& g = *slot;
-  if (cpu_) ggml_backend_cpu_set_n_threads(backend_, g.threads);
+  if (ggml_backend_is_cpu(backend)) ggml_backend_cpu_set_n_threads(backend, g.threads);
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (ggml_nbytes(g.inputs[i]) != inputs[i].second) throw Error(ErrorCode::Internal, "input size mismatch for " + key);
     ggml_backend_tensor_set(g.inputs[i], inputs[i].first, 0, inputs[i].second);
   }
-  const ggml_status status = profiling_enabled() ? compute_profiled(backend_, g.graph, key.c_str()) : ggml_backend_graph_compute(backend_, g.graph);
+  const ggml_status status = profiling_enabled() ? compute_profiled(backend, g.graph, key.c_str()) : ggml_backend_graph_compute(backend, g.graph);
   if (status == GGML_STATUS_ABORTED) throw Error(ErrorCode::Aborted, "the computation was aborted");
   if (status != GGML_STATUS_SUCCESS) throw Error(ErrorCode::Internal, "ggml could not compute " + key);
   std::vector<float> out(ggml_nelements(g.output));
@@ -208,7 +233,7 @@ std::vector<float> Engine::encode_text(const std::vector<int32_t>& ids, int64_t 
   }
   const std::string key = "text_encoder " + std::to_string(n) + "x" + std::to_string(length);
   return run(
-      text_graph_, key,
+      text_backend_, text_graph_, key,
       [&](CachedGraph& g) {
         ggml_tensor* input = ggml_new_tensor_2d(g.ctx, GGML_TYPE_I32, length, n);
         ggml_set_input(input);
@@ -238,7 +263,7 @@ std::vector<float> Engine::predict_noise(const float* latents, const TensorShape
   const int64_t temb_dim = unet_config_.block_out_channels[0];
   const std::string key = "unet " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w) + " text " + std::to_string(text_length);
   return run(
-      unet_graph_, key,
+      backend_, unet_graph_, key,
       [&](CachedGraph& g) {
         ggml_tensor* sample = ggml_new_tensor_4d(g.ctx, GGML_TYPE_F32, s.w, s.h, s.c, s.n);
         ggml_tensor* t = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, temb_dim, s.n);
@@ -261,7 +286,7 @@ std::vector<float> Engine::decode_latents(const float* z, const TensorShape4& s)
   }
   const std::string key = "vae decode " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
   return run(
-      decode_graph_, key,
+      vae_backend_, decode_graph_, key,
       [&](CachedGraph& g) {
         ggml_tensor* input = ggml_new_tensor_4d(g.ctx, GGML_TYPE_F32, s.w, s.h, s.c, s.n);
         ggml_set_input(input);
@@ -282,7 +307,7 @@ std::vector<float> Engine::encode_image(const float* image, const TensorShape4& 
   decode_graph_.reset();
   const std::string key = "vae encode " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
   return run(
-      encode_graph_, key,
+      vae_backend_, encode_graph_, key,
       [&](CachedGraph& g) {
         ggml_tensor* input = ggml_new_tensor_4d(g.ctx, GGML_TYPE_F32, s.w, s.h, s.c, s.n);
         ggml_set_input(input);
@@ -295,12 +320,67 @@ std::vector<float> Engine::encode_image(const float* image, const TensorShape4& 
 
 std::vector<std::pair<std::string, std::string>> Engine::metadata() const { return metadata_; }
 
+namespace {
+
+size_t compute_bytes_of(const std::unique_ptr<CachedGraph>& g) { return g && g->allocr ? ggml_gallocr_get_buffer_size(g->allocr, 0) : 0; }
+
+}  // namespace
+
+size_t Engine::current_compute_bytes() const {
+  return compute_bytes_of(text_graph_) + compute_bytes_of(unet_graph_) + compute_bytes_of(decode_graph_) + compute_bytes_of(encode_graph_);
+}
+
+void Engine::release_compute_buffers() {
+  text_graph_.reset();
+  unet_graph_.reset();
+  decode_graph_.reset();
+  encode_graph_.reset();
+  return_freed_memory();
+  update_memory_snapshot();
+}
+
+void Engine::update_memory_snapshot() {
+  std::vector<ComponentMemory> now = measure_memory();
+  const size_t compute = current_compute_bytes();
+  std::lock_guard<std::mutex> lock(memory_mutex_);
+  memory_snapshot_ = std::move(now);
+  peak_compute_bytes_ = std::max(peak_compute_bytes_, compute);
+}
+
 std::vector<ComponentMemory> Engine::memory() const {
-  auto compute = [](const std::unique_ptr<CachedGraph>& g) { return g && g->allocr ? ggml_gallocr_get_buffer_size(g->allocr, 0) : 0; };
+  std::lock_guard<std::mutex> lock(memory_mutex_);
+  return memory_snapshot_;
+}
+
+size_t Engine::peak_compute_bytes() const {
+  std::lock_guard<std::mutex> lock(memory_mutex_);
+  return peak_compute_bytes_;
+}
+
+void Engine::reset_peak_compute_bytes() {
+  std::lock_guard<std::mutex> lock(memory_mutex_);
+  peak_compute_bytes_ = 0;
+  for (const ComponentMemory& m : memory_snapshot_) peak_compute_bytes_ += m.compute_bytes;
+}
+
+std::vector<ComponentMemory> Engine::measure_memory() const {
+  auto component = [&](const char* name, ggml_backend_t backend, const std::unique_ptr<WeightStore>& w, size_t compute) {
+    ComponentMemory m;
+    m.name = name;
+    m.backend = backend_name_of(backend);
+    if (w) {
+      m.weight_bytes = w->bytes();
+      m.packed_bytes = w->packed_bytes();
+      const size_t rest = m.weight_bytes - std::min(m.weight_bytes, m.packed_bytes);
+      (w->mapped() ? m.mapped_bytes : m.device_bytes) = rest;
+    }
+    m.compute_bytes = compute;
+    return m;
+  };
   return {
-      {"text_encoder", text_weights_ ? text_weights_->bytes() : 0, compute(text_graph_)},
-      {"unet", unet_weights_ ? unet_weights_->bytes() : 0, compute(unet_graph_)},
-      {"vae", vae_weights_ ? vae_weights_->bytes() : 0, compute(decode_graph_) + compute(encode_graph_)},
+      component("text_encoder", text_backend_, text_weights_, compute_bytes_of(text_graph_)),
+      component("unet", backend_, unet_weights_, compute_bytes_of(unet_graph_)),
+      component("vae", vae_backend_, vae_weights_, compute_bytes_of(decode_graph_) + compute_bytes_of(encode_graph_)),
   };
 }
 

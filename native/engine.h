@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,10 @@ struct EngineOptions {
   bool flash_attention = false;
   std::string backend = "auto";  // "auto", "cpu", "cuda", "vulkan", "metal"
   int device = 0;                // index among that backend's devices
+  // Run these networks on the CPU even when the backend is a GPU: their weights and compute
+  // buffers then take no GPU memory (the text encoder runs once per prompt; the VAE once per image).
+  bool text_encoder_on_cpu = false;
+  bool vae_on_cpu = false;
 };
 
 struct TensorShape4 {
@@ -37,7 +42,11 @@ struct TensorShape4 {
 
 struct ComponentMemory {
   std::string name;
+  std::string backend;       // where this network computes ("cpu", "cuda", ...)
   size_t weight_bytes = 0;
+  size_t mapped_bytes = 0;   // weights read in place from the memory-mapped file
+  size_t packed_bytes = 0;   // weights in the CPU's repacking buffer
+  size_t device_bytes = 0;   // weights copied into a backend buffer (GPU memory on a GPU)
   size_t compute_bytes = 0;  // the current cached graph's compute buffer
 };
 
@@ -65,7 +74,15 @@ class Engine {
   const std::string& sentencepiece_model() const { return sentencepiece_; }
   // Metadata strings (configs as JSON text, source, file type) for the TS side.
   std::vector<std::pair<std::string, std::string>> metadata() const;
+  // Memory per network as of the last graph change. Safe to call from any thread, also while a
+  // computation runs on the model's thread (it reads a snapshot, never the live graphs).
   std::vector<ComponentMemory> memory() const;
+  // The largest total of compute buffers held at once since the last reset (or load); any thread.
+  size_t peak_compute_bytes() const;
+  void reset_peak_compute_bytes();
+  // Frees every cached graph and its compute buffer (the next call of each network builds its
+  // graph again, a few milliseconds): an idle model then holds only its weights.
+  void release_compute_buffers();
   int threads() const { return threads_; }
   // The backend the model runs on ("cpu", "cuda", ...).
   const std::string& backend_name() const { return backend_name_; }
@@ -75,7 +92,12 @@ class Engine {
 
  private:
   int threads_for(ggml_cgraph* graph) const;
-  std::vector<float> run(std::unique_ptr<CachedGraph>& slot, const std::string& key,
+  size_t current_compute_bytes() const;
+  std::vector<ComponentMemory> measure_memory() const;
+  void update_memory_snapshot();
+  ggml_backend_t cpu_backend_for_placement();
+  std::string backend_name_of(ggml_backend_t backend) const;
+  std::vector<float> run(ggml_backend_t backend, std::unique_ptr<CachedGraph>& slot, const std::string& key,
                          const std::function<void(CachedGraph&)>& build, const std::vector<std::pair<const void*, size_t>>& inputs);
 
   EngineOptions options_;
@@ -83,6 +105,13 @@ class Engine {
   nn::Options nn_options_;
   std::unique_ptr<ModelFile> file_;
   ggml_backend_t backend_ = nullptr;
+  // A CPU backend of its own for networks placed on the CPU beside a GPU backend (else null).
+  ggml_backend_t cpu_backend_ = nullptr;
+  ggml_backend_t text_backend_ = nullptr;  // backend_ or cpu_backend_
+  ggml_backend_t vae_backend_ = nullptr;
+  mutable std::mutex memory_mutex_;  // guards the two fields below
+  std::vector<ComponentMemory> memory_snapshot_;
+  size_t peak_compute_bytes_ = 0;
   bool cpu_ = true;
   std::string backend_name_ = "cpu";
   TextEncoderConfig text_config_;

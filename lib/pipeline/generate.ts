@@ -25,6 +25,8 @@ export interface GeneratedImage {
   /** How the prompts were read ("reference" unless promptMode "extended" was asked for). */
   promptMode: PromptMode;
   parameters: GenerationParameters;
+  /** The largest total of compute buffers the engine held at once during this call (bytes; weights not included). */
+  peakComputeBytes: number;
 }
 
 function abortError(signal: AbortSignal): unknown {
@@ -59,6 +61,7 @@ export async function generateImages(model: Model, options: GenerateOptions): Pr
     throw new RangeError(`mask is ${mask.width}x${mask.height} but initImage is ${initImage.width}x${initImage.height}`);
   }
   const { width, height } = sizeOf(o, initImage, model.defaultImageSize);
+  model.resetPeakComputeBytes();
 
   // An abort interrupts the UNet call in progress too, not just the loop between steps.
   const onAbort = () => model.abortCurrent();
@@ -84,8 +87,12 @@ export async function generateImages(model: Model, options: GenerateOptions): Pr
     throw error;
   } finally {
     signal?.removeEventListener("abort", onAbort);
+    // An idle model keeps only its weights: a 512x512 run's buffers are hundreds of MB.
+    // (A model closed meanwhile has freed everything already.)
+    await model.releaseComputeBuffers().catch(() => undefined);
   }
 
+  const peakComputeBytes = model.peakComputeBytes();
   const seed = typeof options.seed === "bigint" ? o.seed : Number(o.seed);
   const sha = model.metadata["jsd.data_sha256"];
   const images: GeneratedImage[] = [];
@@ -114,7 +121,7 @@ export async function generateImages(model: Model, options: GenerateOptions): Pr
     };
     // PNG text cannot hold NUL (the prompt may): U+FFFD stands in for it there, JSON escapes it.
     const png = encodePng(rgb, width, height, { parameters: formatParameters(parameters).replace(/\0/g, "\uFFFD"), json: parameters });
-    images.push({ png, rgba: rgb, width, height, seed, batchIndex: b, droppedTokens: trace.droppedTokens, promptMode: trace.promptMode, parameters });
+    images.push({ png, rgba: rgb, width, height, seed, batchIndex: b, droppedTokens: trace.droppedTokens, promptMode: trace.promptMode, parameters, peakComputeBytes });
   }
   if (images.length === 0) throw new JsdError("JSD_INTERNAL", "no image was produced");
   return images;
