@@ -121,7 +121,7 @@ export async function runCases(model: Model, cases: CaseFile[], tolerances: Reco
 
 export function formatResult(r: CaseResult): string {
   const num = (x: number | undefined) => (x === undefined ? "-" : x.toExponential(2));
-  const cols = [r.name.padEnd(40), r.kind.padEnd(12), `abs ${num(r.stats?.maxAbs)}`, `rel ${num(r.stats?.maxRel)}`, `tol ${num(r.tolerance)}`, r.status];
+  const cols = [r.name.padEnd(40), r.kind.padEnd(12), `abs ${num(r.stats?.maxAbs)}`, `rel ${num(r.stats?.maxRel)}`, `tol ${r.tolerance === Infinity ? "per line" : num(r.tolerance)}`, r.status];
   return cols.join("  ") + (r.note ? `  (${r.note})` : "");
 }
 

@@ -61,7 +61,7 @@ export function runSchedulerCases(c: CaseFile): Line[] {
         compareArrays([scheduler.initNoiseSigma], [expected.init_noise_sigma]),
       ]);
       // Timesteps must be exact; sigmas to 1e-6 relative (issue #5).
-      lines.push({ name: `${entry}/set_timesteps(${n})`, stats, pass: stats.maxRel <= 1e-6 && compareArrays(scheduler.timesteps, expected.timesteps).maxAbs === 0 });
+      lines.push({ name: `${entry}/set_timesteps(${n})`, stats, note: "timesteps exact, sigmas rel <= 1e-6", pass: stats.maxRel <= 1e-6 && compareArrays(scheduler.timesteps, expected.timesteps).maxAbs === 0 });
     }
     for (const trace of s.traces) {
       const scheduler = createScheduler(name, s.config, trace.num_inference_steps, options);
@@ -81,13 +81,13 @@ export function runSchedulerCases(c: CaseFile): Line[] {
       }
       const w = worst(stats);
       // Step traces to 1e-5, relative to the values' magnitude when they exceed 1.
-      lines.push({ name: `${entry}/trace(${trace.num_inference_steps})`, stats: w, pass: w.maxAbs <= 1e-5 * Math.max(1, w.maxAbs / Math.max(w.maxRel, 1e-30)) });
+      lines.push({ name: `${entry}/trace(${trace.num_inference_steps})`, stats: w, note: "abs <= 1e-5 (relative above 1)", pass: w.maxAbs <= 1e-5 * Math.max(1, w.maxAbs / Math.max(w.maxRel, 1e-30)) });
     }
     for (const a of s.add_noise ?? []) {
       const scheduler = createScheduler(name, s.config, a.num_inference_steps, options);
       const out = scheduler.addNoise(tensorOf(c, `${entry}.add_noise.original`), tensorOf(c, `${entry}.add_noise.noise`), a.timestep);
       const stats = compareArrays(out, tensorOf(c, a.tensor));
-      lines.push({ name: `${entry}/add_noise(t=${a.timestep})`, stats, pass: stats.maxRel <= 1e-5 });
+      lines.push({ name: `${entry}/add_noise(t=${a.timestep})`, stats, note: "rel <= 1e-5", pass: stats.maxRel <= 1e-5 });
     }
   }
   return lines;
