@@ -10,6 +10,7 @@
 // This file decides; lib/native.ts supplies the real file system, probe and loader.
 import { join, resolve } from "node:path";
 import { JsdError } from "./errors.js";
+import { prebuildBaselineProblem } from "./cpu-baseline.js";
 
 export type BinaryVariant = "cpu" | "cuda" | "vulkan" | "metal";
 export type GpuVariant = Exclude<BinaryVariant, "cpu">;
@@ -66,6 +67,8 @@ export interface LoaderDeps<A> extends BinaryLayout {
   load(path: string): A;
   /** node-gyp-build's choice of the CPU binary: build/Release, else prebuilds/; throws when there is none. */
   findCpuBinary(packageRoot: string): string;
+  /** The CPU's feature flags where they can be read (Linux), to refuse a prebuilt binary this CPU cannot run. */
+  cpuFlags?(): Set<string> | undefined;
   warn(message: string): void;
 }
 
@@ -171,19 +174,29 @@ export function loadNativeBinary<A extends IdentifiableAddon>(deps: LoaderDeps<A
   const { chosen, skipped } = chooseGpuBinary(candidates, deps.probe, deps.load, deps.warn);
   if (chosen) return { ...chosen, skipped };
 
-  try {
-    const path = deps.findCpuBinary(deps.packageRoot);
-    const addon = deps.load(path);
-    return { addon, binary: { variant: identify(addon), path, source: "node-gyp-build" }, skipped };
-  } catch (error) {
+  const unavailable = (error: unknown) => {
     const gpuNote = skipped.length ? ` GPU binaries were skipped too: ${skipped.map((s) => `${s.path}: ${s.reason}`).join("; ")}.` : "";
-    throw new JsdError(
+    return new JsdError(
       "JSD_NATIVE_UNAVAILABLE",
       `the native addon could not be loaded (${firstLine(error)}). ` +
         `No prebuilt binary matches ${deps.platform}-${deps.arch}; build it from source with \`npm run build\` ` +
         `(needs cmake, a C++17 compiler and libsentencepiece-dev).${gpuNote}`,
       { cause: error },
     );
+  };
+  let path: string;
+  try {
+    path = deps.findCpuBinary(deps.packageRoot);
+  } catch (error) {
+    throw unavailable(error);
+  }
+  const baseline = prebuildBaselineProblem(path, deps.arch, deps.cpuFlags?.());
+  if (baseline) throw new JsdError("JSD_NATIVE_UNAVAILABLE", baseline);
+  try {
+    const addon = deps.load(path);
+    return { addon, binary: { variant: identify(addon), path, source: "node-gyp-build" }, skipped };
+  } catch (error) {
+    throw unavailable(error);
   }
 }
 

@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { linuxCpuFlags } from "./cpu-baseline.js";
 import { probeBinary } from "./native-probe.js";
 import { loadNativeBinary, type BinaryCandidate, type LoaderDeps, type SkippedBinary } from "./native-variants.js";
 
@@ -148,6 +149,7 @@ export function defaultLoaderDeps(root: string = packageRoot): LoaderDeps<Native
     probe: (candidate) => probeBinary(candidate.path, candidate.variant),
     load: (path) => require(path) as NativeAddon,
     findCpuBinary: (dir) => (require("node-gyp-build") as { path(dir: string): string }).path(dir),
+    cpuFlags: () => (process.platform === "linux" ? linuxCpuFlags() : undefined),
     warn: (message) => process.emitWarning(message, { code: "JSD_GPU_FALLBACK" }),
   };
 }

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { binaryLines } from "../lib/cli/doctor.js";
+import { linuxCpuFlags, prebuildBaselineProblem } from "../lib/cpu-baseline.js";
 import { runCli } from "../lib/cli/program.js";
 import { JsdError } from "../lib/errors.js";
 import { defaultLoaderDeps, native, packageRoot, type NativeAddon } from "../lib/native.js";
@@ -352,5 +353,37 @@ describe("reporting the binary in use", () => {
     out = "";
     expect(await runCli(["node", "jsd", "doctor", "--json"], io)).toBe(0);
     expect(JSON.parse(out).binary).toMatchObject({ variant: "cpu", path: cpuBinary });
+  });
+});
+
+describe("the prebuilt x64 binary's CPU baseline", () => {
+  const prebuilt = "/pkg/prebuilds/linux-x64/node.napi.node";
+  const v3 = new Set(["sse4_2", "avx", "avx2", "fma", "f16c", "bmi2"]);
+
+  it("refuses a prebuilt binary on a CPU without AVX2/FMA/F16C/BMI2 instead of letting it die of SIGILL", () => {
+    const load = vi.fn(() => fakeAddon(["CPU"]));
+    const old = new Set(["sse4_2", "avx"]);
+    let error: unknown;
+    try {
+      loadNativeBinary(depsFor(tempDir(), { findCpuBinary: () => prebuilt, cpuFlags: () => old, load }));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ code: "JSD_NATIVE_UNAVAILABLE", message: expect.stringMatching(/lacks AVX2, FMA, F16C, BMI2.*npm run build/) });
+    expect(load).not.toHaveBeenCalled();
+  });
+
+  it("loads it on an x86-64-v3 CPU, and never checks a local build or another architecture", () => {
+    expect(prebuildBaselineProblem(prebuilt, "x64", v3)).toBeUndefined();
+    expect(prebuildBaselineProblem("/pkg/build/Release/jsd.node", "x64", new Set())).toBeUndefined();
+    expect(prebuildBaselineProblem("/pkg/prebuilds/linux-arm64/node.napi.node", "arm64", new Set())).toBeUndefined();
+    expect(prebuildBaselineProblem(prebuilt, "x64", undefined)).toBeUndefined(); // flags unknown (not Linux)
+    expect(prebuildBaselineProblem(prebuilt, "x64", new Set(["avx2", "fma", "f16c"]))).toMatch(/lacks BMI2/);
+    const choice = loadNativeBinary(depsFor(tempDir(), { findCpuBinary: () => prebuilt, cpuFlags: () => v3, load: () => fakeAddon(["CPU"]) }));
+    expect(choice.binary).toEqual({ variant: "cpu", path: prebuilt, source: "node-gyp-build" });
+  });
+
+  it.skipIf(process.platform !== "linux")("reads this machine's flags on Linux", () => {
+    expect(linuxCpuFlags()?.size).toBeGreaterThan(0);
   });
 });
