@@ -6,6 +6,7 @@
 #include <malloc.h>
 #endif
 
+#include "compute_buffer.h"
 #include "error.h"
 #include "ggml-alloc.h"
 #include "ggml-cpu.h"
@@ -196,7 +197,7 @@ std::vector<float> Engine::run(ggml_backend_t backend, std::unique_ptr<CachedGra
     build(*graph);
     graph->graph = ggml_new_graph_custom(graph->ctx, kMaxGraphNodes, false);
     ggml_build_forward_expand(graph->graph, graph->output);
-    graph->allocr = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend));
+    graph->allocr = ggml_gallocr_new(ggml_backend_is_cpu(backend) ? cpu_compute_buffer_type() : ggml_backend_get_default_buffer_type(backend));
     LogCapture capture;
     if (!ggml_gallocr_alloc_graph(graph->allocr, graph->graph)) {
       throw Error(ErrorCode::OutOfMemory, "cannot allocate the compute buffer for " + key + ": " + capture.last_error("out of memory"));
