@@ -278,6 +278,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     if (o.Has("device") && !o.Get("device").IsUndefined()) options.device = static_cast<int>(Integer(o.Get("device"), "device", 0, 1024));
     if (o.Has("textEncoderOnCpu")) options.text_encoder_on_cpu = o.Get("textEncoderOnCpu").ToBoolean().Value();
     if (o.Has("vaeOnCpu")) options.vae_on_cpu = o.Get("vaeOnCpu").ToBoolean().Value();
+    if (o.Has("releaseIdleWeights")) options.release_idle_weights = o.Get("releaseIdleWeights").ToBoolean().Value();
   }
   Addon* addon = env.GetInstanceData<Addon>();
   auto state = std::make_shared<ModelState>();

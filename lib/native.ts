@@ -105,6 +105,7 @@ export interface NativeLoadOptions {
   device?: number;
   textEncoderOnCpu?: boolean;
   vaeOnCpu?: boolean;
+  releaseIdleWeights?: boolean;
 }
 
 export interface NativeAddon {

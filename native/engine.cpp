@@ -233,7 +233,7 @@ std::vector<float> Engine::encode_text(const std::vector<int32_t>& ids, int64_t 
     }
   }
   const std::string key = "text_encoder " + std::to_string(n) + "x" + std::to_string(length);
-  return run(
+  std::vector<float> states = run(
       text_backend_, text_graph_, key,
       [&](CachedGraph& g) {
         ggml_tensor* input = ggml_new_tensor_2d(g.ctx, GGML_TYPE_I32, length, n);
@@ -243,6 +243,14 @@ std::vector<float> Engine::encode_text(const std::vector<int32_t>& ids, int64_t 
         ggml_set_output(g.output);
       },
       {{ids.data(), ids.size() * sizeof(int32_t)}});
+  if (options_.release_idle_weights) text_weights_->release_resident_pages();
+  return states;
+}
+
+void Engine::release_idle(std::unique_ptr<WeightStore>& weights, bool* resident) {
+  if (!options_.release_idle_weights || !*resident) return;
+  weights->release_resident_pages();
+  *resident = false;
 }
 
 std::vector<float> Engine::predict_noise(const float* latents, const TensorShape4& s, const std::vector<float>& timesteps,
@@ -260,6 +268,8 @@ std::vector<float> Engine::predict_noise(const float* latents, const TensorShape
     encode_graph_.reset();
     return_freed_memory();
   }
+  release_idle(vae_weights_, &vae_resident_);
+  unet_resident_ = true;
   const std::vector<float> temb = unet_->timestep_embedding(timesteps);
   const int64_t temb_dim = unet_config_.block_out_channels[0];
   const std::string key = "unet " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w) + " text " + std::to_string(text_length);
@@ -285,6 +295,8 @@ std::vector<float> Engine::decode_latents(const float* z, const TensorShape4& s)
     unet_graph_.reset();  // see predict_noise
     return_freed_memory();
   }
+  release_idle(unet_weights_, &unet_resident_);
+  vae_resident_ = true;
   const std::string key = "vae decode " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
   return run(
       vae_backend_, decode_graph_, key,
@@ -306,6 +318,8 @@ std::vector<float> Engine::encode_image(const float* image, const TensorShape4& 
   }
   unet_graph_.reset();  // see predict_noise
   decode_graph_.reset();
+  release_idle(unet_weights_, &unet_resident_);
+  vae_resident_ = true;
   const std::string key = "vae encode " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
   return run(
       vae_backend_, encode_graph_, key,

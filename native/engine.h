@@ -33,6 +33,11 @@ struct EngineOptions {
   // buffers then take no GPU memory (the text encoder runs once per prompt; the VAE once per image).
   bool text_encoder_on_cpu = false;
   bool vae_on_cpu = false;
+  // Drop a network's pages of the mapped model file from resident memory while the others run
+  // (the text encoder after each encoding, the UNet before the VAE decodes and the VAE before the
+  // UNet runs): a run's peak then holds one large network, not all three, at the cost of mapping
+  // the pages again from the page cache on their next use.
+  bool release_idle_weights = false;
 };
 
 struct TensorShape4 {
@@ -126,6 +131,9 @@ class Engine {
   std::unique_ptr<Vae> vae_;
   std::unique_ptr<CachedGraph> text_graph_, unet_graph_, decode_graph_, encode_graph_;
   std::atomic<bool> abort_{false};
+  bool unet_resident_ = false;  // pages touched since the last release (release_idle_weights)
+  bool vae_resident_ = false;
+  void release_idle(std::unique_ptr<WeightStore>& weights, bool* resident);
 };
 
 }  // namespace jsd

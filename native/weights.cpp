@@ -1,5 +1,10 @@
 #include "weights.h"
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
 #include <cstdlib>
 #include <vector>
 
@@ -102,6 +107,8 @@ void WeightStore::load(const ModelFile& file, ggml_backend_t backend) {
         }
       }
       mapped_ = true;
+      mapped_begin_ = begin;
+      mapped_end_ = end;
       return;
     }
   }
@@ -109,6 +116,17 @@ void WeightStore::load(const ModelFile& file, ggml_backend_t backend) {
   if (buffer_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate the '" + prefix_ + "' weights on the backend");
   ggml_backend_buffer_set_usage(buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
   for (ggml_tensor* t = ggml_get_first_tensor(ctx_); t != nullptr; t = ggml_get_next_tensor(ctx_, t)) read_into(t);
+}
+
+void WeightStore::release_resident_pages() const {
+#if defined(__unix__) || defined(__APPLE__)
+  if (!mapped_ || mapped_begin_ == nullptr) return;
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(mapped_begin_) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(mapped_end_) + page - 1) & ~(page - 1);
+  // A read-only shared mapping of the file: the pages are only unmapped, never lost.
+  madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+#endif
 }
 
 size_t WeightStore::packed_bytes() const { return packed_buffer_ ? ggml_backend_buffer_get_size(packed_buffer_) : 0; }

@@ -49,6 +49,9 @@ class WeightStore {
   bool mapped() const { return mapped_; }
   // Bytes copied into the repacking buffer (the rest is used in place from the mapped file).
   size_t packed_bytes() const;
+  // Drops this network's pages of the mapped file from the process's resident memory; they stay
+  // in the page cache and are mapped again on the next use. No-op for weights that were copied.
+  void release_resident_pages() const;
 
   ggml_tensor* require(const std::string& name, std::initializer_list<int64_t> shape, bool f32_only);
   Linear linear(const std::string& name, int64_t in, int64_t out, bool bias = true);
@@ -64,6 +67,8 @@ class WeightStore {
   ggml_backend_buffer_t buffer_ = nullptr;
   ggml_backend_buffer_t packed_buffer_ = nullptr;
   bool mapped_ = false;
+  const uint8_t* mapped_begin_ = nullptr;  // the span of the file the mapped tensors lie in
+  const uint8_t* mapped_end_ = nullptr;
   std::map<std::string, ggml_tensor*> tensors_;
   std::map<std::string, bool> used_;
 };

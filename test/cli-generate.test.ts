@@ -27,6 +27,9 @@ describe.skipIf(!built)("jsd generate", () => {
     expect(second.stdout).toBe("x-1.png  seed 1  64x64\n");
     expect(readFileSync(join(work, "x.png"))).toEqual(png); // untouched
     expect(readFileSync(join(work, "x-1.png"))).toEqual(png); // same seed, same image
+    const lean = jsd("generate", "白い背景に赤い丸", "--seed", "1", "--steps", "4", "-o", "x.png", "--low-memory");
+    expect(lean.code).toBe(0);
+    expect(readFileSync(join(work, "x-2.png"))).toEqual(png); // --low-memory changes memory, not pixels
   });
 
   it("--force overwrites; --json prints one machine-readable line per image", () => {

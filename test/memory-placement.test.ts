@@ -95,3 +95,23 @@ describe("textEncoderOnCpu / vaeOnCpu", () => {
     await placed.close();
   });
 });
+
+describe("releaseIdleWeights", () => {
+  it("is checked, and gives the same images run after run (dropped pages are mapped again)", async () => {
+    await expect(loadModel(undefined, { releaseIdleWeights: "on" as never })).rejects.toThrow(/releaseIdleWeights must be a boolean/);
+    const plain = await loadModel(undefined, { threads: 1 });
+    const lean = await loadModel(undefined, { threads: 1, releaseIdleWeights: true });
+    const init = { prompt: "夜空に月", steps: 3, seed: 11 };
+    const [reference] = await plain.generate(init);
+    for (let i = 0; i < 2; i++) {
+      const [image] = await lean.generate(init);
+      expect(Buffer.from(image.rgba).equals(Buffer.from(reference.rgba))).toBe(true);
+    }
+    // img2img runs the VAE encoder before the UNet: the other order of releases.
+    const [a] = await plain.generate({ ...init, initImage: reference.png, strength: 0.6 });
+    const [b] = await lean.generate({ ...init, initImage: reference.png, strength: 0.6 });
+    expect(Buffer.from(b.rgba).equals(Buffer.from(a.rgba))).toBe(true);
+    await plain.close();
+    await lean.close();
+  });
+});

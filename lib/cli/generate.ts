@@ -27,6 +27,7 @@ interface GenerateFlags {
   threads?: number;
   backend: BackendName;
   device?: number;
+  lowMemory: boolean;
   json: boolean;
   force: boolean;
   quiet: boolean;
@@ -97,6 +98,7 @@ export function registerGenerate(program: Command, io: CliIo): void {
     .option("--threads <n>", "compute threads (default: physical cores)", int("--threads", 1, 1024))
     .addOption(new Option("--backend <name>", "compute backend; auto picks a GPU when this build has one").choices([...BACKENDS]).default("auto"))
     .option("--device <n>", "device index within the backend (jsd doctor lists them)", int("--device", 0, 1024))
+    .option("--low-memory", "keep only the network in use resident (loadModel's releaseIdleWeights)", false)
     .option("--json", "print one JSON line per image on stdout", false)
     .option("-f, --force", "overwrite existing files", false)
     .option("-q, --quiet", "no progress output", false)
@@ -105,7 +107,7 @@ export function registerGenerate(program: Command, io: CliIo): void {
       const onSignal = () => controller.abort();
       process.once("SIGINT", onSignal);
       process.once("SIGTERM", onSignal);
-      const model = await loadModel(flags.model, { threads: flags.threads, backend: flags.backend, device: flags.device });
+      const model = await loadModel(flags.model, { threads: flags.threads, backend: flags.backend, device: flags.device, releaseIdleWeights: flags.lowMemory });
       const progress = flags.quiet ? undefined : progressView(io, "generating");
       try {
         const options: GenerateOptions = {

@@ -2,7 +2,7 @@
 // Memory of one whole txt2img run, each configuration in a fresh process (peak RSS is per process):
 //
 //   node scripts/bench/txt2img-memory.mjs --model .cache/sd1-random-q4_0.gguf [--size 512] [--steps 2]
-//        [--tiling auto,on,off] [--threads N] [--json]
+//        [--tiling auto,on,off] [--threads N] [--release-idle-weights] [--json]
 //
 // Prints, per VAE tiling setting, the process's peak RSS (what /usr/bin/time -v reports; it counts
 // the touched pages of the memory-mapped weights and Node itself), the engine's peak compute
@@ -18,7 +18,7 @@ const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 
 async function child(job) {
   const { loadModel } = await import(pathToFileURL(join(root, "dist/index.js")).href);
-  const model = await loadModel(job.model, job.threads ? { threads: job.threads } : {});
+  const model = await loadModel(job.model, { ...(job.threads ? { threads: job.threads } : {}), releaseIdleWeights: job.releaseIdleWeights });
   const started = performance.now();
   const [image] = await model.generate({
     prompt: "富士山と桜、油絵",
@@ -31,7 +31,7 @@ async function child(job) {
   const seconds = (performance.now() - started) / 1000;
   const weights = model.memory().map(({ name, backend, weightBytes, mappedBytes, packedBytes, deviceBytes }) => ({ name, backend, weightBytes, mappedBytes, packedBytes, deviceBytes }));
   await model.close();
-  return { tiling: job.tiling, seconds, peakRssBytes: process.resourceUsage().maxRSS * 1024, peakComputeBytes: image.peakComputeBytes, weights };
+  return { tiling: job.tiling, releaseIdleWeights: job.releaseIdleWeights, seconds, peakRssBytes: process.resourceUsage().maxRSS * 1024, peakComputeBytes: image.peakComputeBytes, weights };
 }
 
 if (process.argv[2] === "--child") {
@@ -46,16 +46,17 @@ const { values } = parseArgs({
     steps: { type: "string", default: "2" },
     tiling: { type: "string", default: "auto,on,off" },
     threads: { type: "string" },
+    "release-idle-weights": { type: "boolean", default: false },
     json: { type: "boolean", default: false },
   },
 });
 if (!values.model) {
-  console.error("usage: node scripts/bench/txt2img-memory.mjs --model <file.gguf> [--size 512] [--steps 2] [--tiling auto,on,off] [--threads N] [--json]");
+  console.error("usage: node scripts/bench/txt2img-memory.mjs --model <file.gguf> [--size 512] [--steps 2] [--tiling auto,on,off] [--threads N] [--release-idle-weights] [--json]");
   process.exit(2);
 }
 const results = [];
 for (const tiling of values.tiling.split(",")) {
-  const job = { model: resolve(values.model), size: Number(values.size), steps: Number(values.steps), tiling, threads: values.threads ? Number(values.threads) : undefined };
+  const job = { model: resolve(values.model), size: Number(values.size), steps: Number(values.steps), tiling, threads: values.threads ? Number(values.threads) : undefined, releaseIdleWeights: values["release-idle-weights"] };
   const result = await new Promise((done, fail) => {
     const p = fork(fileURLToPath(import.meta.url), ["--child", JSON.stringify(job)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
     let got;
@@ -65,7 +66,8 @@ for (const tiling of values.tiling.split(",")) {
   results.push(result);
   if (!values.json) {
     const w = result.weights.map((c) => `${c.name} ${mib(c.weightBytes)}`).join(", ");
-    console.log(`${values.size}x${values.size}, ${values.steps} steps, VAE tiling ${tiling}: peak RSS ${mib(result.peakRssBytes)}, peak compute buffers ${mib(result.peakComputeBytes)}, ${result.seconds.toFixed(1)} s (weights: ${w})`);
+    const release = job.releaseIdleWeights ? ", idle weights released" : "";
+    console.log(`${values.size}x${values.size}, ${values.steps} steps, VAE tiling ${tiling}${release}: peak RSS ${mib(result.peakRssBytes)}, peak compute buffers ${mib(result.peakComputeBytes)}, ${result.seconds.toFixed(1)} s (weights: ${w})`);
   }
 }
 if (values.json) console.log(JSON.stringify({ model: values.model, size: Number(values.size), steps: Number(values.steps), results }, null, 2));
