@@ -58,6 +58,8 @@ export interface BinaryLayout {
   exists(path: string): boolean;
   /** The folder of an installed package, or undefined when it is not installed. */
   findPackage(name: string): string | undefined;
+  /** The `version` of the package.json in a folder (undefined when unreadable). */
+  packageVersion?(dir: string): string | undefined;
 }
 
 export interface LoaderDeps<A> extends BinaryLayout {
@@ -116,6 +118,20 @@ export function gpuCandidates(layout: BinaryLayout): BinaryCandidate[] {
   return out;
 }
 
+/**
+ * Why an installed GPU package cannot serve this version of the package, if it cannot: its
+ * binary and this version's TypeScript must come from the same release (the native calls change
+ * between versions), and npm can leave an old optional package behind.
+ */
+export function versionMismatch(candidate: BinaryCandidate, layout: BinaryLayout): string | undefined {
+  if (candidate.source !== "npm package" || !layout.packageVersion) return undefined;
+  const own = layout.packageVersion(layout.packageRoot);
+  // The binary lies at <package>/prebuilds/<platform>-<arch>/node.napi.node.
+  const theirs = layout.packageVersion(resolve(candidate.path, "..", "..", ".."));
+  if (own === undefined || theirs === own) return undefined;
+  return `its package is version ${theirs ?? "unknown"}, not ${own} like japanese-stable-diffusion; reinstall to update it`;
+}
+
 export function fallbackWarning(skipped: SkippedBinary): string {
   return (
     `japanese-stable-diffusion: skipping the ${skipped.variant} binary ${skipped.path} (${skipped.source}): ${skipped.reason}. ` +
@@ -171,7 +187,11 @@ export function loadNativeBinary<A extends IdentifiableAddon>(deps: LoaderDeps<A
   }
 
   const candidates = gpuDisabled(deps.env) ? [] : gpuCandidates(deps);
-  const { chosen, skipped } = chooseGpuBinary(candidates, deps.probe, deps.load, deps.warn);
+  const probe: Probe = (candidate) => {
+    const mismatch = versionMismatch(candidate, deps);
+    return mismatch ? { ok: false, reason: mismatch } : deps.probe(candidate);
+  };
+  const { chosen, skipped } = chooseGpuBinary(candidates, probe, deps.load, deps.warn);
   if (chosen) return { ...chosen, skipped };
 
   const unavailable = (error: unknown) => {

@@ -4,7 +4,7 @@
 // through node-gyp-build: a local build (build/Release, tuned for this machine by `npm run
 // build`) when there is one, else the prebuilt binary for this platform in prebuilds/ (what users
 // installing from npm get).
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -140,6 +140,13 @@ export function defaultLoaderDeps(root: string = packageRoot): LoaderDeps<Native
     platform: process.platform,
     arch: process.arch,
     exists: existsSync,
+    packageVersion(dir) {
+      try {
+        return (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { version?: string }).version;
+      } catch {
+        return undefined;
+      }
+    },
     findPackage(name) {
       try {
         return dirname(fromRoot.resolve(`${name}/package.json`));

@@ -387,3 +387,33 @@ describe("the prebuilt x64 binary's CPU baseline", () => {
     expect(linuxCpuFlags()?.size).toBeGreaterThan(0);
   });
 });
+
+describe("installed GPU packages of another version", () => {
+  it("are skipped with a warning naming both versions, before any probe", () => {
+    const binary = variantPackageBinary("/pkgs/cuda", "linux", "x64");
+    const versions: Record<string, string> = { "/own": "0.2.0", "/pkgs/cuda": "0.1.0" };
+    const probe = vi.fn((): ProbeResult => ({ ok: true }));
+    const warn = vi.fn();
+    const load = (p: string) => fakeAddon(p === binary ? ["CUDA", "CPU"] : ["CPU"]);
+    // One installed CUDA package beside this one, at /own.
+    const deps = (): LoaderDeps<NativeAddon> => ({
+      ...depsFor("/own", { probe, warn, load }),
+      packageRoot: "/own",
+      platform: "linux",
+      arch: "x64",
+      exists: (p) => p === binary,
+      findPackage: (name) => (name.endsWith("linux-x64-cuda") ? "/pkgs/cuda" : undefined),
+      packageVersion: (dir) => versions[dir],
+    });
+    const stale = loadNativeBinary(deps());
+    expect(probe).not.toHaveBeenCalled();
+    expect(stale.binary.variant).toBe("cpu");
+    expect(stale.skipped.map((s) => s.reason)).toEqual(["its package is version 0.1.0, not 0.2.0 like japanese-stable-diffusion; reinstall to update it"]);
+    expect(warn).toHaveBeenCalledTimes(1);
+
+    versions["/pkgs/cuda"] = "0.2.0"; // the same release: probed and used
+    const same = loadNativeBinary(deps());
+    expect(probe).toHaveBeenCalledTimes(1);
+    expect(same.binary).toEqual({ variant: "cuda", path: binary, source: "npm package" });
+  });
+});
