@@ -216,8 +216,8 @@ class Model : public Napi::ObjectWrap<Model> {
   }
 
   // peakComputeBytes(reset) -> the largest total of compute buffers held at once since the last
-  // reset; reset = true starts a new measurement (generate() does at its start). Read between
-  // jobs: the model's thread changes it only while a job runs, and the pipeline awaits each one.
+  // reset; reset = true starts a new measurement (generate() does at its start). The engine keeps
+  // it under a lock, so it may be read while a job runs on the model's thread.
   Napi::Value PeakComputeBytes(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     jsd::Engine& e = *Open(env).engine;

@@ -19,10 +19,13 @@ export function linuxCpuFlags(): Set<string> | undefined {
 
 /**
  * Why the binary at `path` cannot run on this CPU, or undefined when it can (or cannot be told):
- * only prebuilt x64 binaries are checked; a local build is compiled for the machine it runs on.
+ * only prebuilt x64 binaries are checked (the flags are read only for them); a local build is
+ * compiled for the machine it runs on.
  */
-export function prebuildBaselineProblem(path: string, arch: string, flags: Set<string> | undefined): string | undefined {
-  if (arch !== "x64" || !flags || !path.split(/[\\/]/).includes("prebuilds")) return undefined;
+export function prebuildBaselineProblem(path: string, arch: string, readFlags: () => Set<string> | undefined): string | undefined {
+  if (arch !== "x64" || !path.split(/[\\/]/).includes("prebuilds")) return undefined;
+  const flags = readFlags();
+  if (!flags) return undefined;
   const missing = PREBUILD_X64_BASELINE.filter((f) => !flags.has(f));
   if (missing.length === 0) return undefined;
   return (
@@ -31,4 +34,3 @@ export function prebuildBaselineProblem(path: string, arch: string, flags: Set<s
     ` (needs cmake, a C++17 compiler and libsentencepiece-dev)`
   );
 }
-

@@ -31,8 +31,8 @@ export interface LoadModelOptions {
   /** Use ggml's fused flash attention in the UNet and VAE (faster on some machines, f16 rounding). Default false. */
   flashAttention?: boolean;
   /**
-   * Keep the text encoder on the CPU when the backend is a GPU: its weights (about 0.2 GB at q8_0
-   * for JSD) and compute buffer take no GPU memory; it runs once per prompt. No effect on the CPU. Default false.
+   * Keep the text encoder on the CPU when the backend is a GPU: its weights (112 MiB at q8_0 for
+   * JSD's size) and compute buffer take no GPU memory; it runs once per prompt. No effect on the CPU. Default false.
    */
   textEncoderOnCpu?: boolean;
   /**
@@ -44,9 +44,9 @@ export interface LoadModelOptions {
    * Keep only the network in use resident: the pages of the memory-mapped model file that hold
    * the other networks' weights are dropped from this process's memory (the text encoder after
    * each encoding, the UNet while the VAE decodes, the VAE while the UNet runs) and mapped again
-   * from the page cache when next needed. Lowers a run's peak RSS by the idle networks' weights
-   * (at 512x512 with q8_0 weights, by about the UNet's 0.85 GiB during the VAE decode), at the
-   * cost of those page faults each run. Applies to weights read in place (CPU); default false.
+   * from the page cache when next needed. Lowers a run's peak RSS (a 512x512 txt2img with q8_0
+   * weights: 1186 MiB instead of 1521), at the cost of those page faults each run. Applies to
+   * weights read in place (CPU; q4_0/q4_K UNet weights are repacked copies); default false.
    */
   releaseIdleWeights?: boolean;
 }

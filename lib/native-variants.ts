@@ -210,7 +210,7 @@ export function loadNativeBinary<A extends IdentifiableAddon>(deps: LoaderDeps<A
   } catch (error) {
     throw unavailable(error);
   }
-  const baseline = prebuildBaselineProblem(path, deps.arch, deps.cpuFlags?.());
+  const baseline = prebuildBaselineProblem(path, deps.arch, () => deps.cpuFlags?.());
   if (baseline) throw new JsdError("JSD_NATIVE_UNAVAILABLE", baseline);
   try {
     const addon = deps.load(path);

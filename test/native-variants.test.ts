@@ -374,11 +374,14 @@ describe("the prebuilt x64 binary's CPU baseline", () => {
   });
 
   it("loads it on an x86-64-v3 CPU, and never checks a local build or another architecture", () => {
-    expect(prebuildBaselineProblem(prebuilt, "x64", v3)).toBeUndefined();
-    expect(prebuildBaselineProblem("/pkg/build/Release/jsd.node", "x64", new Set())).toBeUndefined();
-    expect(prebuildBaselineProblem("/pkg/prebuilds/linux-arm64/node.napi.node", "arm64", new Set())).toBeUndefined();
-    expect(prebuildBaselineProblem(prebuilt, "x64", undefined)).toBeUndefined(); // flags unknown (not Linux)
-    expect(prebuildBaselineProblem(prebuilt, "x64", new Set(["avx2", "fma", "f16c"]))).toMatch(/lacks BMI2/);
+    const unread = () => {
+      throw new Error("the CPU flags were read for a binary that is not a prebuild");
+    };
+    expect(prebuildBaselineProblem(prebuilt, "x64", () => v3)).toBeUndefined();
+    expect(prebuildBaselineProblem("/pkg/build/Release/jsd.node", "x64", unread)).toBeUndefined();
+    expect(prebuildBaselineProblem("/pkg/prebuilds/linux-arm64/node.napi.node", "arm64", unread)).toBeUndefined();
+    expect(prebuildBaselineProblem(prebuilt, "x64", () => undefined)).toBeUndefined(); // flags unknown (not Linux)
+    expect(prebuildBaselineProblem(prebuilt, "x64", () => new Set(["avx2", "fma", "f16c"]))).toMatch(/lacks BMI2/);
     const choice = loadNativeBinary(depsFor(tempDir(), { findCpuBinary: () => prebuilt, cpuFlags: () => v3, load: () => fakeAddon(["CPU"]) }));
     expect(choice.binary).toEqual({ variant: "cpu", path: prebuilt, source: "node-gyp-build" });
   });
