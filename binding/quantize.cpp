@@ -93,16 +93,23 @@ Napi::Value ConvertTensor(const Napi::CallbackInfo& info) {
   return promise;
 }
 
-// benchMatmul(type, m, n, k, threads, runs) -> { secondsPerRun, cpuSecondsPerRun, flops }. Blocks the
-// calling thread: for benchmarks only.
-Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
+// The type name and `count` integers of a matrix-product call; a TypeError quoting `usage` otherwise.
+std::vector<int64_t> MatmulArgs(const Napi::CallbackInfo& info, size_t count, const char* usage) {
   Napi::Env env = info.Env();
-  if (info.Length() < 6 || !info[0].IsString()) throw Napi::TypeError::New(env, "benchMatmul expects (type, m, n, k, threads, runs)");
-  int64_t v[5];
-  for (int i = 0; i < 5; ++i) {
-    if (!info[i + 1].IsNumber()) throw Napi::TypeError::New(env, "benchMatmul expects numbers");
+  if (info.Length() < count + 1 || !info[0].IsString()) throw Napi::TypeError::New(env, std::string("expected ") + usage);
+  std::vector<int64_t> v(count);
+  for (size_t i = 0; i < count; ++i) {
+    if (!info[i + 1].IsNumber()) throw Napi::TypeError::New(env, std::string("expected ") + usage);
     v[i] = info[i + 1].As<Napi::Number>().Int64Value();
   }
+  return v;
+}
+
+// benchMatmul(type, m, n, k, threads, runs, repack?) -> { secondsPerRun, cpuSecondsPerRun, flops,
+// kernel }. Blocks the calling thread: for benchmarks only.
+Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<int64_t> v = MatmulArgs(info, 5, "benchMatmul(type, m, n, k, threads, runs, repack?)");
   const std::string type = info[0].As<Napi::String>().Utf8Value();
   return Guarded(env, [&]() -> Napi::Value {
     const bool repack = info.Length() > 6 && info[6].ToBoolean().Value();
@@ -111,6 +118,23 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
     out.Set("secondsPerRun", r.seconds_per_run);
     out.Set("cpuSecondsPerRun", r.cpu_seconds_per_run);
     out.Set("flops", r.flops);
+    out.Set("kernel", r.kernel);
+    return out;
+  });
+}
+
+// compareMatmul(type, m, n, k, threads) -> { kernel, maxAbsDiff, maxAbs }: the engine's matrix
+// product against ggml's plain one on random data. Blocks the calling thread: for tests only.
+Napi::Value CompareMatmul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<int64_t> v = MatmulArgs(info, 4, "compareMatmul(type, m, n, k, threads)");
+  const std::string type = info[0].As<Napi::String>().Utf8Value();
+  return Guarded(env, [&]() -> Napi::Value {
+    const jsd::MatmulCompareResult r = jsd::compare_matmul(type, v[0], v[1], v[2], static_cast<int>(v[3]));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("kernel", r.kernel);
+    out.Set("maxAbsDiff", r.max_abs_diff);
+    out.Set("maxAbs", r.max_abs);
     return out;
   });
 }
@@ -121,6 +145,7 @@ void InitQuantize(Napi::Env env, Napi::Object exports) {
   exports.Set("typeTraits", Napi::Function::New(env, TypeTraits, "typeTraits"));
   exports.Set("convertTensor", Napi::Function::New(env, ConvertTensor, "convertTensor"));
   exports.Set("benchMatmul", Napi::Function::New(env, BenchMatmul, "benchMatmul"));
+  exports.Set("compareMatmul", Napi::Function::New(env, CompareMatmul, "compareMatmul"));
 }
 
 }  // namespace jsd_binding

@@ -117,7 +117,16 @@ export interface NativeAddon {
   /** Converts float32 rows of `rowSize` values to a ggml type with ggml's own routines (off the JS thread). */
   convertTensor(values: Float32Array, rowSize: number, type: string): Promise<Uint8Array>;
   /** ggml mul_mat throughput of a weight type: weights [k, m] times f32 [k, n]. Blocks the calling thread (benchmarks only). */
-  benchMatmul(type: string, m: number, n: number, k: number, threads: number, runs: number): { secondsPerRun: number; cpuSecondsPerRun: number; flops: number };
+  benchMatmul(
+    type: string,
+    m: number,
+    n: number,
+    k: number,
+    threads: number,
+    runs: number,
+    repack?: boolean,
+  ): { secondsPerRun: number; cpuSecondsPerRun: number; flops: number; kernel: string };
+  compareMatmul(type: string, m: number, n: number, k: number, threads: number): { kernel: string; maxAbsDiff: number; maxAbs: number };
   SentencePiece: new (bytes: Uint8Array) => NativeSentencePiece;
 }
 

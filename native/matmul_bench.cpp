@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <random>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "ggml-backend.h"
 #include "ggml-cpu.h"
 #include "ggml.h"
+#include "q8_gemm.h"
 #include "quantize.h"
 #include "repack.h"
 
@@ -24,73 +26,160 @@ double process_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
+std::vector<float> normal_values(int64_t count, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(count));
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+// One product c = a x b on the CPU backend: a [k, m] of a weight type, b [k, n] f32. With
+// layout = true the weight is stored as the engine stores it: in ggml's repacking buffer
+// (q4_0/q4_K/iq4_nl) or interleaved for q8_gemm.h's kernel (q8_0, where the CPU has one).
+class Product {
+ public:
+  Product(const TypeTraits& type, const std::vector<uint8_t>& weight, int64_t m, int64_t n, int64_t k, bool layout, int threads) {
+    ggml_init_params params{ggml_tensor_overhead() * 8 + ggml_graph_overhead(), nullptr, true};
+    ctx_ = ggml_init(params);
+    wctx_ = ggml_init(ggml_init_params{ggml_tensor_overhead() * 2, nullptr, true});
+    backend_ = ggml_backend_cpu_init();
+    if (ctx_ == nullptr || wctx_ == nullptr || backend_ == nullptr) {
+      release();
+      throw Error(ErrorCode::OutOfMemory, "matmul: cannot set up ggml");
+    }
+    a_ = ggml_new_tensor_2d(wctx_, static_cast<ggml_type>(type.ggml_type), k, m);
+    const bool repackable = a_->type == GGML_TYPE_Q4_0 || a_->type == GGML_TYPE_Q4_K || a_->type == GGML_TYPE_IQ4_NL;
+    ggml_backend_buffer_type_t buft = ggml_backend_cpu_buffer_type();
+    if (layout && repackable && cpu_repack_buffer_type() != nullptr) {
+      buft = cpu_repack_buffer_type();
+      kernel_ = "ggml-repack";
+    } else if (layout && q8_gemm_available() && q8_interleavable(a_)) {
+      kernel_ = "q8-vnni";
+    }
+    weight_buffer_ = ggml_backend_alloc_ctx_tensors_from_buft(wctx_, buft);
+    if (weight_buffer_ == nullptr) {
+      release();
+      throw Error(ErrorCode::OutOfMemory, "matmul: cannot allocate the weight");
+    }
+    if (kernel_ == std::string("q8-vnni")) {
+      q8_interleave(weight.data(), a_->data, m, k);
+      q8_register_buffer(weight_buffer_);
+    } else {
+      ggml_backend_tensor_set(a_, weight.data(), 0, weight.size());  // repacks in the repacking buffer
+    }
+    b_ = ggml_new_tensor_2d(ctx_, GGML_TYPE_F32, k, n);
+    ggml_set_input(b_);
+    c_ = kernel_ == std::string("q8-vnni") ? q8_mul_mat(ctx_, a_, b_) : ggml_mul_mat(ctx_, a_, b_);
+    ggml_set_output(c_);
+    graph_ = ggml_new_graph(ctx_);
+    ggml_build_forward_expand(graph_, c_);
+    ggml_backend_cpu_set_n_threads(backend_, threads);
+    allocr_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
+    if (allocr_ == nullptr || !ggml_gallocr_alloc_graph(allocr_, graph_)) {
+      release();
+      throw Error(ErrorCode::OutOfMemory, "matmul: cannot allocate the buffers");
+    }
+  }
+  ~Product() { release(); }
+  Product(const Product&) = delete;
+  Product& operator=(const Product&) = delete;
+
+  void set_input(const std::vector<float>& x) { ggml_backend_tensor_set(b_, x.data(), 0, x.size() * sizeof(float)); }
+  void run() {
+    if (ggml_backend_graph_compute(backend_, graph_) != GGML_STATUS_SUCCESS) throw Error(ErrorCode::Internal, "matmul: compute failed");
+  }
+  std::vector<float> output() const {
+    std::vector<float> out(static_cast<size_t>(ggml_nelements(c_)));
+    ggml_backend_tensor_get(c_, out.data(), 0, out.size() * sizeof(float));
+    return out;
+  }
+  const char* kernel() const { return kernel_; }
+
+ private:
+  void release() {
+    if (allocr_) ggml_gallocr_free(allocr_);
+    if (weight_buffer_) {
+      q8_unregister_buffer(weight_buffer_);
+      ggml_backend_buffer_free(weight_buffer_);
+    }
+    if (backend_) ggml_backend_free(backend_);
+    if (ctx_) ggml_free(ctx_);
+    if (wctx_) ggml_free(wctx_);
+    allocr_ = nullptr;
+    weight_buffer_ = nullptr;
+    backend_ = nullptr;
+    ctx_ = wctx_ = nullptr;
+  }
+
+  ggml_context* ctx_ = nullptr;
+  ggml_context* wctx_ = nullptr;
+  ggml_backend_t backend_ = nullptr;
+  ggml_backend_buffer_t weight_buffer_ = nullptr;
+  ggml_gallocr_t allocr_ = nullptr;
+  ggml_cgraph* graph_ = nullptr;
+  ggml_tensor* a_ = nullptr;
+  ggml_tensor* b_ = nullptr;
+  ggml_tensor* c_ = nullptr;
+  const char* kernel_ = "ggml";
+};
+
+void check_sizes(int64_t m, int64_t n, int64_t k, int threads) {
+  if (m < 1 || n < 1 || k < 1 || m * k > (int64_t{1} << 28) || n * k > (int64_t{1} << 28)) {
+    throw Error(ErrorCode::InvalidArgument, "matmul: sizes out of range");
+  }
+  if (threads < 1 || threads > 512) throw Error(ErrorCode::InvalidArgument, "matmul: threads out of range");
+}
+
 }  // namespace
 
 MatmulBenchResult bench_matmul(const std::string& type_name, int64_t m, int64_t n, int64_t k, int threads, int runs, bool repack) {
-  if (m < 1 || n < 1 || k < 1 || m * k > (int64_t{1} << 28) || n * k > (int64_t{1} << 28) || runs < 1 || runs > 1000) {
-    throw Error(ErrorCode::InvalidArgument, "benchMatmul: sizes out of range");
-  }
+  check_sizes(m, n, k, threads);
+  if (runs < 1 || runs > 1000) throw Error(ErrorCode::InvalidArgument, "benchMatmul: runs out of range");
   const TypeTraits type = type_traits(type_name);
-  std::mt19937 rng(42);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> w(static_cast<size_t>(m * k));
-  for (float& v : w) v = normal(rng);
-  const std::vector<uint8_t> packed = convert_rows(w.data(), w.size(), k, type);
-  std::vector<float> x(static_cast<size_t>(n * k));
-  for (float& v : x) v = normal(rng);
-
-  ggml_init_params params{ggml_tensor_overhead() * 8 + ggml_graph_overhead(), nullptr, true};
-  ggml_context* ctx = ggml_init(params);
-  ggml_tensor* a = ggml_new_tensor_2d(ctx, static_cast<ggml_type>(type.ggml_type), k, m);
-  ggml_backend_buffer_t weight_buffer = nullptr;
-  // Only these types have x86/ARM repacked kernels; others would not be accepted by the buffer.
-  const bool repackable = a->type == GGML_TYPE_Q4_0 || a->type == GGML_TYPE_Q4_K || a->type == GGML_TYPE_IQ4_NL;
-  if (repack && repackable) {
-    // The weight lives in ggml's repacking buffer (interleaved rows for faster int8 kernels).
-    ggml_init_params wp{ggml_tensor_overhead() * 2, nullptr, true};
-    ggml_context* wctx = ggml_init(wp);
-    ggml_tensor* wa = ggml_new_tensor_2d(wctx, a->type, k, m);
-    ggml_backend_buffer_type_t buft = cpu_repack_buffer_type();
-    if (buft != nullptr) weight_buffer = ggml_backend_alloc_ctx_tensors_from_buft(wctx, buft);
-    if (weight_buffer != nullptr) {
-      ggml_backend_tensor_set(wa, packed.data(), 0, packed.size());
-      a = wa;
-    }
-    (void)wctx;  // freed with the process; benchmark only
+  const std::vector<float> w = normal_values(m * k, 42);
+  Product product(type, convert_rows(w.data(), w.size(), k, type), m, n, k, repack, threads);
+  product.set_input(normal_values(n * k, 43));
+  product.run();  // warm-up
+  std::vector<double> wall, cpu;
+  for (int i = 0; i < runs; ++i) {
+    const double c0 = process_cpu_seconds();
+    const auto t0 = std::chrono::steady_clock::now();
+    product.run();
+    wall.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    cpu.push_back(process_cpu_seconds() - c0);
   }
-  ggml_tensor* b = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, k, n);
-  ggml_tensor* c = ggml_mul_mat(ctx, a, b);
-  ggml_set_input(b);
-  ggml_cgraph* graph = ggml_new_graph(ctx);
-  ggml_build_forward_expand(graph, c);
-  ggml_backend_t backend = ggml_backend_cpu_init();
-  ggml_backend_cpu_set_n_threads(backend, threads);
-  ggml_gallocr_t allocr = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend));
+  std::sort(wall.begin(), wall.end());
+  std::sort(cpu.begin(), cpu.end());
   MatmulBenchResult result;
   result.flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-  const bool ok = ggml_gallocr_alloc_graph(allocr, graph);
-  if (ok) {
-    if (weight_buffer == nullptr) ggml_backend_tensor_set(a, packed.data(), 0, packed.size());
-    ggml_backend_tensor_set(b, x.data(), 0, x.size() * sizeof(float));
-    ggml_backend_graph_compute(backend, graph);  // warm-up
-    std::vector<double> wall, cpu;
-    for (int i = 0; i < runs; ++i) {
-      const double c0 = process_cpu_seconds();
-      const auto t0 = std::chrono::steady_clock::now();
-      ggml_backend_graph_compute(backend, graph);
-      wall.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-      cpu.push_back(process_cpu_seconds() - c0);
-    }
-    std::sort(wall.begin(), wall.end());
-    std::sort(cpu.begin(), cpu.end());
-    result.seconds_per_run = wall[wall.size() / 2];
-    result.cpu_seconds_per_run = cpu[cpu.size() / 2];
+  result.seconds_per_run = wall[wall.size() / 2];
+  result.cpu_seconds_per_run = cpu[cpu.size() / 2];
+  result.kernel = product.kernel();
+  return result;
+}
+
+MatmulCompareResult compare_matmul(const std::string& type_name, int64_t m, int64_t n, int64_t k, int threads) {
+  check_sizes(m, n, k, threads);
+  const TypeTraits type = type_traits(type_name);
+  const std::vector<float> w = normal_values(m * k, 7);
+  const std::vector<uint8_t> weight = convert_rows(w.data(), w.size(), k, type);
+  const std::vector<float> x = normal_values(n * k, 8);
+  Product engine(type, weight, m, n, k, true, threads);
+  Product plain(type, weight, m, n, k, false, 1);
+  engine.set_input(x);
+  plain.set_input(x);
+  engine.run();
+  plain.run();
+  const std::vector<float> a = engine.output();
+  const std::vector<float> b = plain.output();
+  MatmulCompareResult result;
+  result.kernel = engine.kernel();
+  for (size_t i = 0; i < a.size(); ++i) {
+    result.max_abs_diff = std::max(result.max_abs_diff, static_cast<double>(std::fabs(a[i] - b[i])));
+    result.max_abs = std::max(result.max_abs, static_cast<double>(std::fabs(b[i])));
+    if (!std::isfinite(a[i])) result.max_abs_diff = INFINITY;
   }
-  ggml_gallocr_free(allocr);
-  if (weight_buffer) ggml_backend_buffer_free(weight_buffer);
-  ggml_backend_free(backend);
-  ggml_free(ctx);
-  if (!ok) throw Error(ErrorCode::OutOfMemory, "benchMatmul: cannot allocate the buffers");
   return result;
 }
 

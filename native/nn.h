@@ -11,6 +11,8 @@ struct Options {
   bool flash_attention = false;  // ggml_flash_attn_ext instead of softmax(QK^T)V
 };
 
+// weight [in, out] times x [in, ...]: ggml_mul_mat, or q8_gemm.h's kernel for interleaved q8_0.
+ggml_tensor* matmul(ggml_context* ctx, ggml_tensor* weight, ggml_tensor* x);
 ggml_tensor* linear(ggml_context* ctx, ggml_tensor* x, const Linear& l);
 ggml_tensor* layer_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, float eps);
 ggml_tensor* group_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, int groups, float eps);

@@ -5,13 +5,20 @@
 #include <unistd.h>
 #endif
 
+#include <atomic>
 #include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <system_error>
+#include <thread>
 #include <vector>
 
+#include "compute_buffer.h"
 #include "error.h"
 #include "ggml-alloc.h"
 #include "ggml-cpu.h"
 #include "model_file.h"
+#include "q8_gemm.h"
 #include "repack.h"
 
 namespace jsd {
@@ -33,18 +40,22 @@ std::string shape_string(const int64_t* ne, int n) {
 
 }  // namespace
 
-WeightStore::WeightStore(const ModelFile& file, const std::string& prefix) : prefix_(prefix) {
+WeightStore::WeightStore(const ModelFile& file, const std::string& prefix, bool interleave_q8) : prefix_(prefix) {
   const auto names = file.tensor_names(prefix);
   if (names.empty()) throw Error(ErrorCode::BadModel, "model file holds no '" + prefix + "*' tensors");
   ggml_init_params params{ggml_tensor_overhead() * (names.size() + 1), nullptr, /*no_alloc=*/true};
   ctx_ = ggml_init(params);
   packed_ctx_ = ggml_init(params);
-  if (ctx_ == nullptr || packed_ctx_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate a ggml context");
+  q8_ctx_ = ggml_init(params);
+  if (ctx_ == nullptr || packed_ctx_ == nullptr || q8_ctx_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate a ggml context");
   const bool repack = cpu_repack_buffer_type() != nullptr && std::getenv("JSD_NO_REPACK") == nullptr;
+  const bool interleave = interleave_q8 && q8_gemm_available();
   for (const auto& name : names) {
     ggml_tensor* meta = file.tensor(name);
     if (meta == nullptr) continue;
-    ggml_tensor* t = ggml_dup_tensor(repack && repackable(meta, name) ? packed_ctx_ : ctx_, meta);
+    const bool matrix = name.find("embedding") == std::string::npos;
+    ggml_context* ctx = repack && repackable(meta, name) ? packed_ctx_ : interleave && matrix && q8_interleavable(meta) ? q8_ctx_ : ctx_;
+    ggml_tensor* t = ggml_dup_tensor(ctx, meta);
     ggml_set_name(t, name.c_str());
     tensors_[name.substr(prefix.size())] = t;
   }
@@ -53,11 +64,50 @@ WeightStore::WeightStore(const ModelFile& file, const std::string& prefix) : pre
 WeightStore::~WeightStore() {
   if (buffer_) ggml_backend_buffer_free(buffer_);
   if (packed_buffer_) ggml_backend_buffer_free(packed_buffer_);
+  if (q8_buffer_) {
+    q8_unregister_buffer(q8_buffer_);
+    ggml_backend_buffer_free(q8_buffer_);
+  }
   if (ctx_) ggml_free(ctx_);
   if (packed_ctx_) ggml_free(packed_ctx_);
+  if (q8_ctx_) ggml_free(q8_ctx_);
 }
 
-void WeightStore::load(const ModelFile& file, ggml_backend_t backend) {
+void WeightStore::interleave_all(const ModelFile& file, const std::vector<ggml_tensor*>& matrices, int threads) {
+  // Most of the time goes to the first writes of fresh pages and to the reordering, both of
+  // which run in parallel; reads from the file are serialized by ModelFile.
+  std::atomic<size_t> next{0};
+  std::mutex failure_mutex;
+  std::exception_ptr failure;
+  auto work = [&]() {
+    std::vector<uint8_t> staging;
+    try {
+      for (size_t i = next++; i < matrices.size(); i = next++) {
+        ggml_tensor* t = matrices[i];
+        staging.resize(ggml_nbytes(t));
+        file.read_tensor(ggml_get_name(t), staging.data(), staging.size());
+        q8_interleave(staging.data(), t->data, t->ne[1], t->ne[0]);
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+      next = matrices.size();
+    }
+  };
+  std::vector<std::thread> workers;
+  for (int i = 1; i < threads && static_cast<size_t>(i) < matrices.size(); ++i) {
+    try {
+      workers.emplace_back(work);
+    } catch (const std::system_error&) {
+      break;  // fewer helpers; the calling thread still does the rest
+    }
+  }
+  work();
+  for (std::thread& w : workers) w.join();
+  if (failure) std::rethrow_exception(failure);
+}
+
+void WeightStore::load(const ModelFile& file, ggml_backend_t backend, int threads) {
   const bool cpu = ggml_backend_is_cpu(backend);
   std::vector<uint8_t> staging;
   // Tensor names in the contexts are the file's full names.
@@ -80,6 +130,21 @@ void WeightStore::load(const ModelFile& file, ggml_backend_t backend) {
     if (packed_buffer_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate the '" + prefix_ + "' weights");
     ggml_backend_buffer_set_usage(packed_buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
     for (ggml_tensor* t = ggml_get_first_tensor(packed_ctx_); t != nullptr; t = ggml_get_next_tensor(packed_ctx_, t)) read_into(t);
+  }
+  // Interleaved q8_0 matrices: only the CPU runs the kernel that reads them; elsewhere they are
+  // ordinary weights of the backend.
+  if (ggml_get_first_tensor(q8_ctx_) != nullptr) {
+    q8_buffer_ = ggml_backend_alloc_ctx_tensors_from_buft(q8_ctx_, cpu ? cpu_weight_buffer_type() : ggml_backend_get_default_buffer_type(backend));
+    if (q8_buffer_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate the '" + prefix_ + "' weights");
+    ggml_backend_buffer_set_usage(q8_buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+    std::vector<ggml_tensor*> matrices;
+    for (ggml_tensor* t = ggml_get_first_tensor(q8_ctx_); t != nullptr; t = ggml_get_next_tensor(q8_ctx_, t)) matrices.push_back(t);
+    if (cpu) {
+      interleave_all(file, matrices, threads);
+      q8_register_buffer(q8_buffer_);
+    } else {
+      for (ggml_tensor* t : matrices) read_into(t);
+    }
   }
   if (ggml_get_first_tensor(ctx_) == nullptr) return;
 
@@ -129,7 +194,11 @@ void WeightStore::release_resident_pages() const {
 #endif
 }
 
-size_t WeightStore::packed_bytes() const { return packed_buffer_ ? ggml_backend_buffer_get_size(packed_buffer_) : 0; }
+size_t WeightStore::packed_bytes() const {
+  size_t total = packed_buffer_ ? ggml_backend_buffer_get_size(packed_buffer_) : 0;
+  if (q8_buffer_ && q8_is_interleaved(ggml_get_first_tensor(q8_ctx_))) total += ggml_backend_buffer_get_size(q8_buffer_);
+  return total;
+}
 
 size_t WeightStore::bytes() const {
   size_t total = 0;

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "ggml-backend.h"
 #include "ggml.h"
@@ -35,19 +36,22 @@ class WeightStore {
  public:
   // Creates metadata tensors for every file tensor whose name starts with prefix. On the CPU,
   // q4_0/q4_K matrices go to ggml's repacking buffer (interleaved rows for its int8 kernels,
-  // 2-2.5x faster there); everything else is used in place from the mapped file.
-  WeightStore(const ModelFile& file, const std::string& prefix);
+  // 2-2.5x faster there), q8_0 matrices are interleaved for q8_gemm.h's kernel where the CPU has
+  // AVX-512 VNNI; everything else is used in place from the mapped file.
+  // interleave_q8 = false keeps q8_0 matrices in the mapped file (whose pages can be released).
+  WeightStore(const ModelFile& file, const std::string& prefix, bool interleave_q8 = true);
   ~WeightStore();
   WeightStore(const WeightStore&) = delete;
   WeightStore& operator=(const WeightStore&) = delete;
 
   // Gives the tensors their data: in place in the mapped file when the backend can read host
   // memory, else copied into a backend buffer.
-  void load(const ModelFile& file, ggml_backend_t backend);
+  // threads: how many threads may reorder weights into a CPU layout.
+  void load(const ModelFile& file, ggml_backend_t backend, int threads = 1);
   // Bytes of weight data this network uses.
   size_t bytes() const;
   bool mapped() const { return mapped_; }
-  // Bytes copied into the repacking buffer (the rest is used in place from the mapped file).
+  // Bytes copied into repacked or interleaved layouts (the rest is used in place from the mapped file).
   size_t packed_bytes() const;
   // Drops this network's pages of the mapped file from the process's resident memory; they stay
   // in the page cache and are mapped again on the next use. No-op for weights that were copied.
@@ -61,11 +65,15 @@ class WeightStore {
   void check_all_used() const;
 
  private:
+  void interleave_all(const ModelFile& file, const std::vector<ggml_tensor*>& matrices, int threads);
+
   std::string prefix_;
   ggml_context* ctx_ = nullptr;         // tensors used as stored
   ggml_context* packed_ctx_ = nullptr;  // tensors for the repacking buffer
+  ggml_context* q8_ctx_ = nullptr;      // q8_0 matrices for the interleaved q8 kernel (q8_gemm.h)
   ggml_backend_buffer_t buffer_ = nullptr;
   ggml_backend_buffer_t packed_buffer_ = nullptr;
+  ggml_backend_buffer_t q8_buffer_ = nullptr;
   bool mapped_ = false;
   const uint8_t* mapped_begin_ = nullptr;  // the span of the file the mapped tensors lie in
   const uint8_t* mapped_end_ = nullptr;

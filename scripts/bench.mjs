@@ -10,7 +10,7 @@
 //   --threads N            threads of the default-threads runs (default: physical cores)
 //   --flash-attention      load the models with flash attention
 //   --json FILE            also write every figure as JSON
-//   --no-matmul            skip ggml's mat-mul throughput
+//   --no-matmul            skip the mat-mul throughput
 //   --no-cpu-run           skip the 1-thread runs (no CPU-seconds, no GFLOP/s per core)
 //   --matmul-runs N        timed runs per mat-mul shape (default 3)
 //   --cache DIR            model cache folder (default .cache)
@@ -448,7 +448,7 @@ async function main() {
     table(["type", "size", "load s", "text s", `step s (${threads} thr)`, "step CPU-s (1 thr)", "UNet GFLOP/s/core", `VAE s (${threads} thr)`, "VAE CPU-s (1 thr)", "peak RSS", "notes"], rows),
   );
   if (args.matmul) {
-    out.push("", "ggml mul_mat, 1 thread, GFLOP/s per core (weights [k,m] × f32 [k,n]; shapes in scripts/bench/shapes.mjs; – = k not a multiple of the type's block):", "");
+    out.push("", "Matrix products as the engine runs them (ggml mul_mat; q4_0/q4_K repacked by ggml; q8_0 through native/q8_gemm.cpp on AVX-512 VNNI CPUs), 1 thread, GFLOP/s per core (weights [k,m] × f32 [k,n]; shapes in scripts/bench/shapes.mjs; – = k not a multiple of the type's block):", "");
     const mrows = args.types.map((type) => {
       const m = matmul[type];
       if (m.error) return [type, `**failed**: ${oneLine(m.error)}`, ...MATMUL_SHAPES.map(() => "")];

@@ -1,0 +1,79 @@
+// The engine's own matrix kernels against ggml's plain mul_mat of the same quantized weights:
+// q8_0 interleaved for the AVX-512 VNNI kernel (native/q8_gemm.cpp) and ggml's repacked q4_0.
+// Both sides quantize the activations to q8_0 blocks; ggml keeps each block's scale as f16 and
+// the VNNI kernel as f32, so products differ by up to about 2^-11 of their magnitude. The stated
+// tolerance is 2e-3 of the largest product; a wrong layout or offset gives errors of order 1.
+import { describe, expect, it } from "vitest";
+import { loadModel, systemInfo } from "../lib/index.js";
+import { native } from "../lib/native.js";
+import { tinyModel } from "./helpers/models.js";
+
+const features = systemInfo().cpuFeatures;
+const vnni = ["avx512f", "avx512bw", "avx512vl", "avx512vnni"].every((f) => features.includes(f)) && !process.env.JSD_NO_REPACK;
+const tolerance = 2e-3;
+
+// [m (weight rows), n (activation rows), k]: register-tile tails (n mod 12 = 1..11), several
+// row groups and tasks, and a UNet 3x3 convolution's shape.
+const shapes: Array<[number, number, number]> = [
+  [16, 1, 32],
+  [48, 29, 96],
+  [32, 13, 64],
+  [80, 97, 160],
+  [320, 100, 2880],
+];
+
+describe("q8_0 matrix kernel", () => {
+  it.each(shapes)("m=%i n=%i k=%i matches ggml's mul_mat", (m, n, k) => {
+    for (const threads of [1, 3]) {
+      const r = native().compareMatmul("q8_0", m, n, k, threads);
+      if (vnni) expect(r.kernel).toBe("q8-vnni");
+      expect(r.maxAbs).toBeGreaterThan(0);
+      expect(r.maxAbsDiff).toBeLessThanOrEqual(tolerance * r.maxAbs);
+    }
+  });
+
+  it("leaves matrices whose rows are not a multiple of 16 to ggml", () => {
+    const r = native().compareMatmul("q8_0", 40, 7, 64, 2);
+    expect(r.kernel).toBe("ggml");
+    expect(r.maxAbsDiff).toBe(0);
+  });
+
+  it("q4_0 in ggml's repacking buffer matches too", () => {
+    const r = native().compareMatmul("q4_0", 64, 30, 256, 2);
+    expect(r.maxAbsDiff).toBeLessThanOrEqual(tolerance * r.maxAbs);
+  });
+
+  it("rejects sizes out of range", () => {
+    expect(() => native().compareMatmul("q8_0", 0, 1, 32, 1)).toThrow(/out of range/);
+    expect(() => native().compareMatmul("q8_0", 16, 1, 32, 0)).toThrow(/out of range/);
+  });
+});
+
+describe("q8_0 weights in a loaded model", () => {
+  it.skipIf(!vnni)("are interleaved on the CPU, but stay mapped (releasable) with releaseIdleWeights", async () => {
+    const path = await tinyModel("q8_0");
+    const fast = await loadModel(path, { backend: "cpu", threads: 2 });
+    const lean = await loadModel(path, { backend: "cpu", threads: 2, releaseIdleWeights: true });
+    const unet = (model: typeof fast) => model.memory().find((m) => m.name === "unet")!;
+    expect(unet(fast).packedBytes).toBeGreaterThan(unet(fast).weightBytes / 2);
+    expect(unet(lean).packedBytes).toBe(0);
+    // The kernels round differently, and the tiny random model amplifies any difference, so the
+    // two are compared by their distance from the f32 model's image rather than to each other.
+    const options = { prompt: "赤い丸", steps: 2, seed: 3, width: 64, height: 64 };
+    const f32 = await loadModel(await tinyModel("f32"), { backend: "cpu", threads: 2 });
+    const [reference] = await f32.generate(options);
+    await f32.close();
+    const meanError = async (model: typeof fast) => {
+      const [image] = await model.generate(options);
+      let sum = 0;
+      for (let i = 0; i < image.rgba.length; i++) sum += Math.abs(image.rgba[i] - reference.rgba[i]);
+      return sum / image.rgba.length;
+    };
+    const vnniError = await meanError(fast);
+    const ggmlError = await meanError(lean);
+    console.log(`mean |q8_0 - f32| per channel of 255: VNNI kernel ${vnniError.toFixed(3)}, ggml ${ggmlError.toFixed(3)}`);
+    expect(vnniError).toBeLessThanOrEqual(1.5 * ggmlError + 0.5);
+    await fast.close();
+    await lean.close();
+  });
+});
