@@ -127,12 +127,9 @@ Engine::Engine(const std::string& path, const EngineOptions& options) : options_
                           "jsd.tokenizer.config", "jsd.source", "jsd.file_type", "jsd.converter", "general.name", "jsd.data_sha256"}) {
     if (file_->has(key)) metadata_.emplace_back(key, file_->str(key));
   }
-  // Interleaved q8_0 copies (q8_gemm.h) are faster but, unlike the mapped file, cannot be
-  // released while their network is idle.
-  const bool interleave = !options.release_idle_weights;
-  text_weights_ = std::make_unique<WeightStore>(*file_, "te.", interleave);
-  unet_weights_ = std::make_unique<WeightStore>(*file_, "unet.", interleave);
-  vae_weights_ = std::make_unique<WeightStore>(*file_, "vae.", interleave);
+  text_weights_ = std::make_unique<WeightStore>(*file_, "te.");
+  unet_weights_ = std::make_unique<WeightStore>(*file_, "unet.");
+  vae_weights_ = std::make_unique<WeightStore>(*file_, "vae.");
   text_encoder_ = std::make_unique<TextEncoder>(*text_weights_, text_config_);
   unet_ = std::make_unique<UNet>(*unet_weights_, unet_config_);
   vae_ = std::make_unique<Vae>(*vae_weights_, vae_config_, true, true);
@@ -236,6 +233,7 @@ std::vector<float> Engine::encode_text(const std::vector<int32_t>& ids, int64_t 
     }
   }
   const std::string key = "text_encoder " + std::to_string(n) + "x" + std::to_string(length);
+  text_weights_->make_resident(*file_, threads_);
   std::vector<float> states = run(
       text_backend_, text_graph_, key,
       [&](CachedGraph& g) {
@@ -272,6 +270,7 @@ std::vector<float> Engine::predict_noise(const float* latents, const TensorShape
     return_freed_memory();
   }
   release_idle(vae_weights_, &vae_resident_);
+  unet_weights_->make_resident(*file_, threads_);
   unet_resident_ = true;
   const std::vector<float> temb = unet_->timestep_embedding(timesteps);
   const int64_t temb_dim = unet_config_.block_out_channels[0];
@@ -299,6 +298,7 @@ std::vector<float> Engine::decode_latents(const float* z, const TensorShape4& s)
     return_freed_memory();
   }
   release_idle(unet_weights_, &unet_resident_);
+  vae_weights_->make_resident(*file_, threads_);
   vae_resident_ = true;
   const std::string key = "vae decode " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
   return run(
@@ -322,6 +322,7 @@ std::vector<float> Engine::encode_image(const float* image, const TensorShape4& 
   unet_graph_.reset();  // see predict_noise
   decode_graph_.reset();
   release_idle(unet_weights_, &unet_resident_);
+  vae_weights_->make_resident(*file_, threads_);
   vae_resident_ = true;
   const std::string key = "vae encode " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
   return run(

@@ -36,7 +36,8 @@ struct EngineOptions {
   // Drop a network's pages of the mapped model file from resident memory while the others run
   // (the text encoder after each encoding, the UNet before the VAE decodes and the VAE before the
   // UNet runs): a run's peak then holds one large network, not all three, at the cost of mapping
-  // the pages again from the page cache on their next use.
+  // the pages again from the page cache on their next use, and of interleaving q8_0 matrices
+  // again (q8_gemm.h) where the CPU kernel uses them.
   bool release_idle_weights = false;
 };
 

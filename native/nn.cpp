@@ -153,8 +153,12 @@ ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_t
   auto operand = [&](ggml_tensor* t) { return padded == d ? ggml_cont(ctx, t) : ggml_pad(ctx, t, static_cast<int>(padded - d), 0, 0, 0); };
   ggml_tensor* kop = operand(k);
   ggml_tensor* qop = operand(q);
-  // v^T per head: [Lk, d, heads, N]
+  // v^T per head: [Lk, d, heads, N]. Its rows are the inner dimension of the second product,
+  // which ggml's tiled sgemm also wants a multiple of 16 long (the text's 77 tokens are not):
+  // zero keys with zero weights after the softmax add nothing.
+  const int lk_pad = static_cast<int>((lk + 15) / 16 * 16 - lk);
   ggml_tensor* vt = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, v, d, heads, lk, n), 1, 2, 0, 3));
+  if (lk_pad > 0) vt = ggml_pad(ctx, vt, lk_pad, 0, 0, 0);
 
   // The score matrix of a 512x512 image's first level is 4096x4096 per head: computed in
   // blocks of query rows, it never needs more than kMaxScoreFloats at a time (the allocator
@@ -171,6 +175,7 @@ ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_t
     } else {
       scores = ggml_soft_max_ext(ctx, scores, nullptr, scale, 0.0f);
     }
+    if (lk_pad > 0) scores = ggml_pad(ctx, scores, lk_pad, 0, 0, 0);
     ggml_tensor* out = ggml_mul_mat(ctx, vt, scores);                  // [d, rows, heads, N]
     parts.push_back(ggml_cont(ctx, ggml_permute(ctx, out, 0, 2, 1, 3)));  // [d, heads, rows, N]
   }

@@ -40,7 +40,7 @@ std::string shape_string(const int64_t* ne, int n) {
 
 }  // namespace
 
-WeightStore::WeightStore(const ModelFile& file, const std::string& prefix, bool interleave_q8) : prefix_(prefix) {
+WeightStore::WeightStore(const ModelFile& file, const std::string& prefix) : prefix_(prefix) {
   const auto names = file.tensor_names(prefix);
   if (names.empty()) throw Error(ErrorCode::BadModel, "model file holds no '" + prefix + "*' tensors");
   ggml_init_params params{ggml_tensor_overhead() * (names.size() + 1), nullptr, /*no_alloc=*/true};
@@ -49,7 +49,7 @@ WeightStore::WeightStore(const ModelFile& file, const std::string& prefix, bool 
   q8_ctx_ = ggml_init(params);
   if (ctx_ == nullptr || packed_ctx_ == nullptr || q8_ctx_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate a ggml context");
   const bool repack = cpu_repack_buffer_type() != nullptr && std::getenv("JSD_NO_REPACK") == nullptr;
-  const bool interleave = interleave_q8 && q8_gemm_available();
+  const bool interleave = q8_gemm_available();
   for (const auto& name : names) {
     ggml_tensor* meta = file.tensor(name);
     if (meta == nullptr) continue;
@@ -183,8 +183,14 @@ void WeightStore::load(const ModelFile& file, ggml_backend_t backend, int thread
   for (ggml_tensor* t = ggml_get_first_tensor(ctx_); t != nullptr; t = ggml_get_next_tensor(ctx_, t)) read_into(t);
 }
 
-void WeightStore::release_resident_pages() const {
+void WeightStore::release_resident_pages() {
 #if defined(__unix__) || defined(__APPLE__)
+  if (q8_buffer_ != nullptr && !q8_released_ && q8_is_interleaved(ggml_get_first_tensor(q8_ctx_))) {
+    // A private anonymous mapping of its own (cpu_weight_buffer_type): the pages go back to the
+    // system and read as zeros until make_resident writes them again.
+    madvise(ggml_backend_buffer_get_base(q8_buffer_), ggml_backend_buffer_get_size(q8_buffer_), MADV_DONTNEED);
+    q8_released_ = true;
+  }
   if (!mapped_ || mapped_begin_ == nullptr) return;
   const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   const uintptr_t begin = reinterpret_cast<uintptr_t>(mapped_begin_) & ~(page - 1);
@@ -192,6 +198,14 @@ void WeightStore::release_resident_pages() const {
   // A read-only shared mapping of the file: the pages are only unmapped, never lost.
   madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 #endif
+}
+
+void WeightStore::make_resident(const ModelFile& file, int threads) {
+  if (!q8_released_) return;
+  std::vector<ggml_tensor*> matrices;
+  for (ggml_tensor* t = ggml_get_first_tensor(q8_ctx_); t != nullptr; t = ggml_get_next_tensor(q8_ctx_, t)) matrices.push_back(t);
+  interleave_all(file, matrices, threads);
+  q8_released_ = false;
 }
 
 size_t WeightStore::packed_bytes() const {

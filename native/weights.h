@@ -38,8 +38,7 @@ class WeightStore {
   // q4_0/q4_K matrices go to ggml's repacking buffer (interleaved rows for its int8 kernels,
   // 2-2.5x faster there), q8_0 matrices are interleaved for q8_gemm.h's kernel where the CPU has
   // AVX-512 VNNI; everything else is used in place from the mapped file.
-  // interleave_q8 = false keeps q8_0 matrices in the mapped file (whose pages can be released).
-  WeightStore(const ModelFile& file, const std::string& prefix, bool interleave_q8 = true);
+  WeightStore(const ModelFile& file, const std::string& prefix);
   ~WeightStore();
   WeightStore(const WeightStore&) = delete;
   WeightStore& operator=(const WeightStore&) = delete;
@@ -54,8 +53,11 @@ class WeightStore {
   // Bytes copied into repacked or interleaved layouts (the rest is used in place from the mapped file).
   size_t packed_bytes() const;
   // Drops this network's pages of the mapped file from the process's resident memory; they stay
-  // in the page cache and are mapped again on the next use. No-op for weights that were copied.
-  void release_resident_pages() const;
+  // in the page cache and are mapped again on the next use. Interleaved q8_0 copies are dropped
+  // too, and rebuilt from the file by make_resident. Other copied weights stay.
+  void release_resident_pages();
+  // Rebuilds what release_resident_pages dropped and the file cannot page back in by itself.
+  void make_resident(const ModelFile& file, int threads);
 
   ggml_tensor* require(const std::string& name, std::initializer_list<int64_t> shape, bool f32_only);
   Linear linear(const std::string& name, int64_t in, int64_t out, bool bias = true);
@@ -75,6 +77,7 @@ class WeightStore {
   ggml_backend_buffer_t packed_buffer_ = nullptr;
   ggml_backend_buffer_t q8_buffer_ = nullptr;
   bool mapped_ = false;
+  bool q8_released_ = false;  // the interleaved copies' pages were dropped
   const uint8_t* mapped_begin_ = nullptr;  // the span of the file the mapped tensors lie in
   const uint8_t* mapped_end_ = nullptr;
   std::map<std::string, ggml_tensor*> tensors_;

@@ -50,29 +50,29 @@ describe("q8_0 matrix kernel", () => {
 });
 
 describe("q8_0 weights in a loaded model", () => {
-  it.skipIf(!vnni)("are interleaved on the CPU, but stay mapped (releasable) with releaseIdleWeights", async () => {
+  it.skipIf(!vnni)("are interleaved on the CPU; releaseIdleWeights drops and rebuilds the copies between runs", async () => {
     const path = await tinyModel("q8_0");
     const fast = await loadModel(path, { backend: "cpu", threads: 2 });
     const lean = await loadModel(path, { backend: "cpu", threads: 2, releaseIdleWeights: true });
-    const unet = (model: typeof fast) => model.memory().find((m) => m.name === "unet")!;
-    expect(unet(fast).packedBytes).toBeGreaterThan(unet(fast).weightBytes / 2);
-    expect(unet(lean).packedBytes).toBe(0);
-    // The kernels round differently, and the tiny random model amplifies any difference, so the
-    // two are compared by their distance from the f32 model's image rather than to each other.
+    for (const model of [fast, lean]) {
+      const unet = model.memory().find((m) => m.name === "unet")!;
+      expect(unet.packedBytes).toBeGreaterThan(unet.weightBytes / 2);
+    }
     const options = { prompt: "赤い丸", steps: 2, seed: 3, width: 64, height: 64 };
     const f32 = await loadModel(await tinyModel("f32"), { backend: "cpu", threads: 2 });
     const [reference] = await f32.generate(options);
     await f32.close();
-    const meanError = async (model: typeof fast) => {
-      const [image] = await model.generate(options);
+    // The second run of the lean model reads copies rebuilt after the first run released them.
+    for (let run = 0; run < 2; run++) {
+      const [a] = await fast.generate(options);
+      const [b] = await lean.generate(options);
+      expect(Buffer.from(b.rgba).equals(Buffer.from(a.rgba))).toBe(true);
+      // Against the f32 model: the kernel's q8_0 rounding only (measured 2.0 of 255 on average;
+      // ggml's own q8_0 kernels give 2.4). A wrong layout gives tens.
       let sum = 0;
-      for (let i = 0; i < image.rgba.length; i++) sum += Math.abs(image.rgba[i] - reference.rgba[i]);
-      return sum / image.rgba.length;
-    };
-    const vnniError = await meanError(fast);
-    const ggmlError = await meanError(lean);
-    console.log(`mean |q8_0 - f32| per channel of 255: VNNI kernel ${vnniError.toFixed(3)}, ggml ${ggmlError.toFixed(3)}`);
-    expect(vnniError).toBeLessThanOrEqual(1.5 * ggmlError + 0.5);
+      for (let i = 0; i < a.rgba.length; i++) sum += Math.abs(a.rgba[i] - reference.rgba[i]);
+      expect(sum / a.rgba.length).toBeLessThan(3.5);
+    }
     await fast.close();
     await lean.close();
   });
