@@ -10,11 +10,15 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define JSD_Q8_VNNI 1
+#if defined(__clang__)
+#include <immintrin.h>
+#else
 // gcc 12's AVX-512 headers trip its own uninitialized-variable warning (gcc bug 105593).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop
+#endif
 #endif
 
 namespace jsd {
@@ -24,14 +28,6 @@ namespace {
 constexpr int kBlock = 32;          // q8_0 block width
 constexpr int kGroup = 16;          // output rows per group (one 512-bit register of int32)
 constexpr int kBlockBytes = 34;     // ggml's block_q8_0: f16 scale + 32 int8
-constexpr int kTileRows = 12;       // activation rows per register tile
-constexpr int kTaskGroups = 4;      // weight groups per task (64 rows: ~200 KB of a 3x3 conv's weights)
-constexpr int kTaskRows = 8 * kTileRows;  // activation rows per task
-
-// Quantized activations, one record per row of x: k int8, then per block its f32 scale, then per
-// block -128 * (sum of its quants), which removes the +128 offset of the weights.
-int64_t activation_row_bytes(int64_t k) { return k + 8 * (k / kBlock); }
-
 }  // namespace
 
 namespace {
@@ -93,6 +89,14 @@ void q8_interleave(const void* src, void* dst, int64_t n, int64_t k) {
 #define JSD_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
 
 namespace {
+
+constexpr int kTileRows = 12;             // activation rows per register tile
+constexpr int kTaskGroups = 4;            // weight groups per task (64 rows: ~200 KB of a 3x3 conv's weights)
+constexpr int kTaskRows = 8 * kTileRows;  // activation rows per task
+
+// Quantized activations, one record per row of x: k int8, then per block its f32 scale, then per
+// block -128 * (sum of its quants), which removes the +128 offset of the weights.
+int64_t activation_row_bytes(int64_t k) { return k + 8 * (k / kBlock); }
 
 // Rows [ith, ...) of x, every nth-th, to the activation records.
 JSD_VNNI_TARGET void quantize_rows(ggml_tensor* dst, int ith, int nth, void*) {
