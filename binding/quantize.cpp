@@ -4,7 +4,9 @@
 
 #include "addon.h"
 #include "errors.h"
+#include "ggml.h"
 #include "matmul_bench.h"
+#include "q8_gemm.h"
 #include "quantize.h"
 
 namespace jsd_binding {
@@ -13,9 +15,9 @@ namespace {
 
 class ConvertWorker : public Napi::AsyncWorker {
  public:
-  ConvertWorker(Napi::Env env, Napi::Float32Array src, int64_t row_size, jsd::TypeTraits type)
+  ConvertWorker(Napi::Env env, Napi::Float32Array src, int64_t row_size, jsd::TypeTraits type, bool interleave)
       : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), src_ref_(Napi::Persistent(src)),
-        src_(src.Data()), n_(src.ElementLength()), row_size_(row_size), type_(std::move(type)) {}
+        src_(src.Data()), n_(src.ElementLength()), row_size_(row_size), type_(std::move(type)), interleave_(interleave) {}
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
@@ -23,6 +25,15 @@ class ConvertWorker : public Napi::AsyncWorker {
   void Execute() override {
     try {
       out_ = jsd::convert_rows(src_, n_, row_size_, type_);
+      if (interleave_) {
+        const int64_t rows = static_cast<int64_t>(n_) / row_size_;
+        if (type_.ggml_type != GGML_TYPE_Q8_0 || rows % 16 != 0 || row_size_ % 32 != 0) {
+          throw jsd::Error(jsd::ErrorCode::InvalidArgument, "convertTensor: only q8_0 rows in groups of 16 can be interleaved");
+        }
+        std::vector<uint8_t> plain = std::move(out_);
+        out_.resize(plain.size());
+        jsd::q8_interleave(plain.data(), out_.data(), rows, row_size_);
+      }
     } catch (const jsd::Error& e) {
       code_ = jsd::error_code_name(e.code());
       SetError(e.what());
@@ -52,6 +63,7 @@ class ConvertWorker : public Napi::AsyncWorker {
   size_t n_;
   int64_t row_size_;
   jsd::TypeTraits type_;
+  bool interleave_;
   std::vector<uint8_t> out_;
   const char* code_ = "JSD_INTERNAL";
 };
@@ -74,7 +86,8 @@ Napi::Value TypeTraits(const Napi::CallbackInfo& info) {
   return Guarded(env, [&]() -> Napi::Value { return TraitsToObject(env, jsd::type_traits(name)); });
 }
 
-// convertTensor(values: Float32Array, rowSize: number, type: string) -> Promise<Buffer>
+// convertTensor(values: Float32Array, rowSize: number, type: string, interleave?: boolean) -> Promise<Buffer>
+// interleave: q8_0 rows in the CPU kernel's layout (native/q8_gemm.h), 16 rows at a time.
 Napi::Value ConvertTensor(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
@@ -87,7 +100,8 @@ Napi::Value ConvertTensor(const Napi::CallbackInfo& info) {
   }
   const std::string name = info[2].As<Napi::String>().Utf8Value();
   jsd::TypeTraits type = Guarded(env, [&]() { return jsd::type_traits(name); });
-  auto* worker = new ConvertWorker(env, info[0].As<Napi::Float32Array>(), static_cast<int64_t>(row_size), std::move(type));
+  const bool interleave = info.Length() > 3 && info[3].ToBoolean().Value();
+  auto* worker = new ConvertWorker(env, info[0].As<Napi::Float32Array>(), static_cast<int64_t>(row_size), std::move(type), interleave);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;

@@ -115,7 +115,8 @@ export interface NativeAddon {
   /** Storage traits of a ggml type by its name ("f16", "q8_0", "q4_K", ...). */
   typeTraits(name: string): NativeTypeTraits;
   /** Converts float32 rows of `rowSize` values to a ggml type with ggml's own routines (off the JS thread). */
-  convertTensor(values: Float32Array, rowSize: number, type: string): Promise<Uint8Array>;
+  /** interleave: q8_0 rows (a multiple of 16 of them) in the CPU kernel's layout (native/q8_gemm.h). */
+  convertTensor(values: Float32Array, rowSize: number, type: string, interleave?: boolean): Promise<Uint8Array>;
   /** ggml mul_mat throughput of a weight type: weights [k, m] times f32 [k, n]. Blocks the calling thread (benchmarks only). */
   benchMatmul(
     type: string,

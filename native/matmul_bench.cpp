@@ -64,7 +64,7 @@ class Product {
     }
     if (kernel_ == std::string("q8-vnni")) {
       q8_interleave(weight.data(), a_->data, m, k);
-      q8_register_buffer(weight_buffer_);
+      q8_register(a_);
     } else {
       ggml_backend_tensor_set(a_, weight.data(), 0, weight.size());  // repacks in the repacking buffer
     }
@@ -100,7 +100,7 @@ class Product {
   void release() {
     if (allocr_) ggml_gallocr_free(allocr_);
     if (weight_buffer_) {
-      q8_unregister_buffer(weight_buffer_);
+      q8_unregister(a_);
       ggml_backend_buffer_free(weight_buffer_);
     }
     if (backend_) ggml_backend_free(backend_);

@@ -32,56 +32,71 @@ constexpr int kBlockBytes = 34;     // ggml's block_q8_0: f16 scale + 32 int8
 
 namespace {
 std::mutex registry_mutex;
-std::set<ggml_backend_buffer_t>& registry() {
-  static std::set<ggml_backend_buffer_t> buffers;
-  return buffers;
+std::set<const ggml_tensor*>& registry() {
+  static std::set<const ggml_tensor*> weights;
+  return weights;
 }
 }  // namespace
 
-void q8_register_buffer(ggml_backend_buffer_t buffer) {
+void q8_register(const ggml_tensor* weight) {
   std::lock_guard<std::mutex> lock(registry_mutex);
-  registry().insert(buffer);
+  registry().insert(weight);
 }
 
-void q8_unregister_buffer(ggml_backend_buffer_t buffer) {
+void q8_unregister(const ggml_tensor* weight) {
   std::lock_guard<std::mutex> lock(registry_mutex);
-  registry().erase(buffer);
+  registry().erase(weight);
 }
 
 bool q8_is_interleaved(const ggml_tensor* weight) {
-  if (weight->buffer == nullptr || weight->type != GGML_TYPE_Q8_0) return false;
   std::lock_guard<std::mutex> lock(registry_mutex);
-  return registry().count(weight->buffer) != 0;
+  return registry().count(weight) != 0;
 }
 
 bool q8_interleavable(const ggml_tensor* weight) {
   return weight->type == GGML_TYPE_Q8_0 && ggml_n_dims(weight) == 2 && weight->ne[1] % kGroup == 0 && weight->ne[0] % kBlock == 0;
 }
 
-void q8_interleave(const void* src, void* dst, int64_t n, int64_t k) {
+namespace {
+
+// Both directions of the layout change: forward reads ggml's rows and writes the groups in order.
+template <bool forward>
+void reorder(const uint8_t* src, uint8_t* dst, int64_t n, int64_t k) {
   const int64_t nb = k / kBlock;
   const int64_t row_bytes = nb * kBlockBytes;
-  const auto* in = static_cast<const uint8_t*>(src);
-  auto* out = static_cast<uint8_t*>(dst);
   for (int64_t g = 0; g < n / kGroup; ++g) {
-    const uint8_t* rows = in + g * kGroup * row_bytes;
-    uint8_t* quants = out + g * kGroup * row_bytes;
-    uint8_t* scales = quants + nb * kGroup * kBlock;
-    // Written in order; read from 16 rows at once.
+    const int64_t group = g * kGroup * row_bytes;
+    const int64_t scales = group + nb * kGroup * kBlock;
+    int64_t quants = group;
     for (int64_t b = 0; b < nb; ++b) {
-      for (int r = 0; r < kGroup; ++r) std::memcpy(scales + (b * kGroup + r) * 2, rows + r * row_bytes + b * kBlockBytes, 2);
+      for (int r = 0; r < kGroup; ++r) {
+        const int64_t plain = group + r * row_bytes + b * kBlockBytes;
+        const int64_t packed = scales + (b * kGroup + r) * 2;
+        std::memcpy(dst + (forward ? packed : plain), src + (forward ? plain : packed), 2);
+      }
       for (int i = 0; i < kBlock / 4; ++i) {
         for (int r = 0; r < kGroup; ++r) {
-          // Four quants at a time: +128 on each byte is a flip of its top bit.
+          // Four quants at a time; +128 on each byte is a flip of its top bit, and its own inverse.
+          const int64_t plain = group + r * row_bytes + b * kBlockBytes + 2 + 4 * i;
           uint32_t four;
-          std::memcpy(&four, rows + r * row_bytes + b * kBlockBytes + 2 + 4 * i, 4);
+          std::memcpy(&four, src + (forward ? plain : quants), 4);
           four ^= 0x80808080u;
-          std::memcpy(quants, &four, 4);
+          std::memcpy(dst + (forward ? quants : plain), &four, 4);
           quants += 4;
         }
       }
     }
   }
+}
+
+}  // namespace
+
+void q8_interleave(const void* src, void* dst, int64_t n, int64_t k) {
+  reorder<true>(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), n, k);
+}
+
+void q8_deinterleave(const void* src, void* dst, int64_t n, int64_t k) {
+  reorder<false>(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), n, k);
 }
 
 #if JSD_Q8_VNNI

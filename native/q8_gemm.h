@@ -26,15 +26,20 @@ bool q8_gemm_available();
 // Whether a q8_0 matrix [k, n] can be interleaved (n a multiple of 16).
 bool q8_interleavable(const ggml_tensor* weight);
 
-// Weight buffers holding interleaved matrices are registered while they live, so that graph
-// building can tell an interleaved matrix (which only q8_mul_mat can read) from a plain one.
-void q8_register_buffer(ggml_backend_buffer_t buffer);
-void q8_unregister_buffer(ggml_backend_buffer_t buffer);
+// Interleaved matrices are registered while they live, so that graph building can tell an
+// interleaved matrix (which only q8_mul_mat can read) from a plain one.
+void q8_register(const ggml_tensor* weight);
+void q8_unregister(const ggml_tensor* weight);
 bool q8_is_interleaved(const ggml_tensor* weight);
 
 // Interleaves n rows of k/32 q8_0 blocks (ggml's block_q8_0 layout) from src into dst, which has
-// the same size.
+// the same size; q8_deinterleave undoes it.
 void q8_interleave(const void* src, void* dst, int64_t n, int64_t k);
+void q8_deinterleave(const void* src, void* dst, int64_t n, int64_t k);
+
+// Model files may store q8_0 matrices interleaved already (`jsd convert --cpu-layout`), listing
+// them under this key; the CPU then reads them in place from the mapped file.
+constexpr const char* kInterleavedQ8Key = "jsd.q8_0_interleaved";
 
 // weight [k, n] (interleaved q8_0) times x [k, ...] -> [n, ...] f32, like ggml_mul_mat. Only the
 // CPU backend runs it.

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <set>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -32,6 +33,22 @@ bool repackable(const ggml_tensor* t, const std::string& name) {
   return type_ok && ggml_n_dims(t) == 2 && t->ne[1] % 8 == 0 && name.find("embedding") == std::string::npos;
 }
 
+// The q8_0 matrices a file stores interleaved already (jsd convert --cpu-layout), checked: each
+// must be a q8_0 matrix the kernel can read, and not an embedding (read by row lookups).
+std::set<std::string> interleaved_in_file(const ModelFile& file) {
+  std::set<std::string> names;
+  if (!file.has(kInterleavedQ8Key)) return names;
+  for (const std::string& name : file.str_array(kInterleavedQ8Key)) {
+    const ggml_tensor* t = file.tensor(name);
+    if (t == nullptr) throw Error(ErrorCode::BadModel, std::string(kInterleavedQ8Key) + " lists '" + name + "', which the file does not hold");
+    if (!q8_interleavable(t) || name.find("embedding") != std::string::npos) {
+      throw Error(ErrorCode::BadModel, std::string(kInterleavedQ8Key) + " lists '" + name + "', which is not a q8_0 matrix with rows in groups of 16");
+    }
+    names.insert(name);
+  }
+  return names;
+}
+
 std::string shape_string(const int64_t* ne, int n) {
   std::string s = "[";
   for (int i = 0; i < n; ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
@@ -49,12 +66,17 @@ WeightStore::WeightStore(const ModelFile& file, const std::string& prefix) : pre
   q8_ctx_ = ggml_init(params);
   if (ctx_ == nullptr || packed_ctx_ == nullptr || q8_ctx_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate a ggml context");
   const bool repack = cpu_repack_buffer_type() != nullptr && std::getenv("JSD_NO_REPACK") == nullptr;
-  const bool interleave = q8_gemm_available();
+  const bool kernel = q8_gemm_available();
+  file_interleaved_ = interleaved_in_file(file);
   for (const auto& name : names) {
     ggml_tensor* meta = file.tensor(name);
     if (meta == nullptr) continue;
     const bool matrix = name.find("embedding") == std::string::npos;
-    ggml_context* ctx = repack && repackable(meta, name) ? packed_ctx_ : interleave && matrix && q8_interleavable(meta) ? q8_ctx_ : ctx_;
+    // q8_ctx_ holds the q8_0 matrices that need a copy in the other layout: plain in the file
+    // and interleaved for the kernel, or interleaved in the file and no kernel to read them.
+    const bool in_file = file_interleaved_.count(name) != 0;
+    const bool copy = in_file ? !kernel : kernel && matrix && q8_interleavable(meta);
+    ggml_context* ctx = repack && repackable(meta, name) ? packed_ctx_ : copy ? q8_ctx_ : ctx_;
     ggml_tensor* t = ggml_dup_tensor(ctx, meta);
     ggml_set_name(t, name.c_str());
     tensors_[name.substr(prefix.size())] = t;
@@ -64,29 +86,36 @@ WeightStore::WeightStore(const ModelFile& file, const std::string& prefix) : pre
 WeightStore::~WeightStore() {
   if (buffer_) ggml_backend_buffer_free(buffer_);
   if (packed_buffer_) ggml_backend_buffer_free(packed_buffer_);
-  if (q8_buffer_) {
-    q8_unregister_buffer(q8_buffer_);
-    ggml_backend_buffer_free(q8_buffer_);
-  }
+  for (const ggml_tensor* t : registered_) q8_unregister(t);
+  if (q8_buffer_) ggml_backend_buffer_free(q8_buffer_);
   if (ctx_) ggml_free(ctx_);
   if (packed_ctx_) ggml_free(packed_ctx_);
   if (q8_ctx_) ggml_free(q8_ctx_);
 }
 
-void WeightStore::interleave_all(const ModelFile& file, const std::vector<ggml_tensor*>& matrices, int threads) {
+void WeightStore::read_layout(const ModelFile& file, const ggml_tensor* t, bool interleaved, uint8_t* dst, std::vector<uint8_t>& scratch) const {
+  const size_t size = ggml_nbytes(t);
+  const bool in_file = file_interleaved_.count(ggml_get_name(t)) != 0;
+  if (in_file == interleaved) {
+    file.read_tensor(ggml_get_name(t), dst, size);
+    return;
+  }
+  scratch.resize(size);
+  file.read_tensor(ggml_get_name(t), scratch.data(), size);
+  (interleaved ? q8_interleave : q8_deinterleave)(scratch.data(), dst, t->ne[1], t->ne[0]);
+}
+
+void WeightStore::copy_q8(const ModelFile& file, const std::vector<ggml_tensor*>& matrices, int threads, bool interleaved) {
   // Most of the time goes to the first writes of fresh pages and to the reordering, both of
   // which run in parallel; reads from the file are serialized by ModelFile.
   std::atomic<size_t> next{0};
   std::mutex failure_mutex;
   std::exception_ptr failure;
   auto work = [&]() {
-    std::vector<uint8_t> staging;
+    std::vector<uint8_t> scratch;
     try {
       for (size_t i = next++; i < matrices.size(); i = next++) {
-        ggml_tensor* t = matrices[i];
-        staging.resize(ggml_nbytes(t));
-        file.read_tensor(ggml_get_name(t), staging.data(), staging.size());
-        q8_interleave(staging.data(), t->data, t->ne[1], t->ne[0]);
+        read_layout(file, matrices[i], interleaved, static_cast<uint8_t*>(matrices[i]->data), scratch);
       }
     } catch (...) {
       std::lock_guard<std::mutex> lock(failure_mutex);
@@ -107,18 +136,28 @@ void WeightStore::interleave_all(const ModelFile& file, const std::vector<ggml_t
   if (failure) std::rethrow_exception(failure);
 }
 
+void WeightStore::register_interleaved(ggml_tensor* t) {
+  q8_register(t);
+  registered_.push_back(t);
+}
+
 void WeightStore::load(const ModelFile& file, ggml_backend_t backend, int threads) {
   const bool cpu = ggml_backend_is_cpu(backend);
   std::vector<uint8_t> staging;
   // Tensor names in the contexts are the file's full names.
+  std::vector<uint8_t> scratch;
+  // Copies a tensor from the file into its buffer: q8_0 matrices the file stores interleaved stay
+  // so on the CPU, which has the kernel whenever they are not in q8_ctx_, and are put back into
+  // ggml's layout for other backends.
   auto read_into = [&](ggml_tensor* t) {
     const size_t size = ggml_nbytes(t);
+    const bool interleaved = cpu && file_interleaved_.count(ggml_get_name(t)) != 0;
     if (t->buffer != packed_buffer_ && ggml_backend_buffer_is_host(t->buffer)) {
-      file.read_tensor(ggml_get_name(t), t->data, size);
+      read_layout(file, t, interleaved, static_cast<uint8_t*>(t->data), scratch);
       return;
     }
     staging.resize(size);
-    file.read_tensor(ggml_get_name(t), staging.data(), size);
+    read_layout(file, t, interleaved, staging.data(), scratch);
     ggml_backend_tensor_set(t, staging.data(), 0, size);  // repacks when the buffer does
   };
 
@@ -131,8 +170,8 @@ void WeightStore::load(const ModelFile& file, ggml_backend_t backend, int thread
     ggml_backend_buffer_set_usage(packed_buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
     for (ggml_tensor* t = ggml_get_first_tensor(packed_ctx_); t != nullptr; t = ggml_get_next_tensor(packed_ctx_, t)) read_into(t);
   }
-  // Interleaved q8_0 matrices: only the CPU runs the kernel that reads them; elsewhere they are
-  // ordinary weights of the backend.
+  // q8_0 matrices copied into the other layout: interleaved where the CPU runs the kernel, ggml's
+  // own on other backends and CPUs without it.
   if (ggml_get_first_tensor(q8_ctx_) != nullptr) {
     q8_buffer_ = ggml_backend_alloc_ctx_tensors_from_buft(q8_ctx_, cpu ? cpu_weight_buffer_type() : ggml_backend_get_default_buffer_type(backend));
     if (q8_buffer_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate the '" + prefix_ + "' weights");
@@ -140,8 +179,12 @@ void WeightStore::load(const ModelFile& file, ggml_backend_t backend, int thread
     std::vector<ggml_tensor*> matrices;
     for (ggml_tensor* t = ggml_get_first_tensor(q8_ctx_); t != nullptr; t = ggml_get_next_tensor(q8_ctx_, t)) matrices.push_back(t);
     if (cpu) {
-      interleave_all(file, matrices, threads);
-      q8_register_buffer(q8_buffer_);
+      q8_copies_on_cpu_ = true;
+      q8_copies_interleaved_ = q8_gemm_available();
+      copy_q8(file, matrices, threads, q8_copies_interleaved_);
+      if (q8_copies_interleaved_) {
+        for (ggml_tensor* t : matrices) register_interleaved(t);
+      }
     } else {
       for (ggml_tensor* t : matrices) read_into(t);
     }
@@ -171,6 +214,9 @@ void WeightStore::load(const ModelFile& file, ggml_backend_t backend, int thread
           throw Error(ErrorCode::Internal, std::string("cannot place tensor '") + ggml_get_name(t) + "' in the mapped file");
         }
       }
+      for (ggml_tensor* t = ggml_get_first_tensor(ctx_); t != nullptr; t = ggml_get_next_tensor(ctx_, t)) {
+        if (file_interleaved_.count(ggml_get_name(t))) register_interleaved(t);
+      }
       mapped_ = true;
       mapped_begin_ = begin;
       mapped_end_ = end;
@@ -180,12 +226,15 @@ void WeightStore::load(const ModelFile& file, ggml_backend_t backend, int thread
   buffer_ = ggml_backend_alloc_ctx_tensors(ctx_, backend);
   if (buffer_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate the '" + prefix_ + "' weights on the backend");
   ggml_backend_buffer_set_usage(buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
-  for (ggml_tensor* t = ggml_get_first_tensor(ctx_); t != nullptr; t = ggml_get_next_tensor(ctx_, t)) read_into(t);
+  for (ggml_tensor* t = ggml_get_first_tensor(ctx_); t != nullptr; t = ggml_get_next_tensor(ctx_, t)) {
+    read_into(t);
+    if (cpu && file_interleaved_.count(ggml_get_name(t))) register_interleaved(t);
+  }
 }
 
 void WeightStore::release_resident_pages() {
 #if defined(__unix__) || defined(__APPLE__)
-  if (q8_buffer_ != nullptr && !q8_released_ && q8_is_interleaved(ggml_get_first_tensor(q8_ctx_))) {
+  if (q8_copies_interleaved_ && !q8_released_) {
     // A private anonymous mapping of its own (cpu_weight_buffer_type): the pages go back to the
     // system and read as zeros until make_resident writes them again.
     madvise(ggml_backend_buffer_get_base(q8_buffer_), ggml_backend_buffer_get_size(q8_buffer_), MADV_DONTNEED);
@@ -204,13 +253,13 @@ void WeightStore::make_resident(const ModelFile& file, int threads) {
   if (!q8_released_) return;
   std::vector<ggml_tensor*> matrices;
   for (ggml_tensor* t = ggml_get_first_tensor(q8_ctx_); t != nullptr; t = ggml_get_next_tensor(q8_ctx_, t)) matrices.push_back(t);
-  interleave_all(file, matrices, threads);
+  copy_q8(file, matrices, threads, true);
   q8_released_ = false;
 }
 
 size_t WeightStore::packed_bytes() const {
   size_t total = packed_buffer_ ? ggml_backend_buffer_get_size(packed_buffer_) : 0;
-  if (q8_buffer_ && q8_is_interleaved(ggml_get_first_tensor(q8_ctx_))) total += ggml_backend_buffer_get_size(q8_buffer_);
+  if (q8_copies_on_cpu_) total += ggml_backend_buffer_get_size(q8_buffer_);
   return total;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -37,7 +38,8 @@ class WeightStore {
   // Creates metadata tensors for every file tensor whose name starts with prefix. On the CPU,
   // q4_0/q4_K matrices go to ggml's repacking buffer (interleaved rows for its int8 kernels,
   // 2-2.5x faster there), q8_0 matrices are interleaved for q8_gemm.h's kernel where the CPU has
-  // AVX-512 VNNI; everything else is used in place from the mapped file.
+  // AVX-512 VNNI (in place when the file stores them so); everything else is used in place from
+  // the mapped file.
   WeightStore(const ModelFile& file, const std::string& prefix);
   ~WeightStore();
   WeightStore(const WeightStore&) = delete;
@@ -67,7 +69,12 @@ class WeightStore {
   void check_all_used() const;
 
  private:
-  void interleave_all(const ModelFile& file, const std::vector<ggml_tensor*>& matrices, int threads);
+  // Reads a q8_0 matrix (or any tensor, when both layouts are ggml's) into dst in the layout asked
+  // for, reordering through scratch when the file's differs.
+  void read_layout(const ModelFile& file, const ggml_tensor* t, bool interleaved, uint8_t* dst, std::vector<uint8_t>& scratch) const;
+  // read_layout into each matrix's host memory, on up to `threads` threads.
+  void copy_q8(const ModelFile& file, const std::vector<ggml_tensor*>& matrices, int threads, bool interleaved);
+  void register_interleaved(ggml_tensor* t);
 
   std::string prefix_;
   ggml_context* ctx_ = nullptr;         // tensors used as stored
@@ -77,7 +84,11 @@ class WeightStore {
   ggml_backend_buffer_t packed_buffer_ = nullptr;
   ggml_backend_buffer_t q8_buffer_ = nullptr;
   bool mapped_ = false;
-  bool q8_released_ = false;  // the interleaved copies' pages were dropped
+  bool q8_copies_on_cpu_ = false;      // q8_ctx_'s tensors are copies in host memory
+  bool q8_copies_interleaved_ = false;  // ... in the kernel's layout, rebuilt after a release
+  bool q8_released_ = false;            // the interleaved copies' pages were dropped
+  std::set<std::string> file_interleaved_;   // q8_0 matrices the file stores interleaved
+  std::vector<const ggml_tensor*> registered_;  // tensors registered with q8_register
   const uint8_t* mapped_begin_ = nullptr;  // the span of the file the mapped tensors lie in
   const uint8_t* mapped_end_ = nullptr;
   std::map<std::string, ggml_tensor*> tensors_;

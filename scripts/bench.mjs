@@ -2,7 +2,8 @@
 // npm run bench [-- options]: speed and memory of the engine on a full-size SD v1 / JSD model with
 // random weights, per weight type. A benchmark, not a test (docs/benchmark.md explains the figures).
 //
-//   --types f16,q8_0,...   weight types (default f16,q8_0,q5_0,q4_0,q4_K)
+//   --types f16,q8_0,...   weight types (default f16,q8_0,q8_0+cpu,q5_0,q4_0,q4_K; "+cpu": converted
+//                          with --cpu-layout)
 //   --quick                256×256 only (same as --sizes 256)
 //   --sizes 256,512        image sizes (square; default 256,512)
 //   --reps N               timed UNet steps after one warm-up (default 3)
@@ -32,7 +33,10 @@ import { MATMUL_SHAPES } from "./bench/shapes.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const childScript = join(root, "scripts/bench/child.mjs");
-const DEFAULT_TYPES = ["f16", "q8_0", "q5_0", "q4_0", "q4_K"];
+const DEFAULT_TYPES = ["f16", "q8_0", "q8_0+cpu", "q5_0", "q4_0", "q4_K"];
+// "<type>+cpu": the file converted with cpuLayout (jsd convert --cpu-layout), whose q8_0 matrices
+// the CPU kernel reads in place.
+const baseType = (type) => type.replace(/\+cpu$/, "");
 
 function usage(message) {
   if (message) console.error(`bench: ${message}`);
@@ -252,7 +256,7 @@ async function main() {
     process.exit(1);
   }
   const { OUTPUT_TYPES } = await import(pathToFileURL(join(root, "dist/convert/index.js")).href);
-  const unknown = args.types.filter((t) => !OUTPUT_TYPES.includes(t));
+  const unknown = args.types.filter((t) => !OUTPUT_TYPES.includes(baseType(t)));
   if (unknown.length) usage(`unknown type ${unknown.join(", ")} (known: ${OUTPUT_TYPES.join(", ")}; ggml's names, case-sensitive)`);
   const sys = index.systemInfo();
   const threads = args.threads ?? sys.threads;
@@ -299,7 +303,7 @@ async function main() {
   // 2. mat-mul throughput, one child per type
   const matmul = {};
   if (args.matmul) {
-    for (const type of args.types) {
+    for (const type of args.types.filter((t) => baseType(t) === t)) {
       log(`bench: mat-mul throughput, ${type}, 1 thread`);
       const r = await runChild({ mode: "matmul", tag: `matmul ${type}`, type, shapes: MATMUL_SHAPES, runs: args.matmulRuns }, args.timeout);
       matmul[type] = r.error ? { gflopsPerCore: null, error: r.error } : { gflopsPerCore: r.result.gflopsPerCore, shapes: r.result.shapes };
@@ -449,7 +453,7 @@ async function main() {
   );
   if (args.matmul) {
     out.push("", "Matrix products as the engine runs them (ggml mul_mat; q4_0/q4_K repacked by ggml; q8_0 through native/q8_gemm.cpp on AVX-512 VNNI CPUs), 1 thread, GFLOP/s per core (weights [k,m] × f32 [k,n]; shapes in scripts/bench/shapes.mjs; – = k not a multiple of the type's block):", "");
-    const mrows = args.types.map((type) => {
+    const mrows = args.types.filter((t) => matmul[t]).map((type) => {
       const m = matmul[type];
       if (m.error) return [type, `**failed**: ${oneLine(m.error)}`, ...MATMUL_SHAPES.map(() => "")];
       return [type, fmt(m.gflopsPerCore, 1), ...MATMUL_SHAPES.map((sh) => fmt(m.shapes.find((x) => x.name === sh.name)?.gflopsPerCore, 1))];

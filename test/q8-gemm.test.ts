@@ -3,10 +3,13 @@
 // Both sides quantize the activations to q8_0 blocks; ggml keeps each block's scale as f16 and
 // the VNNI kernel as f32, so products differ by up to about 2^-11 of their magnitude. The stated
 // tolerance is 2e-3 of the largest product; a wrong layout or offset gives errors of order 1.
+import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import { convert } from "../lib/convert/index.js";
+import { GgufFile } from "../lib/formats/gguf-reader.js";
 import { loadModel, systemInfo } from "../lib/index.js";
 import { native } from "../lib/native.js";
-import { tinyModel } from "./helpers/models.js";
+import { editGguf, scratchPath, tinyJsd, tinyModel } from "./helpers/models.js";
 
 const features = systemInfo().cpuFeatures;
 const vnni = ["avx512f", "avx512bw", "avx512vl", "avx512vnni"].every((f) => features.includes(f)) && !process.env.JSD_NO_REPACK;
@@ -75,5 +78,80 @@ describe("q8_0 weights in a loaded model", () => {
     }
     await fast.close();
     await lean.close();
+  });
+});
+
+describe("model files in the CPU kernel's layout (convert cpuLayout)", () => {
+  const interleavedKey = "jsd.q8_0_interleaved";
+  const convertTiny = async (name: string, cpuLayout: boolean) => {
+    const out = scratchPath(name);
+    await convert(tinyJsd, out, { type: "q8_0", cpuLayout, force: true });
+    return out;
+  };
+  const image = async (path: string) => {
+    const model = await loadModel(path, { backend: "cpu", threads: 2 });
+    const [result] = await model.generate({ prompt: "赤い丸", steps: 2, seed: 5, width: 64, height: 64 });
+    const unet = model.memory().find((m) => m.name === "unet")!;
+    await model.close();
+    return { rgba: Buffer.from(result.rgba), unet };
+  };
+
+  it("lists the interleaved matrices, which hold the same bytes reordered", async () => {
+    const plain = await GgufFile.open(await convertTiny("plain-q8_0.gguf", false));
+    const cpu = await GgufFile.open(await convertTiny("cpu-q8_0.gguf", true));
+    try {
+      expect(plain.metadata.has(interleavedKey)).toBe(false);
+      const listed = cpu.metadata.get(interleavedKey)?.value as string[];
+      expect(listed.length).toBeGreaterThan(100);
+      expect(listed.some((n) => n.includes("embedding"))).toBe(false);
+      for (const name of listed.slice(0, 20)) {
+        const info = cpu.tensors.find((t) => t.name === name)!;
+        expect(info.ggmlType).toBe(8); // q8_0
+        expect(info.ne[1] % 16).toBe(0);
+        const a = await plain.readTensor(name);
+        const b = await cpu.readTensor(name);
+        expect(Buffer.from(b).equals(Buffer.from(a))).toBe(false);
+        expect(Buffer.from(b).length).toBe(a.length);
+      }
+    } finally {
+      await plain.close();
+      await cpu.close();
+    }
+  });
+
+  it.skipIf(!vnni)("are read in place on the CPU and give the images of the plain file", async () => {
+    const plain = await image(await convertTiny("plain-q8_0.gguf", false));
+    const cpu = await image(await convertTiny("cpu-q8_0.gguf", true));
+    expect(plain.unet.packedBytes).toBeGreaterThan(0);
+    expect(cpu.unet.packedBytes).toBe(0); // nothing copied: the mapped file is the kernel's input
+    expect(cpu.rgba.equals(plain.rgba)).toBe(true);
+  });
+
+  it("are put back into ggml's layout where the kernel is not used (JSD_NO_REPACK)", async () => {
+    const plainPath = await convertTiny("plain-q8_0.gguf", false);
+    const cpuPath = await convertTiny("cpu-q8_0.gguf", true);
+    const script = `
+      const { loadModel } = await import(${JSON.stringify(new URL("../dist/index.js", import.meta.url).href)});
+      const out = [];
+      for (const path of ${JSON.stringify([plainPath, cpuPath])}) {
+        const model = await loadModel(path, { backend: "cpu", threads: 2 });
+        const [r] = await model.generate({ prompt: "赤い丸", steps: 2, seed: 5, width: 64, height: 64 });
+        out.push(Buffer.from(r.rgba).toString("base64"));
+        await model.close();
+      }
+      console.log(out[0] === out[1] ? "same" : "different");`;
+    const run = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, JSD_NO_REPACK: "1" } });
+    expect(run.stderr).toBe("");
+    expect(run.stdout.trim()).toBe("same");
+  });
+
+  it("rejects a file that lists a tensor the kernel cannot read", async () => {
+    const source = await convertTiny("cpu-q8_0.gguf", true);
+    for (const name of ["te.embeddings.token_embedding.weight", "unet.conv_in.bias", "no.such.tensor"]) {
+      const bad = await editGguf(source, scratchPath(`bad-layout-${name}.gguf`), {
+        setMetadata: { [interleavedKey]: { type: "array", itemType: "string", value: [name] } },
+      });
+      await expect(loadModel(bad)).rejects.toMatchObject({ code: "JSD_BAD_MODEL", message: expect.stringContaining(name) });
+    }
   });
 });

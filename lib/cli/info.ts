@@ -27,6 +27,8 @@ export interface ModelSummary {
   formatVersion: number | null;
   name: string | null;
   fileType: string | null;
+  /** q8_0 matrices stored in the CPU kernel's layout (jsd convert --cpu-layout). */
+  cpuLayoutTensors: number;
   converter: string | null;
   source: unknown;
   dataSha256: string | null;
@@ -84,6 +86,7 @@ export function summarize(file: GgufFile): ModelSummary {
     formatVersion: opt(() => file.getNumber("jsd.format_version")),
     name: opt(() => file.getString("general.name")),
     fileType: opt(() => file.getString("jsd.file_type")),
+    cpuLayoutTensors: (file.metadata.get("jsd.q8_0_interleaved")?.value as unknown[] | undefined)?.length ?? 0,
     converter: opt(() => file.getString("jsd.converter")),
     source: source === null ? null : parseMaybeJson(source),
     dataSha256: opt(() => file.getString("jsd.data_sha256")),
@@ -124,7 +127,7 @@ export function formatSummary(s: ModelSummary): string {
   const kind = s.architecture === "jsd" ? `JSD model, format version ${s.formatVersion ?? "?"}` : `GGUF file (architecture ${s.architecture ?? "unknown"})`;
   lines.push(`${s.file}: ${kind}, GGUF v${s.ggufVersion}, ${formatBytes(s.size)}`);
   if (s.name !== null) lines.push(`  name:        ${s.name}`);
-  if (s.fileType !== null) lines.push(`  file type:   ${s.fileType}`);
+  if (s.fileType !== null) lines.push(`  file type:   ${s.fileType}${s.cpuLayoutTensors ? ` (${s.cpuLayoutTensors} q8_0 matrices in the CPU kernel's layout)` : ""}`);
   if (s.converter !== null) lines.push(`  converter:   ${s.converter}`);
   if (s.source !== null) lines.push(`  source:      ${formatSource(s.source)}`);
   if (s.dataSha256 !== null) lines.push(`  data sha256: ${s.dataSha256}`);

@@ -13,7 +13,7 @@ import { native } from "../native.js";
 import type { Component } from "./architecture.js";
 import { bytesToFloat32 } from "./dtype.js";
 import { readDiffusersFolder } from "./folder.js";
-import { SHA256_KEY, buildMetadata, tokenizerIds } from "./metadata.js";
+import { INTERLEAVED_Q8_KEY, SHA256_KEY, buildMetadata, tokenizerIds } from "./metadata.js";
 import { COMPONENTS, expectedTensors, planComponent, type PlannedTensor } from "./plan.js";
 import { BufferPool, openTensorSource, type TensorSource } from "./source.js";
 import { parseOutputType, typeInfo, type OutputType } from "./type-rule.js";
@@ -36,6 +36,12 @@ export interface ConvertOptions {
   vaeType?: string;
   /** Type of the text encoder. Default: `type`. */
   textEncoderType?: string;
+  /**
+   * Store q8_0 matrices (rows in groups of 16) in the layout of the engine's AVX-512 VNNI CPU
+   * kernel, listed under `jsd.q8_0_interleaved`: such CPUs then use them in place from the mapped
+   * file instead of reordering a copy at load; other backends and CPUs reorder them back at load.
+   */
+  cpuLayout?: boolean;
   /** Replace an existing output file. */
   force?: boolean;
   onProgress?(progress: ConvertProgress): void;
@@ -88,12 +94,25 @@ interface Chunk {
   last: boolean;
 }
 
-function* chunksOf(plan: readonly PlannedTensor[]): Generator<Chunk> {
+/**
+ * q8_0 matrices the CPU kernel can read interleaved, by the engine's rule (native/weights.cpp):
+ * rows in groups of 16, and no "embedding" in the name (token embeddings are read by row lookups).
+ */
+function interleavable(t: PlannedTensor): boolean {
+  return t.layout.type === "q8_0" && t.layout.ne.length === 2 && t.layout.ne[1] % INTERLEAVE_ROWS === 0 && !t.name.includes("embedding");
+}
+
+/** Rows per group of the CPU kernel's q8_0 layout (native/q8_gemm.h). */
+const INTERLEAVE_ROWS = 16;
+
+function* chunksOf(plan: readonly PlannedTensor[], interleaved: ReadonlySet<string>): Generator<Chunk> {
   for (let index = 0; index < plan.length; index++) {
     const tensor = plan[index];
     const total = tensor.sourceShape.reduce((a, b) => a * b, 1);
     const row = tensor.layout.rowSize;
-    const step = Math.max(1, Math.floor(convertTuning.chunkValues / row)) * row;
+    // Interleaved matrices are reordered 16 rows at a time: chunks hold whole groups.
+    const unit = interleaved.has(tensor.name) ? INTERLEAVE_ROWS : 1;
+    const step = Math.max(1, Math.floor(convertTuning.chunkValues / row / unit)) * unit * row;
     for (let first = 0; first < total || first === 0; first += step) {
       const count = Math.min(step, total - first);
       yield { tensor, index, first, count, last: first + count >= total };
@@ -102,7 +121,7 @@ function* chunksOf(plan: readonly PlannedTensor[]): Generator<Chunk> {
   }
 }
 
-async function encode(data: Uint8Array, chunk: Chunk, floats: BufferPool, slot: number): Promise<Uint8Array> {
+async function encode(data: Uint8Array, chunk: Chunk, floats: BufferPool, slot: number, interleave: boolean): Promise<Uint8Array> {
   const t = chunk.tensor;
   if (t.layout.type === "f32" && t.sourceDtype === "F32") return data;
   const values = bytesToFloat32(t.sourceDtype, data, t.sourceName, (n) => {
@@ -110,7 +129,7 @@ async function encode(data: Uint8Array, chunk: Chunk, floats: BufferPool, slot: 
     return new Float32Array(bytes.buffer, bytes.byteOffset, n);
   });
   if (t.layout.type === "f32") return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-  const out = await native().convertTensor(values, t.layout.rowSize, t.layout.type);
+  const out = await native().convertTensor(values, t.layout.rowSize, t.layout.type, interleave);
   const type = typeInfo(t.layout.type);
   if (out.length !== (chunk.count / type.blockSize) * type.typeSize) {
     throw new JsdError("JSD_INTERNAL", `converting '${t.sourceName}' to ${t.layout.type} gave ${out.length} bytes for ${chunk.count} values`);
@@ -167,7 +186,10 @@ export async function convert(inputFolder: string, outputPath: string, options: 
     aborted(signal);
 
     const specs: GgufTensorSpec[] = plan.map((t) => ({ name: t.name, ne: t.layout.ne, ggmlType: typeInfo(t.layout.type).ggmlType, nbytes: t.layout.nbytes }));
-    writer = await GgufWriter.create(tmp, buildMetadata(folder, fileType, ids), specs, { sha256Key: SHA256_KEY });
+    const interleaved = new Set(options.cpuLayout ? plan.filter(interleavable).map((t) => t.name) : []);
+    const metadata = buildMetadata(folder, fileType, ids);
+    if (interleaved.size > 0) metadata.push([INTERLEAVED_Q8_KEY, { type: "array", itemType: "string", value: [...interleaved] }]);
+    writer = await GgufWriter.create(tmp, metadata, specs, { sha256Key: SHA256_KEY });
     const w = writer;
 
     // Prefetched reads and in-flight writes are awaited later; mark them handled now so that a
@@ -185,7 +207,7 @@ export async function convert(inputFolder: string, outputPath: string, options: 
       const bytes = SOURCE_BYTES[c.tensor.sourceDtype];
       return handled(readers.get(c.tensor.component)!.readBytes(c.tensor.sourceName, c.first * bytes, (c.first + c.count) * bytes, raw, k));
     };
-    const chunks = chunksOf(plan);
+    const chunks = chunksOf(plan, interleaved);
     let next = chunks.next();
     let k = 0;
     pendingRead = next.done ? undefined : read(next.value, 0);
@@ -195,7 +217,7 @@ export async function convert(inputFolder: string, outputPath: string, options: 
       const data = await pendingRead!;
       next = chunks.next();
       pendingRead = next.done ? undefined : read(next.value, k + 1);
-      const bytes = await encode(data, chunk, floats, k);
+      const bytes = await encode(data, chunk, floats, k, interleaved.has(chunk.tensor.name));
       if (pendingWrite) await pendingWrite;
       aborted(signal);
       pendingWrite = handled(

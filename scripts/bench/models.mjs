@@ -144,11 +144,14 @@ export async function ensureConverted({ root, cache, folder, type, force, log })
   let lastTenth = -1;
   const controller = new AbortController();
   inFlight.conversion = controller;
+  // "<type>+cpu": converted with the CPU kernel's layout (jsd convert --cpu-layout).
+  const base = type.replace(/\+cpu$/, "");
   const result = await convert(folder, out, {
     signal: controller.signal,
-    type,
+    type: base,
     vaeType: "f16",
-    textEncoderType: type,
+    textEncoderType: base,
+    cpuLayout: base !== type,
     force: true,
     onProgress: ({ index, total }) => {
       const tenth = Math.floor(((index + 1) * 10) / total);
