@@ -5,6 +5,7 @@
 #include "addon.h"
 #include "errors.h"
 #include "ggml.h"
+#include "attention_check.h"
 #include "matmul_bench.h"
 #include "q8_gemm.h"
 #include "quantize.h"
@@ -153,6 +154,25 @@ Napi::Value CompareMatmul(const Napi::CallbackInfo& info) {
   });
 }
 
+// compareAttention(heads, headDim, lq, lk, batch, threads) -> { fused, maxAbsDiff, maxAbs }: the
+// fused CPU attention against ggml's ops on random data. Blocks the calling thread: for tests only.
+Napi::Value CompareAttention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<int64_t> v(6);
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(env, "expected compareAttention(heads, headDim, lq, lk, batch, threads)");
+    v[i] = info[i].As<Napi::Number>().Int64Value();
+  }
+  return Guarded(env, [&]() -> Napi::Value {
+    const jsd::AttentionCheck r = jsd::compare_attention(static_cast<int>(v[0]), v[1], v[2], v[3], v[4], static_cast<int>(v[5]));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("fused", r.fused);
+    out.Set("maxAbsDiff", r.max_abs_diff);
+    out.Set("maxAbs", r.max_abs);
+    return out;
+  });
+}
+
 }  // namespace
 
 void InitQuantize(Napi::Env env, Napi::Object exports) {
@@ -160,6 +180,7 @@ void InitQuantize(Napi::Env env, Napi::Object exports) {
   exports.Set("convertTensor", Napi::Function::New(env, ConvertTensor, "convertTensor"));
   exports.Set("benchMatmul", Napi::Function::New(env, BenchMatmul, "benchMatmul"));
   exports.Set("compareMatmul", Napi::Function::New(env, CompareMatmul, "compareMatmul"));
+  exports.Set("compareAttention", Napi::Function::New(env, CompareAttention, "compareAttention"));
 }
 
 }  // namespace jsd_binding

@@ -128,6 +128,7 @@ export interface NativeAddon {
     repack?: boolean,
   ): { secondsPerRun: number; cpuSecondsPerRun: number; flops: number; kernel: string };
   compareMatmul(type: string, m: number, n: number, k: number, threads: number): { kernel: string; maxAbsDiff: number; maxAbs: number };
+  compareAttention(heads: number, headDim: number, lq: number, lk: number, batch: number, threads: number): { fused: boolean; maxAbsDiff: number; maxAbs: number };
   SentencePiece: new (bytes: Uint8Array) => NativeSentencePiece;
 }
 

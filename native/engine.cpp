@@ -7,6 +7,7 @@
 #endif
 
 #include "compute_buffer.h"
+#include "cpu_attention.h"
 #include "error.h"
 #include "ggml-alloc.h"
 #include "ggml-cpu.h"
@@ -159,6 +160,12 @@ Engine::Engine(const std::string& path, const EngineOptions& options) : options_
   update_memory_snapshot();
 }
 
+nn::Options Engine::nn_options_for(ggml_backend_t backend) const {
+  nn::Options options = nn_options_;
+  options.cpu_attention = ggml_backend_is_cpu(backend) && cpu_attention_available();
+  return options;
+}
+
 ggml_backend_t Engine::cpu_backend_for_placement() {
   if (cpu_) return backend_;
   if (cpu_backend_ == nullptr) {
@@ -240,7 +247,7 @@ std::vector<float> Engine::encode_text(const std::vector<int32_t>& ids, int64_t 
         ggml_tensor* input = ggml_new_tensor_2d(g.ctx, GGML_TYPE_I32, length, n);
         ggml_set_input(input);
         g.inputs = {input};
-        g.output = text_encoder_->build(g.ctx, input, nn_options_);
+        g.output = text_encoder_->build(g.ctx, input, nn_options_for(text_backend_));
         ggml_set_output(g.output);
       },
       {{ids.data(), ids.size() * sizeof(int32_t)}});
@@ -283,7 +290,7 @@ std::vector<float> Engine::predict_noise(const float* latents, const TensorShape
         ggml_tensor* context = ggml_new_tensor_3d(g.ctx, GGML_TYPE_F32, text_dim, text_length, s.n);
         for (ggml_tensor* in : {sample, t, context}) ggml_set_input(in);
         g.inputs = {sample, t, context};
-        g.output = unet_->build(g.ctx, sample, t, context, nn_options_);
+        g.output = unet_->build(g.ctx, sample, t, context, nn_options_for(backend_));
         ggml_set_output(g.output);
       },
       {{latents, s.numel() * sizeof(float)},
@@ -307,7 +314,7 @@ std::vector<float> Engine::decode_latents(const float* z, const TensorShape4& s)
         ggml_tensor* input = ggml_new_tensor_4d(g.ctx, GGML_TYPE_F32, s.w, s.h, s.c, s.n);
         ggml_set_input(input);
         g.inputs = {input};
-        g.output = vae_->decode(g.ctx, input, nn_options_);
+        g.output = vae_->decode(g.ctx, input, nn_options_for(vae_backend_));
         ggml_set_output(g.output);
       },
       {{z, s.numel() * sizeof(float)}});
@@ -331,7 +338,7 @@ std::vector<float> Engine::encode_image(const float* image, const TensorShape4& 
         ggml_tensor* input = ggml_new_tensor_4d(g.ctx, GGML_TYPE_F32, s.w, s.h, s.c, s.n);
         ggml_set_input(input);
         g.inputs = {input};
-        g.output = vae_->encode(g.ctx, input, nn_options_);
+        g.output = vae_->encode(g.ctx, input, nn_options_for(vae_backend_));
         ggml_set_output(g.output);
       },
       {{image, s.numel() * sizeof(float)}});

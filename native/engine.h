@@ -111,6 +111,8 @@ class Engine {
   EngineOptions options_;
   int threads_ = 1;
   nn::Options nn_options_;
+  // nn_options_ for a network computed on `backend`.
+  nn::Options nn_options_for(ggml_backend_t backend) const;
   std::unique_ptr<ModelFile> file_;
   ggml_backend_t backend_ = nullptr;
   // A CPU backend of its own for networks placed on the CPU beside a GPU backend (else null).

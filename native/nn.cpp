@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "cpu_attention.h"
 #include "q8_gemm.h"
 
 namespace jsd::nn {
@@ -132,6 +133,7 @@ ggml_tensor* sequence_to_image(ggml_context* ctx, ggml_tensor* x, int64_t w, int
 
 ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, float scale, bool causal,
                        const Options& options) {
+  if (options.cpu_attention && !options.flash_attention && !causal) return cpu_attention(ctx, q, k, v, heads, scale);
   const int64_t c = q->ne[0];
   const int64_t d = c / heads;
   const int64_t lq = q->ne[1];
@@ -168,7 +170,10 @@ ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_t
   for (int64_t q0 = 0; q0 < lq; q0 += rows_per_block) {
     const int64_t rows = std::min(rows_per_block, lq - q0);
     ggml_tensor* qb = rows == lq ? qop : ggml_cont(ctx, ggml_view_4d(ctx, qop, padded, rows, heads, n, qop->nb[1], qop->nb[2], qop->nb[3], q0 * qop->nb[1]));
-    ggml_tensor* scores = ggml_mul_mat(ctx, kop, qb);  // [Lk, rows, heads, N]
+    // ggml's tiled sgemm needs the first operand's row count in fours; the text's 77 keys are
+    // not, so their scores come out transposed (queries first) and are turned around (cheap: the
+    // text is short), instead of one short dot product per score.
+    ggml_tensor* scores = lk % 4 == 0 ? ggml_mul_mat(ctx, kop, qb) : ggml_cont(ctx, ggml_transpose(ctx, ggml_mul_mat(ctx, qb, kop)));  // [Lk, rows, heads, N]
     if (causal) {
       scores = ggml_diag_mask_inf(ctx, ggml_scale(ctx, scores, scale), static_cast<int>(q0));
       scores = ggml_soft_max(ctx, scores);
