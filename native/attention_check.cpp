@@ -37,6 +37,7 @@ AttentionCheck compare_attention(int heads, int64_t head_dim, int64_t lq, int64_
   nn::Options plain;
   nn::Options fused;
   fused.cpu_attention = cpu_attention_available();
+  fused.threads = threads;
   ggml_tensor* a = nn::attention(ctx, in[0], in[1], in[2], heads, scale, false, fused);
   ggml_tensor* b = nn::attention(ctx, in[0], in[1], in[2], heads, scale, false, plain);
   ggml_set_output(a);

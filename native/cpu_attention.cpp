@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <vector>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define JSD_FUSED_ATTENTION 1
@@ -207,16 +206,20 @@ JSD_AVX512_TARGET void attention_op(ggml_tensor* dst, int ith, int nth, void* us
   const ggml_tensor* q = dst->src[0];
   const ggml_tensor* kt = dst->src[1];
   const ggml_tensor* v = dst->src[2];
+  const ggml_tensor* scratch = dst->src[3];
   const int64_t c = q->ne[0];
   const int64_t lq = q->ne[1];
   const int64_t n = q->ne[2];
   const int64_t lk = kt->ne[0];
   const int64_t d = c / heads;
   const int64_t blocks = (lq + kQueryBlock - 1) / kQueryBlock;
-  // One block's scores per thread, kept between calls (the thread pool's threads live on).
-  thread_local std::vector<float> scratch;
-  if (scratch.size() < static_cast<size_t>(kQueryBlock * lk)) scratch.resize(static_cast<size_t>(kQueryBlock * lk));
-  for (int64_t task = ith; task < n * heads * blocks; task += nth) {
+  // One block's scores per thread, in the compute buffer: threads beyond its slots (a thread
+  // count above the one the graph was built for) leave the work to the others.
+  const int64_t slots = scratch->ne[0] / (kQueryBlock * lk);
+  const int64_t workers = std::min<int64_t>(nth, slots);
+  if (ith >= workers) return;
+  float* rows = static_cast<float*>(scratch->data) + ith * kQueryBlock * lk;
+  for (int64_t task = ith; task < n * heads * blocks; task += workers) {
     const int64_t b = task % blocks;
     const int64_t hh = (task / blocks) % heads;
     const int64_t nn = task / (blocks * heads);
@@ -231,7 +234,7 @@ JSD_AVX512_TARGET void attention_op(ggml_tensor* dst, int ith, int nth, void* us
     h.lk = lk;
     h.scale = scale;
     const int64_t i0 = b * kQueryBlock;
-    attend_block(h, i0, std::min<int64_t>(kQueryBlock, lq - i0), scratch.data());
+    attend_block(h, i0, std::min<int64_t>(kQueryBlock, lq - i0), rows);
   }
 }
 
@@ -242,7 +245,7 @@ bool cpu_attention_available() {
   return available;
 }
 
-ggml_tensor* cpu_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, float scale) {
+ggml_tensor* cpu_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, float scale, int threads) {
   const int64_t c = q->ne[0];
   const int64_t d = c / heads;
   const int64_t lk = k->ne[1];
@@ -251,8 +254,9 @@ ggml_tensor* cpu_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, gg
   if (!ggml_is_contiguous(v)) v = ggml_cont(ctx, v);
   // Keys transposed per head, [Lk, d, heads, N], so that the score product runs along the keys.
   ggml_tensor* kt = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, k, d, heads, lk, n), 1, 2, 0, 3));
-  ggml_tensor* args[3] = {q, kt, v};
-  return ggml_custom_4d(ctx, GGML_TYPE_F32, c, q->ne[1], n, 1, args, 3, attention_op, GGML_N_TASKS_MAX, pack(heads, scale));
+  ggml_tensor* scratch = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, std::max(1, threads) * kQueryBlock * lk);
+  ggml_tensor* args[4] = {q, kt, v, scratch};
+  return ggml_custom_4d(ctx, GGML_TYPE_F32, c, q->ne[1], n, 1, args, 4, attention_op, GGML_N_TASKS_MAX, pack(heads, scale));
 }
 
 #else
@@ -260,7 +264,7 @@ ggml_tensor* cpu_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, gg
 bool cpu_attention_available() { return false; }
 
 // Never reached: graphs use it only when cpu_attention_available().
-ggml_tensor* cpu_attention(ggml_context*, ggml_tensor* q, ggml_tensor*, ggml_tensor*, int, float) { return q; }
+ggml_tensor* cpu_attention(ggml_context*, ggml_tensor* q, ggml_tensor*, ggml_tensor*, int, float, int) { return q; }
 
 #endif
 

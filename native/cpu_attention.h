@@ -13,7 +13,8 @@ namespace jsd {
 bool cpu_attention_available();
 
 // softmax(scale * q k^T) v for each of `heads` heads; q [C, Lq, N], k and v [C, Lk, N] (f32,
-// heads side by side in C) -> [C, Lq, N]. Not causal. Only the CPU backend runs it.
-ggml_tensor* cpu_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, float scale);
+// heads side by side in C) -> [C, Lq, N]. Not causal. Only the CPU backend runs it, on up to
+// `threads` threads (each has a slice of scratch for its block's scores in the compute buffer).
+ggml_tensor* cpu_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, float scale, int threads);
 
 }  // namespace jsd

@@ -163,6 +163,7 @@ Engine::Engine(const std::string& path, const EngineOptions& options) : options_
 nn::Options Engine::nn_options_for(ggml_backend_t backend) const {
   nn::Options options = nn_options_;
   options.cpu_attention = ggml_backend_is_cpu(backend) && cpu_attention_available();
+  options.threads = threads_;
   return options;
 }
 

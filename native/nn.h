@@ -10,6 +10,7 @@ namespace jsd::nn {
 struct Options {
   bool flash_attention = false;  // ggml_flash_attn_ext instead of softmax(QK^T)V
   bool cpu_attention = false;    // cpu_attention.h's fused op (the network runs on the CPU backend)
+  int threads = 1;               // the most threads a graph will be computed with
 };
 
 // weight [in, out] times x [in, ...]: ggml_mul_mat, or q8_gemm.h's kernel for interleaved q8_0.
