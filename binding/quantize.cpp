@@ -108,23 +108,34 @@ Napi::Value ConvertTensor(const Napi::CallbackInfo& info) {
   return promise;
 }
 
-// The type name and `count` integers of a matrix-product call; a TypeError quoting `usage` otherwise.
-std::vector<int64_t> MatmulArgs(const Napi::CallbackInfo& info, size_t count, const char* usage) {
+// Arguments [first, first + count) as integers; a TypeError quoting `usage` otherwise. With
+// first = 1, argument 0 must be a type name.
+std::vector<int64_t> IntegerArgs(const Napi::CallbackInfo& info, size_t first, size_t count, const char* usage) {
   Napi::Env env = info.Env();
-  if (info.Length() < count + 1 || !info[0].IsString()) throw Napi::TypeError::New(env, std::string("expected ") + usage);
+  if (info.Length() < first + count || (first == 1 && !info[0].IsString())) throw Napi::TypeError::New(env, std::string("expected ") + usage);
   std::vector<int64_t> v(count);
   for (size_t i = 0; i < count; ++i) {
-    if (!info[i + 1].IsNumber()) throw Napi::TypeError::New(env, std::string("expected ") + usage);
-    v[i] = info[i + 1].As<Napi::Number>().Int64Value();
+    if (!info[first + i].IsNumber()) throw Napi::TypeError::New(env, std::string("expected ") + usage);
+    v[i] = info[first + i].As<Napi::Number>().Int64Value();
   }
   return v;
+}
+
+// { maxAbsDiff, maxAbs } of a kernel check, plus one field naming what ran.
+template <typename Value>
+Napi::Object CheckResult(Napi::Env env, const char* key, Value what, double max_abs_diff, double max_abs) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set(key, what);
+  out.Set("maxAbsDiff", max_abs_diff);
+  out.Set("maxAbs", max_abs);
+  return out;
 }
 
 // benchMatmul(type, m, n, k, threads, runs, repack?) -> { secondsPerRun, cpuSecondsPerRun, flops,
 // kernel }. Blocks the calling thread: for benchmarks only.
 Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const std::vector<int64_t> v = MatmulArgs(info, 5, "benchMatmul(type, m, n, k, threads, runs, repack?)");
+  const std::vector<int64_t> v = IntegerArgs(info, 1, 5, "benchMatmul(type, m, n, k, threads, runs, repack?)");
   const std::string type = info[0].As<Napi::String>().Utf8Value();
   return Guarded(env, [&]() -> Napi::Value {
     const bool repack = info.Length() > 6 && info[6].ToBoolean().Value();
@@ -142,15 +153,11 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
 // product against ggml's plain one on random data. Blocks the calling thread: for tests only.
 Napi::Value CompareMatmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const std::vector<int64_t> v = MatmulArgs(info, 4, "compareMatmul(type, m, n, k, threads)");
+  const std::vector<int64_t> v = IntegerArgs(info, 1, 4, "compareMatmul(type, m, n, k, threads)");
   const std::string type = info[0].As<Napi::String>().Utf8Value();
   return Guarded(env, [&]() -> Napi::Value {
     const jsd::MatmulCompareResult r = jsd::compare_matmul(type, v[0], v[1], v[2], static_cast<int>(v[3]));
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("kernel", r.kernel);
-    out.Set("maxAbsDiff", r.max_abs_diff);
-    out.Set("maxAbs", r.max_abs);
-    return out;
+    return CheckResult(env, "kernel", r.kernel, r.max_abs_diff, r.max_abs);
   });
 }
 
@@ -158,18 +165,10 @@ Napi::Value CompareMatmul(const Napi::CallbackInfo& info) {
 // fused CPU attention against ggml's ops on random data. Blocks the calling thread: for tests only.
 Napi::Value CompareAttention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::vector<int64_t> v(6);
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(env, "expected compareAttention(heads, headDim, lq, lk, batch, threads)");
-    v[i] = info[i].As<Napi::Number>().Int64Value();
-  }
+  const std::vector<int64_t> v = IntegerArgs(info, 0, 6, "compareAttention(heads, headDim, lq, lk, batch, threads)");
   return Guarded(env, [&]() -> Napi::Value {
     const jsd::AttentionCheck r = jsd::compare_attention(static_cast<int>(v[0]), v[1], v[2], v[3], v[4], static_cast<int>(v[5]));
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("fused", r.fused);
-    out.Set("maxAbsDiff", r.max_abs_diff);
-    out.Set("maxAbs", r.max_abs);
-    return out;
+    return CheckResult(env, "fused", r.fused, r.max_abs_diff, r.max_abs);
   });
 }
 

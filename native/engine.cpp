@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -128,9 +129,10 @@ Engine::Engine(const std::string& path, const EngineOptions& options) : options_
                           "jsd.tokenizer.config", "jsd.source", "jsd.file_type", "jsd.converter", "general.name", "jsd.data_sha256"}) {
     if (file_->has(key)) metadata_.emplace_back(key, file_->str(key));
   }
-  text_weights_ = std::make_unique<WeightStore>(*file_, "te.");
-  unet_weights_ = std::make_unique<WeightStore>(*file_, "unet.");
-  vae_weights_ = std::make_unique<WeightStore>(*file_, "vae.");
+  const std::set<std::string> interleaved = WeightStore::interleaved_in_file(*file_);
+  text_weights_ = std::make_unique<WeightStore>(*file_, "te.", interleaved);
+  unet_weights_ = std::make_unique<WeightStore>(*file_, "unet.", interleaved);
+  vae_weights_ = std::make_unique<WeightStore>(*file_, "vae.", interleaved);
   text_encoder_ = std::make_unique<TextEncoder>(*text_weights_, text_config_);
   unet_ = std::make_unique<UNet>(*unet_weights_, unet_config_);
   vae_ = std::make_unique<Vae>(*vae_weights_, vae_config_, true, true);

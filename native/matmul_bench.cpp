@@ -7,8 +7,8 @@
 #include <random>
 #include <vector>
 
+#include "cpu_graph.h"
 #include "error.h"
-#include "ggml-alloc.h"
 #include "ggml-backend.h"
 #include "ggml-cpu.h"
 #include "ggml.h"
@@ -26,28 +26,15 @@ double process_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-std::vector<float> normal_values(int64_t count, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(count));
-  for (float& x : v) x = normal(rng);
-  return v;
-}
-
 // One product c = a x b on the CPU backend: a [k, m] of a weight type, b [k, n] f32. With
 // layout = true the weight is stored as the engine stores it: in ggml's repacking buffer
 // (q4_0/q4_K/iq4_nl) or interleaved for q8_gemm.h's kernel (q8_0, where the CPU has one).
 class Product {
  public:
-  Product(const TypeTraits& type, const std::vector<uint8_t>& weight, int64_t m, int64_t n, int64_t k, bool layout, int threads) {
-    ggml_init_params params{ggml_tensor_overhead() * 8 + ggml_graph_overhead(), nullptr, true};
-    ctx_ = ggml_init(params);
+  Product(const TypeTraits& type, const std::vector<uint8_t>& weight, int64_t m, int64_t n, int64_t k, bool layout, int threads)
+      : graph_(8, threads) {
     wctx_ = ggml_init(ggml_init_params{ggml_tensor_overhead() * 2, nullptr, true});
-    backend_ = ggml_backend_cpu_init();
-    if (ctx_ == nullptr || wctx_ == nullptr || backend_ == nullptr) {
-      release();
-      throw Error(ErrorCode::OutOfMemory, "matmul: cannot set up ggml");
-    }
+    if (wctx_ == nullptr) throw Error(ErrorCode::OutOfMemory, "matmul: cannot set up ggml");
     a_ = ggml_new_tensor_2d(wctx_, static_cast<ggml_type>(type.ggml_type), k, m);
     const bool repackable = a_->type == GGML_TYPE_Q4_0 || a_->type == GGML_TYPE_Q4_K || a_->type == GGML_TYPE_IQ4_NL;
     ggml_backend_buffer_type_t buft = ggml_backend_cpu_buffer_type();
@@ -56,72 +43,53 @@ class Product {
       kernel_ = "ggml-repack";
     } else if (layout && q8_gemm_available() && q8_interleavable(a_)) {
       kernel_ = "q8-vnni";
+      interleaved_ = true;
     }
     weight_buffer_ = ggml_backend_alloc_ctx_tensors_from_buft(wctx_, buft);
     if (weight_buffer_ == nullptr) {
-      release();
+      ggml_free(wctx_);
       throw Error(ErrorCode::OutOfMemory, "matmul: cannot allocate the weight");
     }
-    if (kernel_ == std::string("q8-vnni")) {
+    if (interleaved_) {
       q8_interleave(weight.data(), a_->data, m, k);
       q8_register(a_);
     } else {
       ggml_backend_tensor_set(a_, weight.data(), 0, weight.size());  // repacks in the repacking buffer
     }
-    b_ = ggml_new_tensor_2d(ctx_, GGML_TYPE_F32, k, n);
+    b_ = ggml_new_tensor_2d(graph_.ctx(), GGML_TYPE_F32, k, n);
     ggml_set_input(b_);
-    c_ = kernel_ == std::string("q8-vnni") ? q8_mul_mat(ctx_, a_, b_) : ggml_mul_mat(ctx_, a_, b_);
-    ggml_set_output(c_);
-    graph_ = ggml_new_graph(ctx_);
-    ggml_build_forward_expand(graph_, c_);
-    ggml_backend_cpu_set_n_threads(backend_, threads);
-    allocr_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
-    if (allocr_ == nullptr || !ggml_gallocr_alloc_graph(allocr_, graph_)) {
-      release();
-      throw Error(ErrorCode::OutOfMemory, "matmul: cannot allocate the buffers");
+    c_ = interleaved_ ? q8_mul_mat(graph_.ctx(), a_, b_) : ggml_mul_mat(graph_.ctx(), a_, b_);
+    try {
+      graph_.build({c_});
+    } catch (...) {
+      release_weight();
+      throw;
     }
   }
-  ~Product() { release(); }
+  ~Product() { release_weight(); }
   Product(const Product&) = delete;
   Product& operator=(const Product&) = delete;
 
-  void set_input(const std::vector<float>& x) { ggml_backend_tensor_set(b_, x.data(), 0, x.size() * sizeof(float)); }
-  void run() {
-    if (ggml_backend_graph_compute(backend_, graph_) != GGML_STATUS_SUCCESS) throw Error(ErrorCode::Internal, "matmul: compute failed");
-  }
-  std::vector<float> output() const {
-    std::vector<float> out(static_cast<size_t>(ggml_nelements(c_)));
-    ggml_backend_tensor_get(c_, out.data(), 0, out.size() * sizeof(float));
-    return out;
-  }
+  void set_input(const std::vector<float>& x) { graph_.write(b_, x); }
+  void run() { graph_.compute(); }
+  std::vector<float> output() const { return graph_.read(c_); }
   const char* kernel() const { return kernel_; }
 
  private:
-  void release() {
-    if (allocr_) ggml_gallocr_free(allocr_);
-    if (weight_buffer_) {
-      q8_unregister(a_);
-      ggml_backend_buffer_free(weight_buffer_);
-    }
-    if (backend_) ggml_backend_free(backend_);
-    if (ctx_) ggml_free(ctx_);
-    if (wctx_) ggml_free(wctx_);
-    allocr_ = nullptr;
-    weight_buffer_ = nullptr;
-    backend_ = nullptr;
-    ctx_ = wctx_ = nullptr;
+  void release_weight() {
+    if (interleaved_) q8_unregister(a_);
+    ggml_backend_buffer_free(weight_buffer_);
+    ggml_free(wctx_);
   }
 
-  ggml_context* ctx_ = nullptr;
-  ggml_context* wctx_ = nullptr;
-  ggml_backend_t backend_ = nullptr;
+  CpuGraph graph_;
+  ggml_context* wctx_ = nullptr;  // the weight's tensor, in a buffer of its own
   ggml_backend_buffer_t weight_buffer_ = nullptr;
-  ggml_gallocr_t allocr_ = nullptr;
-  ggml_cgraph* graph_ = nullptr;
   ggml_tensor* a_ = nullptr;
   ggml_tensor* b_ = nullptr;
   ggml_tensor* c_ = nullptr;
   const char* kernel_ = "ggml";
+  bool interleaved_ = false;
 };
 
 void check_sizes(int64_t m, int64_t n, int64_t k, int threads) {
@@ -171,15 +139,11 @@ MatmulCompareResult compare_matmul(const std::string& type_name, int64_t m, int6
   plain.set_input(x);
   engine.run();
   plain.run();
-  const std::vector<float> a = engine.output();
-  const std::vector<float> b = plain.output();
+  const Difference d = difference(engine.output(), plain.output());
   MatmulCompareResult result;
   result.kernel = engine.kernel();
-  for (size_t i = 0; i < a.size(); ++i) {
-    result.max_abs_diff = std::max(result.max_abs_diff, static_cast<double>(std::fabs(a[i] - b[i])));
-    result.max_abs = std::max(result.max_abs, static_cast<double>(std::fabs(b[i])));
-    if (!std::isfinite(a[i])) result.max_abs_diff = INFINITY;
-  }
+  result.max_abs_diff = d.max_abs_diff;
+  result.max_abs = d.max_abs;
   return result;
 }
 

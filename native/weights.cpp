@@ -27,27 +27,31 @@ namespace jsd {
 namespace {
 
 // Matrices ggml's CPU repacking buffer accepts (its x86 and ARM kernels need rows in groups of 8).
-// The token embedding is read with get_rows, which repacked data cannot serve.
+// Embeddings are read by row lookups (get_rows), which repacked or interleaved data cannot serve.
+bool embedding(const std::string& name) { return name.find("embedding") != std::string::npos; }
+
 bool repackable(const ggml_tensor* t, const std::string& name) {
   const bool type_ok = t->type == GGML_TYPE_Q4_0 || t->type == GGML_TYPE_Q4_K || t->type == GGML_TYPE_IQ4_NL;
-  return type_ok && ggml_n_dims(t) == 2 && t->ne[1] % 8 == 0 && name.find("embedding") == std::string::npos;
+  return type_ok && ggml_n_dims(t) == 2 && t->ne[1] % 8 == 0 && !embedding(name);
 }
 
-// The q8_0 matrices a file stores interleaved already (jsd convert --cpu-layout), checked: each
-// must be a q8_0 matrix the kernel can read, and not an embedding (read by row lookups).
-std::set<std::string> interleaved_in_file(const ModelFile& file) {
+}  // namespace
+
+std::set<std::string> WeightStore::interleaved_in_file(const ModelFile& file) {
   std::set<std::string> names;
   if (!file.has(kInterleavedQ8Key)) return names;
   for (const std::string& name : file.str_array(kInterleavedQ8Key)) {
     const ggml_tensor* t = file.tensor(name);
     if (t == nullptr) throw Error(ErrorCode::BadModel, std::string(kInterleavedQ8Key) + " lists '" + name + "', which the file does not hold");
-    if (!q8_interleavable(t) || name.find("embedding") != std::string::npos) {
+    if (!q8_interleavable(t) || embedding(name)) {
       throw Error(ErrorCode::BadModel, std::string(kInterleavedQ8Key) + " lists '" + name + "', which is not a q8_0 matrix with rows in groups of 16");
     }
     names.insert(name);
   }
   return names;
 }
+
+namespace {
 
 std::string shape_string(const int64_t* ne, int n) {
   std::string s = "[";
@@ -57,7 +61,8 @@ std::string shape_string(const int64_t* ne, int n) {
 
 }  // namespace
 
-WeightStore::WeightStore(const ModelFile& file, const std::string& prefix) : prefix_(prefix) {
+WeightStore::WeightStore(const ModelFile& file, const std::string& prefix, const std::set<std::string>& file_interleaved)
+    : prefix_(prefix), file_interleaved_(file_interleaved) {
   const auto names = file.tensor_names(prefix);
   if (names.empty()) throw Error(ErrorCode::BadModel, "model file holds no '" + prefix + "*' tensors");
   ggml_init_params params{ggml_tensor_overhead() * (names.size() + 1), nullptr, /*no_alloc=*/true};
@@ -67,11 +72,10 @@ WeightStore::WeightStore(const ModelFile& file, const std::string& prefix) : pre
   if (ctx_ == nullptr || packed_ctx_ == nullptr || q8_ctx_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate a ggml context");
   const bool repack = cpu_repack_buffer_type() != nullptr && std::getenv("JSD_NO_REPACK") == nullptr;
   const bool kernel = q8_gemm_available();
-  file_interleaved_ = interleaved_in_file(file);
   for (const auto& name : names) {
     ggml_tensor* meta = file.tensor(name);
     if (meta == nullptr) continue;
-    const bool matrix = name.find("embedding") == std::string::npos;
+    const bool matrix = !embedding(name);
     // q8_ctx_ holds the q8_0 matrices that need a copy in the other layout: plain in the file
     // and interleaved for the kernel, or interleaved in the file and no kernel to read them.
     const bool in_file = file_interleaved_.count(name) != 0;
@@ -180,9 +184,8 @@ void WeightStore::load(const ModelFile& file, ggml_backend_t backend, int thread
     for (ggml_tensor* t = ggml_get_first_tensor(q8_ctx_); t != nullptr; t = ggml_get_next_tensor(q8_ctx_, t)) matrices.push_back(t);
     if (cpu) {
       q8_copies_on_cpu_ = true;
-      q8_copies_interleaved_ = q8_gemm_available();
-      copy_q8(file, matrices, threads, q8_copies_interleaved_);
-      if (q8_copies_interleaved_) {
+      copy_q8(file, matrices, threads, q8_copies_interleaved());
+      if (q8_copies_interleaved()) {
         for (ggml_tensor* t : matrices) register_interleaved(t);
       }
     } else {
@@ -234,7 +237,7 @@ void WeightStore::load(const ModelFile& file, ggml_backend_t backend, int thread
 
 void WeightStore::release_resident_pages() {
 #if defined(__unix__) || defined(__APPLE__)
-  if (q8_copies_interleaved_ && !q8_released_) {
+  if (q8_copies_interleaved() && !q8_released_) {
     // A private anonymous mapping of its own (cpu_weight_buffer_type): the pages go back to the
     // system and read as zeros until make_resident writes them again.
     madvise(ggml_backend_buffer_get_base(q8_buffer_), ggml_backend_buffer_get_size(q8_buffer_), MADV_DONTNEED);

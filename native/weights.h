@@ -10,6 +10,7 @@
 
 #include "ggml-backend.h"
 #include "ggml.h"
+#include "q8_gemm.h"
 
 namespace jsd {
 
@@ -40,7 +41,12 @@ class WeightStore {
   // 2-2.5x faster there), q8_0 matrices are interleaved for q8_gemm.h's kernel where the CPU has
   // AVX-512 VNNI (in place when the file stores them so); everything else is used in place from
   // the mapped file.
-  WeightStore(const ModelFile& file, const std::string& prefix);
+  // file_interleaved: the file's q8_0 matrices stored interleaved already (interleaved_in_file).
+  WeightStore(const ModelFile& file, const std::string& prefix, const std::set<std::string>& file_interleaved);
+
+  // The q8_0 matrices a file stores in the kernel's layout (jsd convert --cpu-layout), checked:
+  // each must be a q8_0 matrix the kernel can read, and not an embedding.
+  static std::set<std::string> interleaved_in_file(const ModelFile& file);
   ~WeightStore();
   WeightStore(const WeightStore&) = delete;
   WeightStore& operator=(const WeightStore&) = delete;
@@ -75,6 +81,8 @@ class WeightStore {
   // read_layout into each matrix's host memory, on up to `threads` threads.
   void copy_q8(const ModelFile& file, const std::vector<ggml_tensor*>& matrices, int threads, bool interleaved);
   void register_interleaved(ggml_tensor* t);
+  // The copies are in the kernel's layout (and rebuilt after a release).
+  bool q8_copies_interleaved() const { return q8_copies_on_cpu_ && q8_gemm_available(); }
 
   std::string prefix_;
   ggml_context* ctx_ = nullptr;         // tensors used as stored
@@ -85,7 +93,6 @@ class WeightStore {
   ggml_backend_buffer_t q8_buffer_ = nullptr;
   bool mapped_ = false;
   bool q8_copies_on_cpu_ = false;      // q8_ctx_'s tensors are copies in host memory
-  bool q8_copies_interleaved_ = false;  // ... in the kernel's layout, rebuilt after a release
   bool q8_released_ = false;            // the interleaved copies' pages were dropped
   std::set<std::string> file_interleaved_;   // q8_0 matrices the file stores interleaved
   std::vector<const ggml_tensor*> registered_;  // tensors registered with q8_register

@@ -28,15 +28,14 @@ import { cpus } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { unetFlops, vaeDecoderFlops } from "./bench/flops.mjs";
-import { abortPreparation, ensureConverted, ensureRandomFolder, modelPath } from "./bench/models.mjs";
+import { abortPreparation, baseType, ensureConverted, ensureRandomFolder, modelPath } from "./bench/models.mjs";
 import { MATMUL_SHAPES } from "./bench/shapes.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const childScript = join(root, "scripts/bench/child.mjs");
 const DEFAULT_TYPES = ["f16", "q8_0", "q8_0+cpu", "q5_0", "q4_0", "q4_K"];
-// "<type>+cpu": the file converted with cpuLayout (jsd convert --cpu-layout), whose q8_0 matrices
-// the CPU kernel reads in place.
-const baseType = (type) => type.replace(/\+cpu$/, "");
+// "q8_0+cpu": the file converted with cpuLayout (jsd convert --cpu-layout), whose q8_0 matrices
+// the CPU kernel reads in place (baseType in scripts/bench/models.mjs).
 
 function usage(message) {
   if (message) console.error(`bench: ${message}`);

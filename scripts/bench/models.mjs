@@ -123,6 +123,11 @@ export async function ensureRandomFolder({ root, cache, log }) {
   return { folder, regenerated: true };
 }
 
+/** "<type>+cpu" names a file converted with cpuLayout (jsd convert --cpu-layout); this is <type>. */
+export function baseType(type) {
+  return type.replace(/\+cpu$/, "");
+}
+
 export function modelPath(cache, type) {
   return join(cache, `sd1-random-${type}.gguf`);
 }
@@ -144,8 +149,7 @@ export async function ensureConverted({ root, cache, folder, type, force, log })
   let lastTenth = -1;
   const controller = new AbortController();
   inFlight.conversion = controller;
-  // "<type>+cpu": converted with the CPU kernel's layout (jsd convert --cpu-layout).
-  const base = type.replace(/\+cpu$/, "");
+  const base = baseType(type);
   const result = await convert(folder, out, {
     signal: controller.signal,
     type: base,
