@@ -4,6 +4,7 @@ namespace jsd_binding {
 
 Addon::Addon(Napi::Env env, Napi::Object exports) {
   InitSystemInfo(env, exports);
+  InitBackends(env, exports);
   InitSentencePiece(env, exports, *this);
   InitQuantize(env, exports);
   InitModel(env, exports, *this);

@@ -16,6 +16,7 @@ class Addon : public Napi::Addon<Addon> {
 
 // Each binding file registers its exports through one of these.
 void InitSystemInfo(Napi::Env env, Napi::Object exports);
+void InitBackends(Napi::Env env, Napi::Object exports);
 void InitSentencePiece(Napi::Env env, Napi::Object exports, Addon& addon);
 void InitQuantize(Napi::Env env, Napi::Object exports);
 void InitModel(Napi::Env env, Napi::Object exports, Addon& addon);

@@ -41,6 +41,7 @@ Napi::Value ListDevices(const Napi::CallbackInfo& info) {
       d.Set("backend", devices[i].backend);
       d.Set("name", devices[i].name);
       d.Set("description", devices[i].description);
+      d.Set("type", devices[i].type);
       d.Set("index", devices[i].index);
       d.Set("freeBytes", Napi::Number::New(env, static_cast<double>(devices[i].free_bytes)));
       d.Set("totalBytes", Napi::Number::New(env, static_cast<double>(devices[i].total_bytes)));

@@ -12,6 +12,10 @@ export type JsdErrorCode =
   | "JSD_EXISTS"
   | "JSD_IO"
   | "JSD_NATIVE_UNAVAILABLE"
+  /** No prebuilt GPU plugin exists for this backend on this platform (`jsd gpu install`). */
+  | "JSD_PLUGIN_UNAVAILABLE"
+  /** A download from the npm registry failed (network, registry settings, unknown package). */
+  | "JSD_DOWNLOAD_FAILED"
   | "JSD_INTERNAL";
 
 export class JsdError extends Error {

@@ -10,10 +10,11 @@ import { tokenizeExtended, tokenizeReference, PROMPT_MODES, type ExtendedPromptT
 import { JsdTokenizer } from "./tokenizer.js";
 import { join } from "node:path";
 
+import { autoBackend, BACKEND_NAMES, type Backend } from "./backends.js";
 export type { Shape4 } from "./native.js";
 
-export type BackendName = "auto" | "cpu" | "cuda" | "vulkan" | "metal";
-export const BACKENDS: readonly BackendName[] = ["auto", "cpu", "cuda", "vulkan", "metal"];
+export type BackendName = "auto" | Backend;
+export const BACKENDS: readonly BackendName[] = ["auto", ...BACKEND_NAMES];
 
 export interface LoadModelOptions {
   /**
@@ -133,8 +134,9 @@ export class Model {
     for (const name of ["verify", "textEncoderOnCpu", "vaeOnCpu", "releaseIdleWeights"] as const) {
       if (options[name] !== undefined && typeof options[name] !== "boolean") throw new TypeError(`${name} must be a boolean`);
     }
-    const backend = options.backend ?? "auto";
-    if (!BACKENDS.includes(backend)) throw new RangeError(`backend must be one of ${BACKENDS.join(", ")}, got ${String(backend)}`);
+    const requested = options.backend ?? "auto";
+    if (!BACKENDS.includes(requested)) throw new RangeError(`backend must be one of ${BACKENDS.join(", ")}, got ${String(requested)}`);
+    const backend = requested === "auto" ? autoBackend(native().listDevices()) : requested;
     const device = options.device ?? 0;
     if (!Number.isInteger(device) || device < 0 || device > 1024) throw new RangeError("device must be an integer from 0");
     if (options.verify) await verifyModelFile(path);

@@ -1,46 +1,60 @@
-// Test-loads a GPU binary in a child process before this process loads it. A broken GPU build
-// (a missing libcudart, a driver older than the toolkit, a Vulkan loader without a driver) can
-// abort or crash inside native code during dlopen or device enumeration, where no try/catch
-// reaches; in a child that costs one exit code, and the caller falls back to the next binary.
+// Test-loads a GPU plugin in a child process before this process loads it. A broken plugin (a
+// missing libcudart, a driver older than the toolkit, a Vulkan loader without a driver) can abort
+// or crash inside native code during dlopen or device enumeration, where no try/catch reaches;
+// in a child that costs one exit code, and the loader goes on without that plugin.
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import type { BinaryVariant, ProbeResult } from "./native-variants.js";
+import { backendOfRegistryName, BACKENDS, isGpuBackend, systemLibrary } from "./backends.js";
 
 /** GPU initialisation (CUDA context, Vulkan instance) takes seconds at most; a hang is a failure. */
 export const PROBE_TIMEOUT_MS = 20_000;
 
-/** Printed before the probe's JSON so that anything else the binary writes to stdout is ignored. */
+/**
+ * `absent`: the machine simply has no such GPU (no device, or no driver library to load): the
+ * normal case for most machines, so it is not warned about. `missing`: set when a library the
+ * plugin needs could not be found (its file names, where the loader's message gives them).
+ */
+export type ProbeResult = { ok: true } | { ok: false; reason: string; absent?: boolean; missing?: string[] };
+
+/** What a probe needs to know about the plugin it tries. */
+export interface ProbeTarget {
+  backend: string;
+  path: string;
+}
+
+/** Printed before the probe's JSON so that anything else the addon writes to stdout is ignored. */
 const MARK = "JSD_PROBE ";
 
-// Runs in the child with the binary's path as argv[1]: load it, ask what it compiled and what
-// devices it sees, print one marked line.
+// Runs in the child with the addon's and the plugin's paths as argv[1] and argv[2]: load the
+// addon, register its CPU backend and the plugin, list the devices, print one marked line.
 const PROBE_SCRIPT = `
 const addon = require(process.argv[1]);
-const backends = addon.systemInfo().backends;
+const [load] = addon.loadBackends(require("node:path").dirname(process.argv[1]), [process.argv[2]]);
 const devices = addon.listDevices().map((d) => d.backend);
-process.stdout.write("\\n${MARK}" + JSON.stringify({ backends, devices }) + "\\n");
+process.stdout.write("\\n${MARK}" + JSON.stringify({ load, devices }) + "\\n");
 `;
 
 export interface ProbeOptions {
   timeoutMs?: number;
   /** The code the child runs instead of the standard probe (tests simulate hangs and crashes with it). */
   script?: string;
+  platform?: string;
 }
 
 const cache = new Map<string, ProbeResult>();
 
 /**
- * Whether `path` loads in a fresh Node process and sees at least one device of `variant`.
- * Results are cached for the life of this process: each binary is probed once.
+ * Whether the plugin loads beside the addon in a fresh Node process and gives at least one device
+ * of its backend. Results are cached for the life of this process: each plugin is probed once.
  */
-export function probeBinary(path: string, variant: BinaryVariant, options: ProbeOptions = {}): ProbeResult {
+export function probePlugin(addonPath: string, target: ProbeTarget, options: ProbeOptions = {}): ProbeResult {
   const timeoutMs = options.timeoutMs ?? PROBE_TIMEOUT_MS;
   const script = options.script ?? PROBE_SCRIPT;
-  const key = JSON.stringify([path, variant, timeoutMs, script]);
+  const key = JSON.stringify([addonPath, target.path, target.backend, timeoutMs, script]);
   const cached = cache.get(key);
   if (cached) return cached;
-  // Synchronous only because native() is: the first call picks the binary and every later call
-  // reuses it, so this blocks once per process (up to the timeout per GPU binary present).
-  const child = spawnSync(process.execPath, ["-e", script, path], {
+  // Synchronous only because native() is: the first call chooses the plugins and every later
+  // call reuses them, so this blocks once per process (up to the timeout per plugin tried).
+  const child = spawnSync(process.execPath, ["-e", script, addonPath, target.path], {
     encoding: "utf8",
     timeout: timeoutMs,
     // SIGTERM can be ignored by a process stuck in a driver call; SIGKILL cannot.
@@ -51,18 +65,81 @@ export function probeBinary(path: string, variant: BinaryVariant, options: Probe
     // Electron, process.execPath is the app and runs as plain Node only with this flag.
     env: { ...process.env, ELECTRON_RUN_AS_NODE: "1" },
   });
-  const result = readProbe(child, variant, timeoutMs);
+  const result = readProbe(child, target.backend, timeoutMs, options.platform ?? process.platform);
   cache.set(key, result);
   return result;
 }
 
-const MISSING_LIBRARY = /cannot open shared object file|Library not loaded|The specified module could not be found/;
+// What dynamic loaders say when a file is missing: glibc, macOS dyld, Windows.
+const LINUX_MISSING = /([^\s:'"]+): cannot open shared object file/g;
+const MAC_MISSING = /Library not loaded: ([^\s'"]+)/g;
+const UNNAMED_MISSING = /The specified module could not be found/;
+
+/** The library files a loader error says are missing ([] when it names none or says nothing of the kind). */
+export function missingLibraries(text: string): string[] {
+  const names: string[] = [];
+  for (const pattern of [LINUX_MISSING, MAC_MISSING]) {
+    for (const match of text.matchAll(pattern)) {
+      const name = match[1].split("/").at(-1)!;
+      if (!names.includes(name)) names.push(name);
+    }
+  }
+  return names;
+}
+
+/** Whether a loader error is about a missing library at all (Windows names none). */
+export function isMissingLibrary(text: string): boolean {
+  return missingLibraries(text).length > 0 || UNNAMED_MISSING.test(text);
+}
+
+/**
+ * A reason that names each missing library and where to get it (from native/backends.json), and
+ * whether the GPU is merely absent: only when every library named is a driver library.
+ */
+export function missingLibraryVerdict(text: string, backend: string, pluginPath: string, platform: string): ProbeResult & { ok: false } {
+  // The plugin's own path can appear in the message ("failed to load <plugin>: <lib>: cannot open ..."): not the missing one.
+  const own = pluginPath.split(/[\\/]/).at(-1);
+  const names = missingLibraries(text).filter((n) => n !== own);
+  if (names.length === 0) {
+    const needs = isGpuBackend(backend) ? BACKENDS.find((b) => b.name === backend)?.needs : undefined;
+    return { ok: false, reason: `a library it needs is missing (${text})${needs ? `; the ${backend} plugin needs ${needs}` : ""}`, missing: [] };
+  }
+  const parts = names.map((name) => {
+    const lib = systemLibrary(name, platform);
+    return lib ? `${name} is missing: it comes with ${lib.from}` : `${name} is missing`;
+  });
+  const absent = names.every((name) => systemLibrary(name, platform)?.absentIfMissing === true);
+  return {
+    ok: false,
+    reason: `it needs ${names.length === 1 ? "a library that is" : "libraries that are"} not installed or not on the library path: ${parts.join("; ")}`,
+    absent,
+    missing: names,
+  };
+}
+
+interface ProbeReport {
+  load: { path: string; loaded: boolean; backend?: string; error?: string };
+  devices: string[];
+}
+
+function parseReport(stdout: string): ProbeReport | undefined {
+  const line = stdout.split("\n").find((l) => l.startsWith(MARK));
+  if (!line) return undefined;
+  try {
+    const found = JSON.parse(line.slice(MARK.length)) as ProbeReport;
+    if (typeof found?.load?.loaded !== "boolean" || !Array.isArray(found.devices)) return undefined;
+    return found;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Turns the child's exit into a verdict with a reason a user can act on. */
 export function readProbe(
   child: Pick<SpawnSyncReturns<string>, "status" | "signal" | "error" | "stdout" | "stderr">,
-  variant: BinaryVariant,
+  backend: string,
   timeoutMs: number,
+  platform: string = process.platform,
 ): ProbeResult {
   const code = (child.error as NodeJS.ErrnoException | undefined)?.code;
   if (code === "ETIMEDOUT") return { ok: false, reason: `its probe did not finish in ${timeoutMs / 1000} s` };
@@ -70,24 +147,27 @@ export function readProbe(
   const detail = errorLine(child.stderr ?? "");
   const suffix = detail ? `: ${detail}` : "";
   if (child.signal) return { ok: false, reason: `its probe was killed by ${child.signal}${suffix}` };
-  // A driver or runtime library that is not installed (libcuda.so.1, libvulkan.so.1, ...) means
-  // this machine has no such GPU set up, not that the binary is broken.
-  if (child.status !== 0) return { ok: false, reason: `its probe exited with code ${child.status}${suffix}`, absent: MISSING_LIBRARY.test(detail) };
-
-  const line = (child.stdout ?? "").split("\n").find((l) => l.startsWith(MARK));
-  let found: { backends: string[]; devices: string[] } | undefined;
-  try {
-    found = line ? (JSON.parse(line.slice(MARK.length)) as { backends: string[]; devices: string[] }) : undefined;
-  } catch {
-    found = undefined;
+  if (child.status !== 0) {
+    if (isMissingLibrary(detail)) return missingLibraryVerdict(detail, backend, "", platform);
+    return { ok: false, reason: `its probe exited with code ${child.status}${suffix}` };
   }
-  if (!found || !Array.isArray(found.devices) || !Array.isArray(found.backends)) return { ok: false, reason: "its probe printed no result" };
-  if (!found.devices.includes(variant)) {
-    return {
-      ok: false,
-      absent: true,
-      reason: `it loads but finds no ${variant} device (devices: ${found.devices.join(", ") || "none"}; compiled backends: ${found.backends.join(", ") || "none"})`,
-    };
+
+  const report = parseReport(child.stdout ?? "");
+  if (!report) return { ok: false, reason: "its probe printed no result" };
+  const { load } = report;
+  if (!load.loaded) {
+    const error = load.error ?? "unknown error";
+    if (isMissingLibrary(error)) return missingLibraryVerdict(error, backend, load.path, platform);
+    return { ok: false, reason: `it does not load: ${error}` };
+  }
+  // ggml's registry names the backend ("MTL" for Metal); a file named for one backend that
+  // registers another is not what its name promises.
+  const registered = backendOfRegistryName(load.backend ?? "");
+  if (isGpuBackend(backend) && registered !== backend) return { ok: false, reason: `it registers the ${registered || "unnamed"} backend, not ${backend}` };
+  const devices = report.devices.map(backendOfRegistryName);
+  if (!devices.includes(registered)) {
+    const needs = BACKENDS.find((b) => b.name === registered)?.needs;
+    return { ok: false, absent: true, reason: `it loads but finds no ${registered} device (devices: ${devices.join(", ") || "none"})${needs ? `; it needs ${needs}` : ""}` };
   }
   return { ok: true };
 }

@@ -1,16 +1,18 @@
 // Loads the native addon, lazily so that pure-TS parts of the package (readers, schedulers) work
-// even where no binary is present. lib/native-variants.ts picks the binary: JSD_BINARY, else a
-// GPU build that passes a probe in a child process (lib/native-probe.ts), else the CPU binary
-// through node-gyp-build: a local build (build/Release, tuned for this machine by `npm run
-// build`) when there is one, else the prebuilt binary for this platform in prebuilds/ (what users
-// installing from npm get).
-import { existsSync, readFileSync } from "node:fs";
+// even where no binary is present. The addon is JSD_BINARY if set, else node-gyp-build's choice:
+// a local build (build/Release, tuned for this machine by `npm run build`) when there is one,
+// else the prebuilt binary for this platform in prebuilds/ (what users installing from npm get).
+// ggml's shared libraries and CPU plugins lie beside it. Then the ggml backends are loaded: the
+// CPU plugin from the addon's folder, and the GPU plugins lib/native-plugins.ts finds and
+// test-loads in a child process first (a local build's, node-llama-cpp's packages, the cache).
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { linuxCpuFlags } from "./cpu-baseline.js";
-import { probeBinary } from "./native-probe.js";
-import { loadNativeBinary, type BinaryCandidate, type LoaderDeps, type SkippedBinary } from "./native-variants.js";
+import { dirname, resolve } from "node:path";
+import { JsdError } from "./errors.js";
+import { defaultPluginDeps } from "./native-plugin-deps.js";
+import { pluginReport, selectPlugins, type PluginLoadResult, type PluginReport } from "./native-plugins.js";
+import { packageRoot } from "./package-root.js";
+
+export { packageRoot };
 
 export interface NativeSystemInfo {
   ggmlVersion: string;
@@ -59,6 +61,8 @@ export interface NativeDevice {
   backend: string;
   name: string;
   description: string;
+  /** ggml's device type: "cpu", "gpu", "igpu" or "accel" (Mesa's lavapipe Vulkan device is "cpu"). */
+  type: string;
   index: number;
   freeBytes: number;
   totalBytes: number;
@@ -109,6 +113,8 @@ export interface NativeLoadOptions {
 }
 
 export interface NativeAddon {
+  /** Registers ggml's CPU backend from cpuDir (the addon's folder), then each GPU plugin file; once each per process. */
+  loadBackends(cpuDir: string, plugins: string[]): PluginLoadResult[];
   loadModel(path: string, options?: NativeLoadOptions): Promise<NativeModel>;
   systemInfo(): NativeSystemInfo;
   listDevices(): NativeDevice[];
@@ -132,61 +138,57 @@ export interface NativeAddon {
   SentencePiece: new (bytes: Uint8Array) => NativeSentencePiece;
 }
 
-/** The package root: both lib/*.ts (tests) and dist/*.js sit one level below it. */
-export const packageRoot = fileURLToPath(new URL("..", import.meta.url));
-
-/** The binary native() loaded, and the GPU binaries it passed over. */
-export interface NativeBinaryInfo extends BinaryCandidate {
-  skipped: SkippedBinary[];
-}
-
-/** The real file system, child-process probe, require and node-gyp-build (tests replace parts). */
-export function defaultLoaderDeps(root: string = packageRoot): LoaderDeps<NativeAddon> {
-  const require = createRequire(import.meta.url);
-  // Optional packages are installed beside this one; resolve from its own package.json.
-  const fromRoot = createRequire(join(root, "package.json"));
-  return {
-    env: process.env,
-    packageRoot: root,
-    platform: process.platform,
-    arch: process.arch,
-    exists: existsSync,
-    packageVersion(dir) {
-      try {
-        return (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { version?: string }).version;
-      } catch {
-        return undefined;
-      }
-    },
-    findPackage(name) {
-      try {
-        return dirname(fromRoot.resolve(`${name}/package.json`));
-      } catch {
-        return undefined;
-      }
-    },
-    probe: (candidate) => probeBinary(candidate.path, candidate.variant),
-    load: (path) => require(path) as NativeAddon,
-    findCpuBinary: (dir) => (require("node-gyp-build") as { path(dir: string): string }).path(dir),
-    cpuFlags: () => (process.platform === "linux" ? linuxCpuFlags() : undefined),
-    warn: (message) => process.emitWarning(message, { code: "JSD_GPU_FALLBACK" }),
-  };
+/** The addon file in use, where it came from, and the GPU plugins loaded into it or passed over. */
+export interface NativeBinaryInfo {
+  path: string;
+  source: "JSD_BINARY" | "node-gyp-build";
+  plugins: PluginReport;
 }
 
 let addon: NativeAddon | undefined;
 let binary: NativeBinaryInfo | undefined;
 
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
+}
+
+/** JSD_BINARY, else node-gyp-build's choice (build/Release, then prebuilds/). */
+function findAddon(): { path: string; source: NativeBinaryInfo["source"] } {
+  const explicit = process.env.JSD_BINARY?.trim();
+  if (explicit) return { path: resolve(explicit), source: "JSD_BINARY" };
+  const require = createRequire(import.meta.url);
+  try {
+    return { path: (require("node-gyp-build") as { path(dir: string): string }).path(packageRoot), source: "node-gyp-build" };
+  } catch (error) {
+    throw new JsdError(
+      "JSD_NATIVE_UNAVAILABLE",
+      `the native addon could not be found (${firstLine(error)}). No prebuilt binary matches ${process.platform}-${process.arch}; ` +
+        "build it from source with `npm run build` (needs cmake, a C++17 compiler and libsentencepiece-dev).",
+      { cause: error },
+    );
+  }
+}
+
 export function native(): NativeAddon {
   if (addon) return addon;
-  const choice = loadNativeBinary(defaultLoaderDeps());
-  binary = { ...choice.binary, skipped: choice.skipped };
-  addon = choice.addon;
+  const found = findAddon();
+  let loaded: NativeAddon;
+  try {
+    loaded = createRequire(import.meta.url)(found.path) as NativeAddon;
+  } catch (error) {
+    throw new JsdError("JSD_NATIVE_UNAVAILABLE", `the native addon ${found.path} could not be loaded (${firstLine(error)})`, { cause: error });
+  }
+  const deps = defaultPluginDeps(packageRoot, found.path);
+  const choice = selectPlugins(deps);
+  // Throws JSD_NATIVE_UNAVAILABLE when no CPU plugin this CPU can run lies beside the addon.
+  const results = loaded.loadBackends(dirname(found.path), choice.plugins);
+  binary = { ...found, plugins: pluginReport(choice, results, deps.warn) };
+  addon = loaded;
   return addon;
 }
 
-/** Which binary is in use (loads it first if needed). */
+/** Which addon is in use and which GPU plugins it loaded (loads them first if needed). */
 export function nativeBinary(): NativeBinaryInfo {
   native();
-  const { skipped, ...chosen } = binary!;
-  return { ...chosen, skipped: skipped.map((s) => ({ ...s })) };
+  return structuredClone(binary!);
 }

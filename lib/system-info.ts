@@ -1,5 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { autoBackend } from "./backends.js";
+import type { PluginReport } from "./native-plugins.js";
 import { native, nativeBinary, packageRoot, type NativeBinaryInfo, type NativeDevice } from "./native.js";
 
 export interface SystemInfo {
@@ -9,7 +11,7 @@ export interface SystemInfo {
   ggmlBuild: string;
   ggmlVersion: string;
   ggmlCommit: string;
-  /** ggml backends compiled into the loaded binary, e.g. ["CPU"] or ["CUDA", "CPU"]. */
+  /** ggml backends loaded into this process, e.g. ["CPU"] or ["CPU", "Vulkan"]. */
   backends: string[];
   /** Instruction sets the running CPU reports (e.g. "avx2", "avx512f"). */
   cpuFeatures: string[];
@@ -25,11 +27,10 @@ export interface SystemInfo {
   devices: DeviceInfo[];
   /** The backend loadModel({ backend: "auto" }) picks. */
   autoBackend: string;
-  /**
-   * The native binary in use: its path, variant ("cpu", "cuda", "vulkan", "metal"), where it
-   * came from, and the GPU binaries passed over before it with the reason for each.
-   */
+  /** The addon in use (its path, JSD_BINARY or node-gyp-build's choice) and its GPU plugins. */
   binary: BinaryInfo;
+  /** GPU plugins loaded into the addon, and those found but passed over (with why). */
+  plugins: PluginReport;
 }
 
 /** The native binary in use (path, variant, source) and the GPU binaries skipped before it. */
@@ -54,6 +55,7 @@ export function version(): string {
 export function systemInfo(): SystemInfo {
   const info = native().systemInfo();
   const devices = listDevices();
+  const binary = nativeBinary();
   return {
     version: version(),
     ggmlBuild: `${info.ggmlVersion} (${info.ggmlCommit.slice(0, 10)})`,
@@ -68,7 +70,8 @@ export function systemInfo(): SystemInfo {
     arch: process.arch,
     node: process.versions.node,
     devices,
-    autoBackend: devices.find((d) => d.backend !== "cpu" && d.totalBytes > 0)?.backend ?? "cpu",
-    binary: nativeBinary(),
+    autoBackend: autoBackend(devices),
+    binary,
+    plugins: binary.plugins,
   };
 }

@@ -1,7 +1,6 @@
 #include "compute_buffer.h"
 
 #include "ggml-backend-impl.h"
-#include "ggml-cpu.h"
 
 #if defined(__GLIBC__)
 #include <sys/mman.h>

@@ -5,19 +5,19 @@
 #include <random>
 
 #include "error.h"
-#include "ggml-cpu.h"
+#include "cpu_backend.h"
 
 namespace jsd {
 
 CpuGraph::CpuGraph(size_t tensors, int threads) {
   ctx_ = ggml_init(ggml_init_params{ggml_tensor_overhead() * tensors + ggml_graph_overhead(), nullptr, true});
-  backend_ = ggml_backend_cpu_init();
+  backend_ = init_cpu_backend();
   allocr_ = backend_ ? ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_)) : nullptr;
   if (ctx_ == nullptr || allocr_ == nullptr) {
     release();
     throw Error(ErrorCode::OutOfMemory, "cannot set up a ggml CPU graph");
   }
-  ggml_backend_cpu_set_n_threads(backend_, threads);
+  set_cpu_threads(backend_, threads);
 }
 
 CpuGraph::~CpuGraph() { release(); }

@@ -25,6 +25,12 @@ std::vector<DeviceInfo> list_devices() {
     info.backend = backend_of(dev);
     info.name = ggml_backend_dev_name(dev);
     info.description = ggml_backend_dev_description(dev);
+    switch (ggml_backend_dev_type(dev)) {
+      case GGML_BACKEND_DEVICE_TYPE_CPU: info.type = "cpu"; break;
+      case GGML_BACKEND_DEVICE_TYPE_GPU: info.type = "gpu"; break;
+      case GGML_BACKEND_DEVICE_TYPE_IGPU: info.type = "igpu"; break;
+      default: info.type = "accel"; break;
+    }
     info.index = static_cast<int>(std::count_if(out.begin(), out.end(), [&](const DeviceInfo& d) { return d.backend == info.backend; }));
     ggml_backend_dev_memory(dev, &info.free_bytes, &info.total_bytes);
     out.push_back(info);
@@ -34,17 +40,6 @@ std::vector<DeviceInfo> list_devices() {
 
 ggml_backend_dev_t choose_device(const std::string& backend, int device, std::string* chosen_backend) {
   const size_t n = ggml_backend_dev_count();
-  if (backend == "auto") {
-    for (size_t i = 0; i < n; ++i) {
-      ggml_backend_dev_t dev = ggml_backend_dev_get(i);
-      if (ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_GPU) {
-        *chosen_backend = backend_of(dev);
-        return dev;
-      }
-    }
-    *chosen_backend = "cpu";
-    return ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
-  }
   int seen = 0;
   std::string available;
   for (size_t i = 0; i < n; ++i) {

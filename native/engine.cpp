@@ -11,7 +11,7 @@
 #include "cpu_attention.h"
 #include "error.h"
 #include "ggml-alloc.h"
-#include "ggml-cpu.h"
+#include "cpu_backend.h"
 #include "devices.h"
 #include "log.h"
 #include "model_file.h"
@@ -87,8 +87,8 @@ constexpr double kMultiThreadFlops = 2e9;
 namespace {
 
 void set_up_cpu_backend(ggml_backend_t backend, int threads, std::atomic<bool>* abort) {
-  ggml_backend_cpu_set_n_threads(backend, threads);
-  ggml_backend_cpu_set_abort_callback(
+  set_cpu_threads(backend, threads);
+  set_cpu_abort_callback(
       backend, [](void* flag) { return static_cast<std::atomic<bool>*>(flag)->load(); }, abort);
 }
 
@@ -140,7 +140,7 @@ Engine::Engine(const std::string& path, const EngineOptions& options) : options_
   ggml_backend_dev_t device = choose_device(options.backend, options.device, &backend_name_);
   backend_ = ggml_backend_dev_init(device, nullptr);
   if (backend_ == nullptr) throw Error(ErrorCode::Internal, "cannot initialise ggml's " + backend_name_ + " backend");
-  cpu_ = ggml_backend_is_cpu(backend_);
+  cpu_ = is_cpu_backend(backend_);
   if (cpu_) set_up_cpu_backend(backend_, threads_, &abort_);
   try {
     text_backend_ = options.text_encoder_on_cpu ? cpu_backend_for_placement() : backend_;
@@ -164,7 +164,7 @@ Engine::Engine(const std::string& path, const EngineOptions& options) : options_
 
 nn::Options Engine::nn_options_for(ggml_backend_t backend) const {
   nn::Options options = nn_options_;
-  options.cpu_attention = ggml_backend_is_cpu(backend) && cpu_attention_available();
+  options.cpu_attention = is_cpu_backend(backend) && cpu_attention_available();
   options.threads = threads_;
   return options;
 }
@@ -172,8 +172,7 @@ nn::Options Engine::nn_options_for(ggml_backend_t backend) const {
 ggml_backend_t Engine::cpu_backend_for_placement() {
   if (cpu_) return backend_;
   if (cpu_backend_ == nullptr) {
-    cpu_backend_ = ggml_backend_cpu_init();
-    if (cpu_backend_ == nullptr) throw Error(ErrorCode::Internal, "cannot initialise ggml's CPU backend");
+    cpu_backend_ = init_cpu_backend();
     set_up_cpu_backend(cpu_backend_, threads_, &abort_);
   }
   return cpu_backend_;
@@ -207,7 +206,7 @@ std::vector<float> Engine::run(ggml_backend_t backend, std::unique_ptr<CachedGra
     build(*graph);
     graph->graph = ggml_new_graph_custom(graph->ctx, kMaxGraphNodes, false);
     ggml_build_forward_expand(graph->graph, graph->output);
-    graph->allocr = ggml_gallocr_new(ggml_backend_is_cpu(backend) ? cpu_compute_buffer_type() : ggml_backend_get_default_buffer_type(backend));
+    graph->allocr = ggml_gallocr_new(is_cpu_backend(backend) ? cpu_compute_buffer_type() : ggml_backend_get_default_buffer_type(backend));
     LogCapture capture;
     if (!ggml_gallocr_alloc_graph(graph->allocr, graph->graph)) {
       throw Error(ErrorCode::OutOfMemory, "cannot allocate the compute buffer for " + key + ": " + capture.last_error("out of memory"));
@@ -217,7 +216,7 @@ std::vector<float> Engine::run(ggml_backend_t backend, std::unique_ptr<CachedGra
   }
   update_memory_snapshot();  // also after the other networks' graphs were freed for this one
   CachedGraph& g = *slot;
-  if (ggml_backend_is_cpu(backend)) ggml_backend_cpu_set_n_threads(backend, g.threads);
+  if (is_cpu_backend(backend)) set_cpu_threads(backend, g.threads);
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (ggml_nbytes(g.inputs[i]) != inputs[i].second) throw Error(ErrorCode::Internal, "input size mismatch for " + key);
     ggml_backend_tensor_set(g.inputs[i], inputs[i].first, 0, inputs[i].second);

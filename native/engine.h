@@ -27,7 +27,7 @@ struct CachedGraph;
 struct EngineOptions {
   int threads = 0;  // 0: the physical core count, or 1 for graphs too small to share
   bool flash_attention = false;
-  std::string backend = "auto";  // "auto", "cpu", "cuda", "vulkan", "metal"
+  std::string backend = "cpu";  // "cpu", "cuda", "vulkan", "metal" (lib/ resolves "auto")
   int device = 0;                // index among that backend's devices
   // Run these networks on the CPU even when the backend is a GPU: their weights and compute
   // buffers then take no GPU memory (the text encoder runs once per prompt; the VAE once per image).

@@ -10,6 +10,7 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::BadTokenizer: return "JSD_BAD_TOKENIZER";
     case ErrorCode::OutOfMemory: return "JSD_OOM";
     case ErrorCode::Aborted: return "JSD_ABORTED";
+    case ErrorCode::NativeUnavailable: return "JSD_NATIVE_UNAVAILABLE";
     case ErrorCode::Internal: return "JSD_INTERNAL";
   }
   return "JSD_INTERNAL";

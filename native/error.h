@@ -14,6 +14,7 @@ enum class ErrorCode {
   BadTokenizer,     // a sentencepiece model cannot be parsed
   OutOfMemory,      // an allocation (host or device) failed
   Aborted,          // the caller cancelled the operation
+  NativeUnavailable,  // a ggml backend (the CPU plugin, a GPU plugin) is missing or cannot be loaded
   Internal,         // a bug: an invariant the engine relies on does not hold
 };
 

@@ -10,7 +10,6 @@
 #include "cpu_graph.h"
 #include "error.h"
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
 #include "ggml.h"
 #include "q8_gemm.h"
 #include "quantize.h"

@@ -7,7 +7,7 @@
 #include <utility>
 
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
+#include "cpu_backend.h"
 #include "ggml.h"
 
 #if defined(__APPLE__)
@@ -50,30 +50,10 @@ std::vector<std::string> running_cpu_features() {
   JSD_CPU_FEATURE("avx512bf16")
 #undef JSD_CPU_FEATURE
 #else
-  // No portable run-time probe here; ggml's build flags are the best we know.
-  if (ggml_cpu_has_neon()) out.emplace_back("neon");
-  if (ggml_cpu_has_dotprod()) out.emplace_back("dotprod");
-  if (ggml_cpu_has_matmul_int8()) out.emplace_back("i8mm");
-  if (ggml_cpu_has_sve()) out.emplace_back("sve");
+  // No portable run-time probe here; the CPU variant ggml chose (which had to pass its own
+  // run-time check to be chosen) is the best we know.
+  if (ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) != nullptr) out = cpu_backend_features();
 #endif
-  return out;
-}
-
-std::vector<std::string> ggml_build_cpu_features() {
-  const std::pair<const char*, int (*)()> probes[] = {
-      {"sse3", ggml_cpu_has_sse3},           {"avx", ggml_cpu_has_avx},
-      {"avx2", ggml_cpu_has_avx2},           {"fma", ggml_cpu_has_fma},
-      {"f16c", ggml_cpu_has_f16c},           {"avx_vnni", ggml_cpu_has_avx_vnni},
-      {"avx512", ggml_cpu_has_avx512},       {"avx512_vbmi", ggml_cpu_has_avx512_vbmi},
-      {"avx512_vnni", ggml_cpu_has_avx512_vnni}, {"avx512_bf16", ggml_cpu_has_avx512_bf16},
-      {"amx_int8", ggml_cpu_has_amx_int8},   {"neon", ggml_cpu_has_neon},
-      {"dotprod", ggml_cpu_has_dotprod},     {"i8mm", ggml_cpu_has_matmul_int8},
-      {"sve", ggml_cpu_has_sve},             {"llamafile", ggml_cpu_has_llamafile},
-  };
-  std::vector<std::string> out;
-  for (const auto& [name, probe] : probes) {
-    if (probe()) out.emplace_back(name);
-  }
   return out;
 }
 
@@ -116,7 +96,8 @@ SystemInfo system_info() {
     info.backends.emplace_back(ggml_backend_reg_name(ggml_backend_reg_get(i)));
   }
   info.cpu_features = running_cpu_features();
-  info.ggml_cpu_features = ggml_build_cpu_features();
+  // Empty until the CPU backend is loaded (backend_loader.h).
+  if (ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) != nullptr) info.ggml_cpu_features = cpu_backend_features();
   info.physical_cores = physical_core_count();
   info.logical_cores = logical_core_count();
   return info;

@@ -9,9 +9,9 @@ namespace jsd {
 struct SystemInfo {
   std::string ggml_version;          // ggml's own version string
   std::string ggml_commit;           // the llama.cpp commit our ggml source was taken from
-  std::vector<std::string> backends; // ggml backends compiled into this binary ("CPU", "CUDA", ...)
+  std::vector<std::string> backends; // ggml backends registered in this process ("CPU", "Vulkan", ...)
   std::vector<std::string> cpu_features;       // instruction sets the running CPU reports
-  std::vector<std::string> ggml_cpu_features;  // instruction sets ggml's CPU kernels were built for
+  std::vector<std::string> ggml_cpu_features;  // instruction sets the loaded CPU variant was built for
   int physical_cores = 1;            // the default thread count
   int logical_cores = 1;
 };

@@ -17,7 +17,7 @@
 #include "compute_buffer.h"
 #include "error.h"
 #include "ggml-alloc.h"
-#include "ggml-cpu.h"
+#include "cpu_backend.h"
 #include "model_file.h"
 #include "q8_gemm.h"
 #include "repack.h"
@@ -146,7 +146,7 @@ void WeightStore::register_interleaved(ggml_tensor* t) {
 }
 
 void WeightStore::load(const ModelFile& file, ggml_backend_t backend, int threads) {
-  const bool cpu = ggml_backend_is_cpu(backend);
+  const bool cpu = is_cpu_backend(backend);
   std::vector<uint8_t> staging;
   // Tensor names in the contexts are the file's full names.
   std::vector<uint8_t> scratch;

@@ -9,6 +9,7 @@
 //   --reps N               timed UNet steps after one warm-up (default 3)
 //   --vae-reps N           timed VAE decodes, no warm-up (default 1)
 //   --threads N            threads of the default-threads runs (default: physical cores)
+//   --backend NAME         cpu (default), cuda, vulkan, metal or auto: where the networks run
 //   --flash-attention      load the models with flash attention
 //   --json FILE            also write every figure as JSON
 //   --no-matmul            skip the mat-mul throughput
@@ -56,6 +57,7 @@ function parseArgs(argv) {
     reps: 3,
     vaeReps: 1,
     threads: undefined,
+    backend: "cpu",
     flashAttention: false,
     json: undefined,
     matmul: true,
@@ -86,6 +88,9 @@ function parseArgs(argv) {
         break;
       case "--vae-reps":
         a.vaeReps = positiveInt(value(), arg);
+        break;
+      case "--backend":
+        a.backend = value();
         break;
       case "--threads":
         a.threads = positiveInt(value(), arg);
@@ -348,7 +353,7 @@ async function main() {
         runNumber += runsPerScenario;
         continue;
       }
-      const job = { mode: "scenario", model: models[type].path, flashAttention: args.flashAttention, width: size, height: size, reps: args.reps, vaeReps: args.vaeReps };
+      const job = { mode: "scenario", model: models[type].path, backend: args.backend, flashAttention: args.flashAttention, width: size, height: size, reps: args.reps, vaeReps: args.vaeReps };
 
       log(`bench: [${++runNumber}/${totalRuns}] ${type} ${size}×${size}, ${threads} threads`);
       const wall = await runChild({ ...job, threads, tag: `${type} ${size} t${threads}` }, args.timeout);
@@ -411,7 +416,7 @@ async function main() {
     node: process.versions.node,
     platform: `${process.platform}-${process.arch}`,
     date: new Date().toISOString(),
-    options: { quick: args.quick, sizes: args.sizes, reps: args.reps, vaeReps: args.vaeReps, flashAttention: args.flashAttention, cpuRun: args.cpuRun, matmulRuns: args.matmulRuns },
+    options: { backend: args.backend, quick: args.quick, sizes: args.sizes, reps: args.reps, vaeReps: args.vaeReps, flashAttention: args.flashAttention, cpuRun: args.cpuRun, matmulRuns: args.matmulRuns },
     unetFlopsPerStep: Object.fromEntries(args.sizes.map((s) => [`${s}x${s}`, flopsAt(s).total])),
     vaeDecodeFlops: Object.fromEntries(args.sizes.map((s) => [`${s}x${s}`, vaeFlopsAt(s).total])),
     matmul,

@@ -2,26 +2,27 @@
 // Builds the native addon from source: fetches ggml's source once (scripts/fetch-ggml.mjs),
 // then configures and compiles with cmake-js into build/. Reruns are incremental.
 //
-// Environment: JSD_CUDA=1, JSD_VULKAN=1, JSD_METAL=1 switch on GPU backends;
-// JSD_NATIVE=0 builds a portable CPU backend; JSD_BUILD_DIR changes the output folder;
+// Environment: JSD_CUDA=1, JSD_VULKAN=1, JSD_METAL=1 also build that GPU backend's ggml plugin
+// (libggml-cuda.so ... beside the addon, loaded at run time when it works here);
+// JSD_NATIVE=0 builds a portable CPU backend; JSD_CPU_VARIANTS=1 all of ggml's CPU variants
+// (prebuilds); JSD_BUILD_DIR changes the output folder;
 // JSD_JOBS sets the number of parallel compile jobs; JSD_CUDA_ARCHITECTURES the CUDA targets;
 // JSD_VCPKG=1 takes sentencepiece from vcpkg (vcpkg.json) through the toolchain in VCPKG_ROOT
 // (or GitHub runners' VCPKG_INSTALLATION_ROOT), for the triplet in VCPKG_TARGET_TRIPLET if set.
 //
-// Output folders: the CPU build goes to build/ (node-gyp-build loads build/Release/jsd.node).
-// A build with exactly one GPU flag goes to build-<backend>/ (build-cuda, build-vulkan,
-// build-metal) unless JSD_BUILD_DIR says otherwise: node-gyp-build cannot tell GPU variants
-// apart, so lib/native-variants.ts looks for build-<backend>/Release/jsd.node itself, probes it
-// in a child process and falls back to the CPU build when it does not work on this machine.
+// Output: build/Release/ holds jsd.node with ggml's shared libraries and plugins beside it
+// (node-gyp-build loads build/Release/jsd.node; the addon loads its CPU plugin from that folder).
 import { spawnSync } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureGgml } from "./fetch-ggml.mjs";
+import { readFileSync } from "node:fs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
+const gpuBackends = Object.values(JSON.parse(readFileSync(join(root, "native", "backends.json"), "utf8")).backends).filter((b) => b.gpu);
 
 function flag(name, fallback) {
   const value = process.env[name];
@@ -29,27 +30,20 @@ function flag(name, fallback) {
   return !["0", "off", "false", "no"].includes(value.toLowerCase());
 }
 
-/** build-<backend> when exactly one GPU backend is switched on, else build (the CPU build). */
-function defaultBuildDir() {
-  const gpus = ["cuda", "vulkan", "metal"].filter((backend) => flag(`JSD_${backend.toUpperCase()}`, false));
-  return gpus.length === 1 ? `build-${gpus[0]}` : "build";
-}
-
 function main() {
   const started = Date.now();
   const ggml = ensureGgml();
-  const buildDir = resolve(root, process.env.JSD_BUILD_DIR || defaultBuildDir());
+  const buildDir = resolve(root, process.env.JSD_BUILD_DIR || "build");
   const jobs = Number(process.env.JSD_JOBS) || availableParallelism();
   const defines = {
     JSD_GGML_DIR: ggml.dir,
     JSD_GGML_COMMIT: ggml.commit,
-    JSD_CUDA: flag("JSD_CUDA", false) ? "ON" : "OFF",
-    JSD_VULKAN: flag("JSD_VULKAN", false) ? "ON" : "OFF",
-    JSD_METAL: flag("JSD_METAL", false) ? "ON" : "OFF",
     JSD_NATIVE: flag("JSD_NATIVE", true) ? "ON" : "OFF",
+    JSD_CPU_VARIANTS: flag("JSD_CPU_VARIANTS", false) ? "ON" : "OFF",
     JSD_BUILD_TOOLS: flag("JSD_BUILD_TOOLS", false) ? "ON" : "OFF",
-    JSD_PREBUILD: flag("JSD_PREBUILD", false) ? "ON" : "OFF",
   };
+  // The GPU switches and their CMake options come from the one backend table.
+  for (const backend of gpuBackends) defines[backend.cmakeOption] = flag(backend.buildFlag, false) ? "ON" : "OFF";
   // GPU architectures to compile CUDA kernels for (e.g. "89;90"); ggml's default list is long.
   if (process.env.JSD_CUDA_ARCHITECTURES) defines.CMAKE_CUDA_ARCHITECTURES = process.env.JSD_CUDA_ARCHITECTURES;
   // vcpkg's toolchain installs vcpkg.json's dependencies (sentencepiece) at configure time; where

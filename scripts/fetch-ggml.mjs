@@ -2,7 +2,8 @@
 // Puts ggml's source into an ignored cache folder, taken from the npm registry only:
 // node-llama-cpp ships llama.cpp (which contains ggml/) as a git bundle inside its tarball.
 // We download that tarball with `npm pack` (no dependencies, no install scripts, no prebuilt
-// binaries), check it against a pinned sha512 and keep just ggml/ out of the bundle.
+// binaries), check it against a pinned sha512 and keep just ggml/ out of the bundle. The pin
+// lives in native/backends.json (ggmlRelease).
 //
 // Idempotent: when the cache holds the pinned version, nothing touches the network.
 // Set JSD_GGML_DIR to build against another ggml checkout instead, JSD_GGML_CACHE to move the cache.
@@ -13,14 +14,13 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const GGML_SOURCE = {
-  package: "node-llama-cpp",
-  version: "3.21.1",
-  integrity: "sha512-E3N0Ev2Va0wzydvXYFwM9Hvyo07PoWjt8T/9GMc43Cvt8YkV/NU/tYUgEMC1grTPv2o9PRjQi0G3Wb5P/awiMg==",
-  bundlePath: "package/llama/gitRelease.bundle",
-};
-
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+/**
+ * The pinned release (package, version, integrity, bundlePath), from native/backends.json: the
+ * GPU plugins the loader accepts must come from this same release, so it is written down once.
+ */
+export const GGML_SOURCE = JSON.parse(readFileSync(join(root, "native", "backends.json"), "utf8")).ggmlRelease;
 export const cacheDir = resolve(process.env.JSD_GGML_CACHE ?? join(root, ".cache", "ggml"));
 const stampFile = join(cacheDir, "source.json");
 export const ggmlDir = join(cacheDir, "ggml");

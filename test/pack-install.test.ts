@@ -2,10 +2,11 @@
 // compiler and no cmake, loads its prebuilt binary, the embedded model, and generates an image.
 import { execFile, spawnSync } from "node:child_process";
 import { promisify } from "node:util";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { GGML_RELEASE } from "../lib/backends.js";
 
 const root = new URL("..", import.meta.url).pathname;
 const prebuild = join(root, "prebuilds", `${process.platform}-${process.arch}`, "node.napi.node");
@@ -14,15 +15,19 @@ const work = mkdtempSync(join(tmpdir(), "jsd-pack-"));
 let tarball = "";
 let project = "";
 let bin = "";
+let vulkanTarball = "";
+const icdDir = "/usr/share/vulkan/icd.d";
+const lavapipe = process.platform === "linux" && process.arch === "x64" && existsSync(icdDir) && readdirSync(icdDir).some((f) => f.startsWith("lvp_icd."));
+const VULKAN_PACKAGE = `@node-llama-cpp/linux-x64-vulkan@${GGML_RELEASE.version}`;
 
 // Child processes run asynchronously: a minutes-long synchronous call would block the test
 // worker's event loop and time out vitest's own messages.
 const exec = promisify(execFile);
 
-async function run(args: string[], cwd: string, timeout = 300_000): Promise<string> {
-  // Only node on PATH: no cc, c++, cmake, make or pkg-config.
+async function run(args: string[], cwd: string, timeout = 300_000, env: Record<string, string> = {}): Promise<string> {
+  // Only node and tar on PATH: no cc, c++, cmake, make or pkg-config.
   try {
-    const { stdout } = await exec(process.execPath, args, { cwd, encoding: "utf8", timeout, maxBuffer: 64 << 20, env: { ...process.env, PATH: bin, npm_config_ignore_scripts: "false" } });
+    const { stdout } = await exec(process.execPath, args, { cwd, encoding: "utf8", timeout, maxBuffer: 64 << 20, env: { ...process.env, PATH: bin, npm_config_ignore_scripts: "false", ...env } });
     return stdout;
   } catch (error) {
     const e = error as { code?: unknown; stderr?: string; stdout?: string };
@@ -35,6 +40,13 @@ beforeAll(async () => {
   bin = join(work, "bin");
   mkdirSync(bin);
   symlinkSync(process.execPath, join(bin, "node"));
+  symlinkSync("/bin/tar", join(bin, "tar"));
+  symlinkSync("/bin/gzip", join(bin, "gzip"));
+  if (lavapipe) {
+    // The Vulkan plugin's package, fetched here from the registry; the install below takes the file.
+    const vulkan = JSON.parse((await exec("npm", ["pack", VULKAN_PACKAGE, "--json", "--pack-destination", work], { cwd: work, encoding: "utf8", maxBuffer: 64 << 20 })).stdout) as Array<{ filename: string }>;
+    vulkanTarball = join(work, vulkan[0].filename);
+  }
   const packed = JSON.parse((await exec("npm", ["pack", "--json", "--pack-destination", work], { cwd: root, encoding: "utf8", maxBuffer: 64 << 20 })).stdout) as Array<{
     filename: string;
     files: Array<{ path: string; size: number }>;
@@ -79,5 +91,21 @@ describe("npm pack + install without a compiler", () => {
     expect(existsSync(join(project, "node_modules", "japanese-stable-diffusion", "build"))).toBe(false);
     const cli = join(project, "node_modules", "japanese-stable-diffusion", "dist", "cli", "main.js");
     expect(await run([cli, "generate", "日の丸", "--steps", "2", "--seed", "2", "-o", "cli.png", "-q"], project)).toMatch(/cli\.png {2}seed 2 {2}64x64/);
+  });
+
+  it.skipIf(!lavapipe)("installs the Vulkan plugin without a compiler (jsd gpu install) and generates on lavapipe", async () => {
+    const cli = join(project, "node_modules", "japanese-stable-diffusion", "dist", "cli", "main.js");
+    const env = { JSD_PLUGIN_DIR: join(work, "plugins"), GGML_VK_VISIBLE_DEVICES: "0" };
+    await run([cli, "gpu", "install", "vulkan", "--from", vulkanTarball], project, 300_000, env);
+    writeFileSync(
+      join(project, "vulkan.js"),
+      `import { loadModel } from "japanese-stable-diffusion";
+       const model = await loadModel(undefined, { backend: "vulkan" });
+       const [image] = await model.generate({ prompt: "白い背景に赤い丸", steps: 2, seed: 1 });
+       console.log(JSON.stringify({ width: image.width, backends: model.memory().map((m) => m.backend) }));
+       await model.close();`,
+    );
+    const out = JSON.parse((await run(["vulkan.js"], project, 300_000, env)).trim().split("\n").at(-1)!);
+    expect(out).toEqual({ width: 64, backends: ["vulkan", "vulkan", "vulkan"] });
   });
 });

@@ -3,7 +3,9 @@ import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { isJsdError } from "../errors.js";
 import { DEFAULT_MODEL_PATH } from "../model.js";
-import { systemInfo, version, type BinaryInfo } from "../system-info.js";
+import { installableBackends } from "../backends.js";
+import { gpuDisabled, type PluginReport } from "../native-plugins.js";
+import { systemInfo, version } from "../system-info.js";
 import type { CliIo } from "./io.js";
 
 const INSTALL_HINTS: Record<string, string> = {
@@ -12,12 +14,32 @@ const INSTALL_HINTS: Record<string, string> = {
   win32: "Windows: install Visual Studio Build Tools (C++), CMake and vcpkg (vcpkg install sentencepiece), then npm run build",
 };
 
-/** Which binary is loaded, then each GPU binary passed over and why (one line each). */
-export function binaryLines(binary: BinaryInfo): string[] {
-  return [
-    `native binary: ${binary.variant} (${binary.source}) ${binary.path}`,
-    ...binary.skipped.map((s) => `skipped ${s.variant} binary (${s.source}) ${s.path}: ${s.reason}`),
-  ];
+/** Where pluginLines() runs: the platform decides what can be installed, the environment whether plugins are on. */
+export interface PluginContext {
+  platform: string;
+  arch: string;
+  env: Record<string, string | undefined>;
+}
+
+/**
+ * The GPU plugins in use, then each one passed over with why (a missing library named with where
+ * to get it: the probe's reason says so), then what to do when there are none.
+ */
+export function pluginLines(plugins: PluginReport, context: PluginContext = { platform: process.platform, arch: process.arch, env: process.env }): string[] {
+  if (gpuDisabled(context.env)) return ["GPU plugins: off (JSD_GPU=0)"];
+  const lines = plugins.loaded.length
+    ? plugins.loaded.map((p) => `GPU plugin: ${p.backend} (${p.source}) ${p.path}`)
+    : ["GPU plugins: none loaded"];
+  for (const s of plugins.skipped) lines.push(`skipped ${s.backend} plugin (${s.source}) ${s.path}: ${s.reason}`);
+  if (plugins.loaded.length === 0 && plugins.skipped.length === 0) {
+    const installable = installableBackends(context.platform, context.arch);
+    lines.push(
+      installable.length
+        ? `to add one: npx jsd gpu install <${installable.join("|")}> (docs/gpu.md)`
+        : `node-llama-cpp publishes no GPU plugin for ${context.platform}-${context.arch}; build one from source (docs/gpu.md)`,
+    );
+  }
+  return lines;
 }
 
 export function registerDoctor(program: Command, io: CliIo): void {
@@ -44,7 +66,7 @@ export function registerDoctor(program: Command, io: CliIo): void {
       const lines = [
         `japanese-stable-diffusion ${info.version} on ${info.platform}-${info.arch}, Node ${info.node}`,
         `native addon: loaded (ggml ${info.ggmlBuild})`,
-        ...binaryLines(info.binary),
+        ...pluginLines(info.plugins),
         `backends: ${info.backends.join(", ")}`,
         `CPU features: ${info.cpuFeatures.join(" ") || "(none detected)"}`,
         `ggml CPU kernels built for: ${info.ggmlCpuFeatures.join(" ")}`,

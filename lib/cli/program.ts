@@ -5,6 +5,7 @@ import { version } from "../system-info.js";
 import { registerConvert } from "./convert.js";
 import { registerDoctor } from "./doctor.js";
 import { registerGenerate } from "./generate.js";
+import { registerGpu } from "./gpu.js";
 import { registerInfo } from "./info.js";
 import { registerTokens } from "./tokens.js";
 import { CliExit, processIo, type CliIo } from "./io.js";
@@ -24,6 +25,7 @@ export function createProgram(io: CliIo = processIo): Command {
   registerInfo(program, io);
   registerTokens(program, io);
   registerDoctor(program, io);
+  registerGpu(program, io);
   return program;
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // npm run --silent parity -- --model <file.gguf> --cases <folder-or-file> [--tolerance kind=value ...] [--threads N]
+//   [--backend cpu|cuda|vulkan|metal|auto]
 // Prints one line per case and ends with "N passed, M failed"; exits 0 only when nothing failed.
 import { parseArgs } from "node:util";
-import { loadModel } from "../model.js";
+import { loadModel, type LoadModelOptions } from "../model.js";
 import { readCases } from "./cases.js";
 import { formatResult, runCases, summary } from "./run.js";
 
@@ -13,11 +14,12 @@ async function main(): Promise<number> {
       cases: { type: "string" },
       tolerance: { type: "string", multiple: true },
       threads: { type: "string" },
+      backend: { type: "string" },
       json: { type: "boolean" },
     },
   });
   if (!values.model || !values.cases) {
-    console.error("usage: parity --model <file.gguf> --cases <folder-or-file> [--tolerance kind=value ...] [--threads N] [--json]");
+    console.error("usage: parity --model <file.gguf> --cases <folder-or-file> [--tolerance kind=value ...] [--threads N] [--backend name] [--json]");
     return 2;
   }
   const tolerances: Record<string, number> = {};
@@ -29,7 +31,10 @@ async function main(): Promise<number> {
     }
     tolerances[kind] = Number(value);
   }
-  const model = await loadModel(values.model, values.threads ? { threads: Number(values.threads) } : {});
+  const model = await loadModel(values.model, {
+    ...(values.threads ? { threads: Number(values.threads) } : {}),
+    ...(values.backend ? { backend: values.backend as LoadModelOptions["backend"] } : {}),
+  });
   try {
     const results = await runCases(model, await readCases(values.cases), tolerances);
     for (const r of results) console.log(values.json ? JSON.stringify(r) : formatResult(r));

@@ -16,7 +16,7 @@
 #include "error.h"
 #include "sanitizer_options.h"
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
+#include "cpu_backend.h"
 #include "ggml.h"
 #include "log.h"
 #include "model_file.h"
@@ -51,9 +51,9 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   if (dir == nullptr) dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
   g_path = std::string(dir) + "/jsd-fuzz-model-" + std::to_string(getpid()) + ".gguf";
   std::atexit(remove_temp);
-  g_backend = ggml_backend_cpu_init();
+  g_backend = jsd::init_cpu_backend();
   if (g_backend == nullptr) std::abort();
-  ggml_backend_cpu_set_n_threads(g_backend, 1);
+  jsd::set_cpu_threads(g_backend, 1);
   return 0;
 }
 

@@ -97,11 +97,11 @@ function rssBytes() {
 async function runScenario() {
   const { loadModel } = await import(pathToFileURL(join(root, "dist/index.js")).href);
   const baseline = rssBytes();
-  const { model: path, threads, flashAttention, width, height, reps, vaeReps, guidanceScale = 7.5 } = job;
-  const result = { mode: "scenario", threads, width, height, baselineRssBytes: baseline.rssBytes };
+  const { model: path, backend = "cpu", threads, flashAttention, width, height, reps, vaeReps, guidanceScale = 7.5 } = job;
+  const result = { mode: "scenario", backend, threads, width, height, baselineRssBytes: baseline.rssBytes };
 
-  log(`loading ${path} (threads ${threads}${flashAttention ? ", flash attention" : ""})`);
-  const load = await timed(() => loadModel(path, { threads, flashAttention }));
+  log(`loading ${path} on ${backend} (threads ${threads}${flashAttention ? ", flash attention" : ""})`);
+  const load = await timed(() => loadModel(path, { backend, threads, flashAttention }));
   const model = load.value;
   result.loadSeconds = load.seconds;
   result.loadCpuSeconds = load.cpuSeconds;
