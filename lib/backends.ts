@@ -175,6 +175,14 @@ export function backendOfRegistryName(registryName: string): string {
   return BACKENDS.find((b) => b.registryName.toLowerCase() === lower)?.name ?? lower;
 }
 
+/**
+ * The name native code knows a backend by: ggml's registry name, lower-cased ("mtl" for Metal).
+ * Names cross the addon boundary this way out and through backendOfRegistryName on the way back.
+ */
+export function nativeBackendName(backend: Backend): string {
+  return backendSpec(backend).registryName.toLowerCase();
+}
+
 /** node-llama-cpp's package suffix for a GPU backend here ("linux-x64-vulkan"); undefined where it publishes none. */
 export function nlcPackageSuffix(backend: GpuBackend, platform: string, arch: string): string | undefined {
   return backendSpec(backend).packages[`${platform}-${arch}`];

@@ -33,3 +33,8 @@ export function isJsdError(error: unknown): error is Error & { code: JsdErrorCod
   const code = (error as { code?: unknown } | null)?.code;
   return error instanceof Error && typeof code === "string" && code.startsWith("JSD_");
 }
+
+/** The first line of an error's message: enough to say why, inside a message of our own. */
+export function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
+}

@@ -10,7 +10,7 @@ import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { backendSpec, GGML_RELEASE, GPU_BACKENDS, installableBackends, isGpuBackend, nlcPackageName, nlcPluginPath, pluginFileName, type GpuBackend } from "./backends.js";
-import { JsdError } from "./errors.js";
+import { firstLine, JsdError } from "./errors.js";
 import { readJsonFile } from "./native-plugin-deps.js";
 import { candidateVersion, gpuDisabled, pluginCandidates, versionProblem, type PluginLayout, type PluginSource } from "./native-plugins.js";
 import { cachedPluginDir, pluginCacheDir, STAMP_FILE, type PluginStamp } from "./plugin-cache.js";
@@ -87,10 +87,6 @@ interface PackResult {
   version: string;
   filename: string;
   integrity: string;
-}
-
-function firstLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
 }
 
 /** `npm pack <spec>` into `work`, checked against the registry's integrity; resolves to the tarball. */

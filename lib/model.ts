@@ -10,7 +10,8 @@ import { tokenizeExtended, tokenizeReference, PROMPT_MODES, type ExtendedPromptT
 import { JsdTokenizer } from "./tokenizer.js";
 import { join } from "node:path";
 
-import { autoBackend, BACKEND_NAMES, type Backend } from "./backends.js";
+import { autoBackend, BACKEND_NAMES, backendOfRegistryName, nativeBackendName, type Backend } from "./backends.js";
+import { listDevices } from "./system-info.js";
 export type { Shape4 } from "./native.js";
 
 export type BackendName = "auto" | Backend;
@@ -136,7 +137,15 @@ export class Model {
     }
     const requested = options.backend ?? "auto";
     if (!BACKENDS.includes(requested)) throw new RangeError(`backend must be one of ${BACKENDS.join(", ")}, got ${String(requested)}`);
-    const backend = requested === "auto" ? autoBackend(native().listDevices()) : requested;
+    const devices = listDevices();
+    if (requested !== "auto" && !devices.some((d) => d.backend === requested)) {
+      const available = [...new Set(devices.map((d) => d.backend))].join(", ");
+      throw new JsdError(
+        "JSD_INVALID_ARGUMENT",
+        `backend '${requested}' is not available on this machine (available: ${available}); \`npx jsd doctor\` shows which GPU plugins were found and why any was not loaded`,
+      );
+    }
+    const backend = nativeBackendName(requested === "auto" ? autoBackend(devices) : requested);
     const device = options.device ?? 0;
     if (!Number.isInteger(device) || device < 0 || device > 1024) throw new RangeError("device must be an integer from 0");
     if (options.verify) await verifyModelFile(path);
@@ -183,7 +192,7 @@ export class Model {
 
   /** The backend this model computes on: "cpu", "cuda", "vulkan" or "metal". */
   get backend(): string {
-    return this.#info.backend;
+    return backendOfRegistryName(this.#info.backend);
   }
 
   get threads(): number {
@@ -201,7 +210,9 @@ export class Model {
 
   /** Bytes of weights (by buffer) and of the current compute buffers, per network, with the backend each runs on. */
   memory(): NativeComponentMemory[] {
-    return this.#open().memory();
+    return this.#open()
+      .memory()
+      .map((m) => ({ ...m, backend: backendOfRegistryName(m.backend) }));
   }
 
   /**

@@ -3,7 +3,8 @@
 // or crash inside native code during dlopen or device enumeration, where no try/catch reaches;
 // in a child that costs one exit code, and the loader goes on without that plugin.
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { backendOfRegistryName, BACKENDS, isGpuBackend, systemLibrary } from "./backends.js";
+import { backendOfRegistryName, backendSpec, isGpuBackend, systemLibrary } from "./backends.js";
+import type { PluginLoadResult } from "./native-plugins.js";
 
 /** GPU initialisation (CUDA context, Vulkan instance) takes seconds at most; a hang is a failure. */
 export const PROBE_TIMEOUT_MS = 20_000;
@@ -101,7 +102,7 @@ export function missingLibraryVerdict(text: string, backend: string, pluginPath:
   const own = pluginPath.split(/[\\/]/).at(-1);
   const names = missingLibraries(text).filter((n) => n !== own);
   if (names.length === 0) {
-    const needs = isGpuBackend(backend) ? BACKENDS.find((b) => b.name === backend)?.needs : undefined;
+    const needs = isGpuBackend(backend) ? backendSpec(backend).needs : undefined;
     return { ok: false, reason: `a library it needs is missing (${text})${needs ? `; the ${backend} plugin needs ${needs}` : ""}`, missing: [] };
   }
   const parts = names.map((name) => {
@@ -118,7 +119,7 @@ export function missingLibraryVerdict(text: string, backend: string, pluginPath:
 }
 
 interface ProbeReport {
-  load: { path: string; loaded: boolean; backend?: string; error?: string };
+  load: PluginLoadResult;
   devices: string[];
 }
 
@@ -166,7 +167,7 @@ export function readProbe(
   if (isGpuBackend(backend) && registered !== backend) return { ok: false, reason: `it registers the ${registered || "unnamed"} backend, not ${backend}` };
   const devices = report.devices.map(backendOfRegistryName);
   if (!devices.includes(registered)) {
-    const needs = BACKENDS.find((b) => b.name === registered)?.needs;
+    const needs = isGpuBackend(registered) ? backendSpec(registered).needs : undefined;
     return { ok: false, absent: true, reason: `it loads but finds no ${registered} device (devices: ${devices.join(", ") || "none"})${needs ? `; it needs ${needs}` : ""}` };
   }
   return { ok: true };

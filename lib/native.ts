@@ -7,7 +7,7 @@
 // test-loads in a child process first (a local build's, node-llama-cpp's packages, the cache).
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
-import { JsdError } from "./errors.js";
+import { firstLine, JsdError } from "./errors.js";
 import { defaultPluginDeps } from "./native-plugin-deps.js";
 import { pluginReport, selectPlugins, type PluginLoadResult, type PluginReport } from "./native-plugins.js";
 import { packageRoot } from "./package-root.js";
@@ -147,10 +147,6 @@ export interface NativeBinaryInfo {
 
 let addon: NativeAddon | undefined;
 let binary: NativeBinaryInfo | undefined;
-
-function firstLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
-}
 
 /** JSD_BINARY, else node-gyp-build's choice (build/Release, then prebuilds/). */
 function findAddon(): { path: string; source: NativeBinaryInfo["source"] } {

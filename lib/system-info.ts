@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { autoBackend } from "./backends.js";
+import { autoBackend, backendOfRegistryName } from "./backends.js";
 import type { PluginReport } from "./native-plugins.js";
 import { native, nativeBinary, packageRoot, type NativeBinaryInfo, type NativeDevice } from "./native.js";
 
@@ -41,7 +41,9 @@ export type DeviceInfo = NativeDevice;
 
 /** The compute devices this installation can use (CPU always; GPUs where a GPU backend is compiled in). */
 export function listDevices(): DeviceInfo[] {
-  return native().listDevices();
+  return native()
+    .listDevices()
+    .map((d) => ({ ...d, backend: backendOfRegistryName(d.backend) }));
 }
 
 let packageVersion: string | undefined;

@@ -48,6 +48,7 @@ void set_cpu_abort_callback(ggml_backend_t backend, ggml_abort_callback callback
 
 std::vector<std::string> cpu_backend_features() {
   std::vector<std::string> out;
+  if (ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) == nullptr) return out;  // not loaded yet
   auto get = cpu_proc<ggml_backend_get_features_t>("ggml_backend_get_features");
   if (get == nullptr) return out;
   for (const ggml_backend_feature* f = get(ggml_backend_dev_backend_reg(cpu_device())); f && f->name; ++f) {

@@ -21,7 +21,8 @@ bool is_cpu_backend(ggml_backend_t backend);
 void set_cpu_threads(ggml_backend_t backend, int threads);
 void set_cpu_abort_callback(ggml_backend_t backend, ggml_abort_callback callback, void* data);
 // The instruction sets the loaded CPU variant was compiled for, lower case ("avx2", "avx512_vnni",
-// "llamafile", ...): the variant's own "ggml_backend_get_features" list.
+// "llamafile", ...): the variant's own "ggml_backend_get_features" list; empty before the CPU
+// backend is loaded (backend_loader.h).
 std::vector<std::string> cpu_backend_features();
 
 }  // namespace jsd

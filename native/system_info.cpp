@@ -52,7 +52,7 @@ std::vector<std::string> running_cpu_features() {
 #else
   // No portable run-time probe here; the CPU variant ggml chose (which had to pass its own
   // run-time check to be chosen) is the best we know.
-  if (ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) != nullptr) out = cpu_backend_features();
+  out = cpu_backend_features();
 #endif
   return out;
 }
@@ -96,8 +96,7 @@ SystemInfo system_info() {
     info.backends.emplace_back(ggml_backend_reg_name(ggml_backend_reg_get(i)));
   }
   info.cpu_features = running_cpu_features();
-  // Empty until the CPU backend is loaded (backend_loader.h).
-  if (ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) != nullptr) info.ggml_cpu_features = cpu_backend_features();
+  info.ggml_cpu_features = cpu_backend_features();
   info.physical_cores = physical_core_count();
   info.logical_cores = logical_core_count();
   return info;

@@ -7,6 +7,8 @@ import {
   autoBackend,
   backendOfPluginFile,
   backendOfRegistryName,
+  BACKEND_NAMES,
+  nativeBackendName,
   BACKENDS_JSON,
   GGML_RELEASE,
   GPU_BACKENDS,
@@ -70,6 +72,12 @@ describe("native/backends.json", () => {
     expect(backendOfRegistryName("MTL")).toBe("metal");
     expect(backendOfRegistryName("Vulkan")).toBe("vulkan");
     expect(backendOfRegistryName("ROCm")).toBe("rocm");
+  });
+
+  it("crosses the addon boundary under ggml's registry names and comes back under ours", () => {
+    expect(nativeBackendName("metal")).toBe("mtl");
+    expect(nativeBackendName("cuda")).toBe("cuda");
+    for (const name of BACKEND_NAMES) expect(backendOfRegistryName(nativeBackendName(name))).toBe(name);
   });
 
   it("holds the ggml pin scripts/fetch-ggml.mjs builds from", () => {

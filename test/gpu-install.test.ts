@@ -3,10 +3,9 @@
 // `npm pack` is a fake that copies it to --pack-destination and prints what npm would.
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { GGML_RELEASE } from "../lib/backends.js";
 import { listingLines } from "../lib/cli/gpu.js";
 import { runCli } from "../lib/cli/program.js";
@@ -14,19 +13,12 @@ import { JsdError } from "../lib/errors.js";
 import { installGpuPlugin, listFolders, listGpuPlugins, removeGpuPlugin, type InstallSystem } from "../lib/gpu-install.js";
 import { readJsonFile } from "../lib/native-plugin-deps.js";
 import { pluginCandidates, versionProblem, type PluginLayout } from "../lib/native-plugins.js";
+import { tempDirs } from "./helpers/temp-dirs.js";
 
 const PINNED = GGML_RELEASE.version;
 const VULKAN_PACKAGE = "@node-llama-cpp/linux-x64-vulkan";
 
-const tempDirs: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "jsd-gpu-install-"));
-  tempDirs.push(dir);
-  return dir;
-}
-afterAll(() => {
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
+const tempDir = tempDirs("jsd-gpu-install-");
 
 interface FakePackage {
   tarball: string;

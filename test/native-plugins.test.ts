@@ -2,10 +2,9 @@
 // (lib/native-probe.ts). No GPU and no built addon needed: the file system, packages and probes
 // are fakes, and the child's hangs, crashes and reports are simulated with the probe's `script`.
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, realpathSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { GGML_RELEASE, nlcPackageName, nlcPluginPath } from "../lib/backends.js";
 import { pluginLines } from "../lib/cli/doctor.js";
 import { defaultPluginDeps, findInstalledPackages } from "../lib/native-plugin-deps.js";
@@ -25,6 +24,7 @@ import {
 import { missingLibraries, probePlugin, readProbe, type ProbeResult } from "../lib/native-probe.js";
 import { packageRoot } from "../lib/package-root.js";
 import { pluginCacheDir } from "../lib/plugin-cache.js";
+import { tempDirs } from "./helpers/temp-dirs.js";
 
 const PINNED = GGML_RELEASE.version;
 const ADDON = "/app/node_modules/japanese-stable-diffusion/build/Release/jsd.node";
@@ -68,15 +68,7 @@ function fakeDeps(layout: PluginLayout, probe: (c: PluginCandidate) => ProbeResu
   return { ...layout, probe, warn };
 }
 
-const tempDirs: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "jsd-plugins-"));
-  tempDirs.push(dir);
-  return dir;
-}
-afterAll(() => {
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
+const tempDir = tempDirs("jsd-plugins-");
 afterEach(() => {
   vi.restoreAllMocks();
   vi.unstubAllEnvs();

@@ -7,10 +7,11 @@
 // lavapipe 1.1e-2 text encoder, 1.8e-2 UNet, 3.0e-2 VAE decode, 3.3e-2 VAE encode, about three
 // times the CPU's f16 errors (ggml-vulkan rounds activations to f16 for f16 products, the CPU
 // keeps them f32); the tolerances below allow about 2x that.
-import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GGML_RELEASE, nlcPackageName, nlcPluginPath } from "../lib/backends.js";
 import { installGpuPlugin } from "../lib/gpu-install.js";
 import { loadModel, type Model } from "../lib/model.js";
 import { packageRoot } from "../lib/package-root.js";
@@ -19,7 +20,7 @@ import type { CaseResult } from "../lib/parity/run.js";
 import { listDevices } from "../lib/system-info.js";
 import { referenceCases, tinyModel } from "./helpers/models.js";
 
-export const VULKAN_F16_TOLERANCES = { text_encoder: 3e-2, unet: 4e-2, vae_decode: 6e-2, vae_encode: 6e-2 };
+const VULKAN_F16_TOLERANCES = { text_encoder: 3e-2, unet: 4e-2, vae_decode: 6e-2, vae_encode: 6e-2 };
 
 const icdDir = "/usr/share/vulkan/icd.d";
 const lavapipe = process.platform === "linux" && existsSync(icdDir) && readdirSync(icdDir).some((f) => f.startsWith("lvp_icd."));
@@ -39,11 +40,28 @@ function mappedGgml(): string[] {
 
 describe.skipIf(!lavapipe)("Vulkan on lavapipe", () => {
   let cases: CaseFile[];
+  let packagePlugin = "";
 
   beforeAll(async () => {
     process.env.GGML_VK_VISIBLE_DEVICES = "0";
-    process.env.JSD_PLUGIN_DIR = pluginCache;
-    await installGpuPlugin("vulkan", { cacheDir: pluginCache });
+    // node-llama-cpp's package, downloaded once per clean checkout: its plugin goes into the test
+    // cache (the child processes below use that, as `jsd gpu install` users do), and the whole
+    // package is unpacked too, so that this process loads the plugin from a folder that also
+    // holds node-llama-cpp's own libggml-base.so: the case where a second copy could load.
+    mkdirSync(pluginCache, { recursive: true });
+    const spec = `${nlcPackageName("vulkan", "linux", "x64")}@${GGML_RELEASE.version}`;
+    const tarball = join(pluginCache, `${spec.replace(/^@/, "").replace(/[/@]/g, "-")}.tgz`);
+    if (!existsSync(tarball)) {
+      const packed = JSON.parse(execFileSync("npm", ["pack", spec, "--json", "--pack-destination", pluginCache], { encoding: "utf8" })) as Array<{ filename: string }>;
+      renameSync(join(pluginCache, packed[0].filename), tarball);
+    }
+    await installGpuPlugin("vulkan", { cacheDir: pluginCache, from: tarball });
+    const unpacked = join(pluginCache, "unpacked");
+    mkdirSync(unpacked, { recursive: true });
+    execFileSync("tar", ["-xzf", tarball, "-C", unpacked]);
+    packagePlugin = join(unpacked, "package", nlcPluginPath("vulkan", "linux", "x64")!);
+    expect(existsSync(join(dirname(packagePlugin), "libggml-base.so"))).toBe(true);
+    process.env.JSD_PLUGINS = packagePlugin;
     cases = (await readCases(referenceCases)).filter((c) => ["tokenizer", "text_encoder", "unet", "vae_decode", "vae_encode"].includes(c.kind));
   }, 300_000);
 
@@ -58,6 +76,8 @@ describe.skipIf(!lavapipe)("Vulkan on lavapipe", () => {
   it("maps exactly one libggml-base, ours, with the CPU and Vulkan plugins loaded", () => {
     listDevices(); // loads the backends
     const mapped = mappedGgml();
+    // The plugin came from node-llama-cpp's folder, beside its own libggml-base.so ...
+    expect(mapped).toContain(realpathSync(packagePlugin));
     const base = mapped.filter((p) => /libggml-base\.so$/.test(p));
     expect(base).toHaveLength(1);
     expect(base[0].startsWith(packageRoot)).toBe(true);
@@ -75,7 +95,8 @@ describe.skipIf(!lavapipe)("Vulkan on lavapipe", () => {
       const run = spawnSync(process.execPath, [join(packageRoot, "dist", "parity", "cli.js"), "--model", path, "--cases", c.path, "--backend", "vulkan", "--json", ...tolerances], {
         encoding: "utf8",
         timeout: 300_000,
-        env: { ...process.env, GGML_VK_VISIBLE_DEVICES: "0", JSD_PLUGIN_DIR: pluginCache },
+        // The children find the plugin where `jsd gpu install` put it.
+        env: { ...process.env, GGML_VK_VISIBLE_DEVICES: "0", JSD_PLUGIN_DIR: pluginCache, JSD_PLUGINS: "" },
       });
       expect(run.status, `${c.path}: ${run.stderr}`).toBe(0);
       const results = run.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as CaseResult);

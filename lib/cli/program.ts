@@ -1,6 +1,6 @@
 // The `jsd` command line: subcommands are registered from their own files.
 import { Command, CommanderError } from "commander";
-import { isJsdError } from "../errors.js";
+import { firstLine, isJsdError } from "../errors.js";
 import { version } from "../system-info.js";
 import { registerConvert } from "./convert.js";
 import { registerDoctor } from "./doctor.js";
@@ -31,9 +31,7 @@ export function createProgram(io: CliIo = processIo): Command {
 
 /** One line saying why the command failed. */
 export function errorLine(error: unknown): string {
-  if (isJsdError(error)) return `jsd: ${error.message.split("\n")[0]} (${error.code})`;
-  if (error instanceof Error) return `jsd: ${error.message.split("\n")[0]}`;
-  return `jsd: ${String(error)}`;
+  return isJsdError(error) ? `jsd: ${firstLine(error)} (${error.code})` : `jsd: ${firstLine(error)}`;
 }
 
 /** Runs the CLI on `argv` (node-style: argv[0] node, argv[1] script). Resolves to the exit code. */
