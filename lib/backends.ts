@@ -214,7 +214,7 @@ export function systemLibrary(file: string, platform: string = process.platform)
   return undefined;
 }
 
-/** ggml device types that count as a GPU for "auto" (a CPU-type Vulkan device such as lavapipe does not). */
+/** ggml device types that count as a GPU for "auto" (ggml-vulkan reports even Mesa's lavapipe as "gpu", once GGML_VK_VISIBLE_DEVICES admits it). */
 const GPU_DEVICE_TYPES = ["gpu", "igpu"];
 
 /**

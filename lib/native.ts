@@ -61,7 +61,7 @@ export interface NativeDevice {
   backend: string;
   name: string;
   description: string;
-  /** ggml's device type: "cpu", "gpu", "igpu" or "accel" (Mesa's lavapipe Vulkan device is "cpu"). */
+  /** ggml's device type: "cpu", "gpu", "igpu" or "accel". */
   type: string;
   index: number;
   freeBytes: number;

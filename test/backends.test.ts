@@ -65,7 +65,7 @@ describe("native/backends.json", () => {
     expect(autoBackend([cpu, { backend: "vulkan", type: "gpu" }])).toBe("vulkan");
     expect(autoBackend([cpu, { backend: "vulkan", type: "gpu" }, { backend: "cuda", type: "gpu" }])).toBe("cuda");
     expect(autoBackend([cpu, { backend: "vulkan", type: "igpu" }])).toBe("vulkan");
-    // Mesa's lavapipe: a Vulkan device of CPU type is never picked by "auto".
+    // A device of CPU type under a GPU backend is never picked by "auto".
     expect(autoBackend([cpu, { backend: "vulkan", type: "cpu" }])).toBe("cpu");
     // ggml's registry calls Metal "MTL"; a device without a type counts.
     expect(autoBackend([cpu, { backend: "mtl" }])).toBe("metal");

@@ -2,11 +2,12 @@
 // compiler and no cmake, loads its prebuilt binary, the embedded model, and generates an image.
 import { execFile, spawnSync } from "node:child_process";
 import { promisify } from "node:util";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { GGML_RELEASE } from "../lib/backends.js";
+import { lavapipe } from "./helpers/lavapipe.js";
 
 const root = new URL("..", import.meta.url).pathname;
 const prebuild = join(root, "prebuilds", `${process.platform}-${process.arch}`, "node.napi.node");
@@ -16,8 +17,6 @@ let tarball = "";
 let project = "";
 let bin = "";
 let vulkanTarball = "";
-const icdDir = "/usr/share/vulkan/icd.d";
-const lavapipe = process.platform === "linux" && process.arch === "x64" && existsSync(icdDir) && readdirSync(icdDir).some((f) => f.startsWith("lvp_icd."));
 const VULKAN_PACKAGE = `@node-llama-cpp/linux-x64-vulkan@${GGML_RELEASE.version}`;
 
 // Child processes run asynchronously: a minutes-long synchronous call would block the test

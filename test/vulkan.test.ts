@@ -4,11 +4,11 @@
 // ggml-vulkan skips CPU-type devices unless GGML_VK_VISIBLE_DEVICES admits them.
 //
 // Tolerances (max abs error against the f32 PyTorch reference, f16 tiny model): measured on
-// lavapipe 1.1e-2 text encoder, 1.8e-2 UNet, 3.0e-2 VAE decode, 3.3e-2 VAE encode, about three
+// lavapipe (Mesa 22.3 and 25.0 alike) 1.1e-2 text encoder, 1.8e-2 UNet, 3.0e-2 VAE decode, 3.3e-2 VAE encode, about three
 // times the CPU's f16 errors (ggml-vulkan rounds activations to f16 for f16 products, the CPU
 // keeps them f32); the tolerances below allow about 2x that.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GGML_RELEASE, nlcPackageName, nlcPluginPath } from "../lib/backends.js";
@@ -16,16 +16,12 @@ import { installGpuPlugin } from "../lib/gpu-install.js";
 import { loadModel, type Model } from "../lib/model.js";
 import { packageRoot } from "../lib/package-root.js";
 import { readCases, type CaseFile } from "../lib/parity/cases.js";
-import type { CaseResult } from "../lib/parity/run.js";
+import { runCases } from "../lib/parity/run.js";
 import { listDevices } from "../lib/system-info.js";
+import { lavapipe } from "./helpers/lavapipe.js";
 import { referenceCases, tinyModel } from "./helpers/models.js";
 
 const VULKAN_F16_TOLERANCES = { text_encoder: 3e-2, unet: 4e-2, vae_decode: 6e-2, vae_encode: 6e-2 };
-
-const icdDir = "/usr/share/vulkan/icd.d";
-const lavapipe = process.platform === "linux" && existsSync(icdDir) && readdirSync(icdDir).some((f) => f.startsWith("lvp_icd."));
-// CI installs lavapipe (.ci/run): there, a missing driver is a failure, not a reason to skip.
-if (!lavapipe && process.env.CI === "true") throw new Error("CI needs Mesa's lavapipe (mesa-vulkan-drivers) for the Vulkan tests");
 
 const pluginCache = join(packageRoot, ".cache", "test-plugins");
 
@@ -41,6 +37,7 @@ function mappedGgml(): string[] {
 describe.skipIf(!lavapipe)("Vulkan on lavapipe", () => {
   let cases: CaseFile[];
   let packagePlugin = "";
+  let f16Path = "";
 
   beforeAll(async () => {
     process.env.GGML_VK_VISIBLE_DEVICES = "0";
@@ -62,6 +59,7 @@ describe.skipIf(!lavapipe)("Vulkan on lavapipe", () => {
     packagePlugin = join(unpacked, "package", nlcPluginPath("vulkan", "linux", "x64")!);
     expect(existsSync(join(dirname(packagePlugin), "libggml-base.so"))).toBe(true);
     process.env.JSD_PLUGINS = packagePlugin;
+    f16Path = await tinyModel("f16");
     cases = (await readCases(referenceCases)).filter((c) => ["tokenizer", "text_encoder", "unet", "vae_decode", "vae_encode"].includes(c.kind));
   }, 300_000);
 
@@ -70,7 +68,7 @@ describe.skipIf(!lavapipe)("Vulkan on lavapipe", () => {
     expect(devices.map((d) => d.backend)).toEqual(expect.arrayContaining(["cpu", "vulkan"]));
     const vulkan = devices.find((d) => d.backend === "vulkan")!;
     expect(vulkan.description).toMatch(/llvmpipe/);
-    expect(vulkan.totalBytes).toBe(2 ** 31);
+    expect(vulkan.totalBytes).toBeGreaterThan(0);
   });
 
   it("maps exactly one libggml-base, ours, with the CPU and Vulkan plugins loaded", () => {
@@ -85,32 +83,34 @@ describe.skipIf(!lavapipe)("Vulkan on lavapipe", () => {
     expect(mapped.some((p) => /libggml-vulkan\.so$/.test(p))).toBe(true);
   });
 
-  it("passes every tiny-model reference case at the Vulkan f16 tolerances (npm run parity -- --backend vulkan)", async () => {
-    const path = await tinyModel("f16");
-    const tolerances = Object.entries(VULKAN_F16_TOLERANCES).flatMap(([kind, value]) => ["--tolerance", `${kind}=${value}`]);
-    // One process per case file: on lavapipe, a process that has run several different UNet
-    // graphs through ggml-vulkan can abort with a corrupted heap (see docs/gpu.md, known issues);
-    // a case run on its own is reliable, and its numbers are what this test checks.
-    for (const c of cases) {
-      const run = spawnSync(process.execPath, [join(packageRoot, "dist", "parity", "cli.js"), "--model", path, "--cases", c.path, "--backend", "vulkan", "--json", ...tolerances], {
-        encoding: "utf8",
-        timeout: 300_000,
-        // The children find the plugin where `jsd gpu install` put it.
-        env: { ...process.env, GGML_VK_VISIBLE_DEVICES: "0", JSD_PLUGIN_DIR: pluginCache, JSD_PLUGINS: "" },
-      });
-      expect(run.status, `${c.path}: ${run.stderr}`).toBe(0);
-      const results = run.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as CaseResult);
-      expect(results.length, c.path).toBeGreaterThan(0);
-      expect(results.filter((r) => r.status !== "PASS").map((r) => r.name)).toEqual([]);
-      // The tolerance is exercised: Vulkan's f16 arithmetic is not the reference's f32.
-      if (c.kind !== "tokenizer") expect(Math.max(...results.map((r) => r.stats!.maxAbs))).toBeGreaterThan(1e-4);
+  it("passes every tiny-model reference case at the Vulkan f16 tolerances, in one model", async () => {
+    // One model for every case: the graphs change shape from case to case, as they do for a user.
+    const model = await loadModel(await tinyModel("f16"), { backend: "vulkan" });
+    try {
+      const results = await runCases(model, cases, VULKAN_F16_TOLERANCES);
+      expect(results.filter((r) => r.status !== "PASS").map((r) => `${r.name}: ${r.stats?.maxAbs} > ${r.tolerance}`)).toEqual([]);
+      expect(results.length).toBe(53);
+      // The tolerances are exercised: Vulkan's f16 arithmetic is not the reference's f32.
+      const unet = results.filter((r) => r.kind === "unet");
+      expect(Math.max(...unet.map((r) => r.stats!.maxAbs))).toBeGreaterThan(1e-3);
+    } finally {
+      await model.close();
     }
   }, 600_000);
 
-  // Skipped until the lavapipe heap corruption (docs/gpu.md) is found: in one full-suite run this
-  // process aborted with a corrupted heap. The pack-install test generates on Vulkan in a process
-  // of its own meanwhile.
-  describe.skip("generate()", () => {
+  it("runs the parity command on Vulkan (npm run parity -- --backend vulkan)", () => {
+    const tolerances = Object.entries(VULKAN_F16_TOLERANCES).flatMap(([kind, value]) => ["--tolerance", `${kind}=${value}`]);
+    const run = spawnSync(
+      process.execPath,
+      [join(packageRoot, "dist", "parity", "cli.js"), "--model", f16Path, "--cases", join(referenceCases, "unet"), "--backend", "vulkan", ...tolerances],
+      // The child finds the plugin where `jsd gpu install` put it.
+      { encoding: "utf8", timeout: 300_000, env: { ...process.env, GGML_VK_VISIBLE_DEVICES: "0", JSD_PLUGIN_DIR: pluginCache, JSD_PLUGINS: "" } },
+    );
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^6 passed, 0 failed$/m);
+  }, 300_000);
+
+  describe("generate()", () => {
     let gpu: Model;
     let cpu: Model;
     beforeAll(async () => {
@@ -168,4 +168,22 @@ describe.skipIf(!lavapipe)("Vulkan on lavapipe", () => {
       expect(image.width).toBe(64);
     });
   });
+
+  it("gives back the device memory of closed models (lavapipe's device memory is this process's)", async () => {
+    const path = await tinyModel("f32");
+    const cycle = async () => {
+      const model = await loadModel(path, { backend: "vulkan" });
+      await model.generate({ prompt: "日の丸", seed: 1, steps: 1 });
+      await model.close();
+    };
+    await cycle();
+    const settled = process.memoryUsage().rss;
+    for (let i = 0; i < 8; i++) await cycle();
+    const growth = process.memoryUsage().rss - settled;
+    console.log(`vulkan: RSS growth over 8 load/generate/close cycles ${(growth / 2 ** 20).toFixed(1)} MiB`);
+    // Each cycle puts a 16 MiB f32 model and its compute buffers on the device: keeping them after
+    // close() would add over 128 MiB in eight cycles. The allocator's own swings are about 25 MiB
+    // (the same loop on the CPU backend moves RSS by 7 to 20 MiB).
+    expect(growth).toBeLessThan(64 * 2 ** 20);
+  }, 300_000);
 });
