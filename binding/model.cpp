@@ -27,6 +27,26 @@ std::vector<float> CopyFloats(const Napi::Value& v, const char* what) {
   return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
 }
 
+Napi::Object PlacementObject(Napi::Env env, const jsd::Placement& p) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("gpu", p.gpu);
+  out.Set("deviceBytes", Napi::Number::New(env, static_cast<double>(p.device_bytes)));
+  out.Set("deviceBudget", Napi::Number::New(env, static_cast<double>(p.device_budget)));
+  Napi::Array networks = Napi::Array::New(env, p.networks.size());
+  for (size_t i = 0; i < p.networks.size(); ++i) {
+    const jsd::NetworkPlacement& n = p.networks[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", n.name);
+    o.Set("onCpu", n.on_cpu);
+    o.Set("weightBytes", Napi::Number::New(env, static_cast<double>(n.weight_bytes)));
+    o.Set("computeBytes", Napi::Number::New(env, static_cast<double>(n.compute_bytes)));
+    o.Set("reason", n.reason);
+    networks.Set(static_cast<uint32_t>(i), o);
+  }
+  out.Set("networks", networks);
+  return out;
+}
+
 int64_t Integer(const Napi::Value& v, const char* what, int64_t lo, int64_t hi) {
   if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a number");
   const double d = v.As<Napi::Number>().DoubleValue();
@@ -68,6 +88,7 @@ class Model : public Napi::ObjectWrap<Model> {
                            InstanceMethod<&Model::EncodeImage>("encodeImage"),
                            InstanceMethod<&Model::Info>("info"),
                            InstanceMethod<&Model::Memory>("memory"),
+                           InstanceMethod<&Model::Placement>("placement"),
                            InstanceMethod<&Model::PeakComputeBytes>("peakComputeBytes"),
                            InstanceMethod<&Model::ReleaseComputeBuffers>("releaseComputeBuffers"),
                            InstanceMethod<&Model::Abort>("abort"),
@@ -196,6 +217,11 @@ class Model : public Napi::ObjectWrap<Model> {
     return out;
   }
 
+  Napi::Value Placement(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return PlacementObject(env, Open(env).engine->placement());
+  }
+
   Napi::Value Memory(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const auto components = Open(env).engine->memory();
@@ -264,22 +290,39 @@ class Model : public Napi::ObjectWrap<Model> {
   bool closed_ = false;
 };
 
-// loadModel(path, { threads, flashAttention }) -> Promise<NativeModel>
+jsd::EngineOptions ReadEngineOptions(const Napi::CallbackInfo& info) {
+  jsd::EngineOptions options;
+  if (info.Length() < 2 || !info[1].IsObject()) return options;
+  Napi::Object o = info[1].As<Napi::Object>();
+  auto has = [&](const char* key) { return o.Has(key) && !o.Get(key).IsUndefined(); };
+  auto flag = [&](const char* key, bool* out) {
+    if (has(key)) *out = o.Get(key).ToBoolean().Value();
+  };
+  auto integer = [&](const char* key, int* out, int64_t lo, int64_t hi) {
+    if (has(key)) *out = static_cast<int>(Integer(o.Get(key), key, lo, hi));
+  };
+  integer("threads", &options.threads, 0, 1024);
+  flag("flashAttention", &options.flash_attention);
+  if (has("backend") && o.Get("backend").IsString()) options.backend = o.Get("backend").As<Napi::String>().Utf8Value();
+  integer("device", &options.device, 0, 1024);
+  flag("textEncoderOnCpu", &options.text_encoder_on_cpu);
+  flag("vaeOnCpu", &options.vae_on_cpu);
+  flag("releaseIdleWeights", &options.release_idle_weights);
+  flag("cpuFallback", &options.cpu_fallback);
+  if (has("deviceMemoryLimit")) options.device_memory_limit = static_cast<size_t>(Integer(o.Get("deviceMemoryLimit"), "deviceMemoryLimit", 0, int64_t{1} << 50));
+  integer("planHeight", &options.plan_height, 0, 4096);
+  integer("planWidth", &options.plan_width, 0, 4096);
+  integer("vaeTile", &options.vae_tile, 0, 512);
+  integer("vaeTileThreshold", &options.vae_tile_threshold, 0, 512 * 512);
+  return options;
+}
+
+// loadModel(path, options) -> Promise<NativeModel>
 Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "loadModel expects a file path");
   const std::string path = info[0].As<Napi::String>().Utf8Value();
-  jsd::EngineOptions options;
-  if (info.Length() > 1 && info[1].IsObject()) {
-    Napi::Object o = info[1].As<Napi::Object>();
-    if (o.Has("threads") && !o.Get("threads").IsUndefined()) options.threads = static_cast<int>(Integer(o.Get("threads"), "threads", 0, 1024));
-    if (o.Has("flashAttention")) options.flash_attention = o.Get("flashAttention").ToBoolean().Value();
-    if (o.Has("backend") && o.Get("backend").IsString()) options.backend = o.Get("backend").As<Napi::String>().Utf8Value();
-    if (o.Has("device") && !o.Get("device").IsUndefined()) options.device = static_cast<int>(Integer(o.Get("device"), "device", 0, 1024));
-    if (o.Has("textEncoderOnCpu")) options.text_encoder_on_cpu = o.Get("textEncoderOnCpu").ToBoolean().Value();
-    if (o.Has("vaeOnCpu")) options.vae_on_cpu = o.Get("vaeOnCpu").ToBoolean().Value();
-    if (o.Has("releaseIdleWeights")) options.release_idle_weights = o.Get("releaseIdleWeights").ToBoolean().Value();
-  }
+  const jsd::EngineOptions options = ReadEngineOptions(info);
   Addon* addon = env.GetInstanceData<Addon>();
   auto state = std::make_shared<ModelState>();
   state->thread = EngineThread::Start();
@@ -300,6 +343,22 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   return loaded;
 }
 
+// planModel(path, options) -> Promise<placement>: what loadModel would place where, without
+// loading weights (building and measuring the graphs takes a moment: off the JS thread).
+Napi::Value PlanModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "planModel expects a file path");
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  const jsd::EngineOptions options = ReadEngineOptions(info);
+  auto thread = EngineThread::Start();
+  Napi::Promise planned = thread->Post(env, [path, options]() {
+    auto placement = std::make_shared<jsd::Placement>(jsd::Engine::plan(path, options));
+    return JobResult{[placement](Napi::Env env) -> Napi::Value { return PlacementObject(env, *placement); }, "", ""};
+  });
+  thread->Stop();
+  return planned;
+}
+
 }  // namespace
 
 void InitModel(Napi::Env env, Napi::Object exports, Addon& addon) {
@@ -307,6 +366,7 @@ void InitModel(Napi::Env env, Napi::Object exports, Addon& addon) {
   addon.model_constructor = Napi::Persistent(ctor);
   exports.Set("NativeModel", ctor);
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
+  exports.Set("planModel", Napi::Function::New(env, PlanModel, "planModel"));
 }
 
 }  // namespace jsd_binding

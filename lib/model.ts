@@ -4,54 +4,17 @@ import { JsdError } from "./errors.js";
 import { verifyModelFile } from "./verify.js";
 import { generateImages, type GeneratedImage } from "./pipeline/generate.js";
 import type { GenerateOptions } from "./pipeline/options.js";
-import { native, packageRoot, type NativeComponentMemory, type NativeModel, type NativeModelInfo, type Shape4 } from "./native.js";
+import { native, packageRoot, type NativeComponentMemory, type NativeModel, type NativeModelInfo, type NativePlacement, type Shape4 } from "./native.js";
 import { SentencePieceModel } from "./sentencepiece.js";
 import { tokenizeExtended, tokenizeReference, PROMPT_MODES, type ExtendedPromptTokens, type PromptTokens, type ReferencePromptTokens, type TokenizeOptions } from "./prompt/tokens.js";
 import { JsdTokenizer } from "./tokenizer.js";
 import { join } from "node:path";
 
-import { autoBackend, BACKEND_NAMES, backendOfRegistryName, nativeBackendName, type Backend } from "./backends.js";
-import { listDevices } from "./system-info.js";
+import { backendOfRegistryName } from "./backends.js";
+import { nativeLoadOptions, type LoadModelOptions } from "./load-options.js";
 export type { Shape4 } from "./native.js";
 
-export type BackendName = "auto" | Backend;
-export const BACKENDS: readonly BackendName[] = ["auto", ...BACKEND_NAMES];
-
-export interface LoadModelOptions {
-  /**
-   * Where to compute. "auto" (default): the first GPU this build supports and the machine has,
-   * else the CPU. A named backend that is absent is an error (JSD_INVALID_ARGUMENT), never a
-   * silent CPU run.
-   */
-  backend?: BackendName;
-  /** Device index among the backend's devices (listDevices()). Default 0. */
-  device?: number;
-  /** Compute threads. Default: the machine's physical core count. */
-  threads?: number;
-  /** Recompute the file's SHA-256 and compare it with the one the converter stored (reads the whole file once). Default false. */
-  verify?: boolean;
-  /** Use ggml's fused flash attention in the UNet and VAE (faster on some machines, f16 rounding). Default false. */
-  flashAttention?: boolean;
-  /**
-   * Keep the text encoder on the CPU when the backend is a GPU: its weights (112 MiB at q8_0 for
-   * JSD's size) and compute buffer take no GPU memory; it runs once per prompt. No effect on the CPU. Default false.
-   */
-  textEncoderOnCpu?: boolean;
-  /**
-   * Keep the VAE on the CPU when the backend is a GPU: its weights and its large decode buffer
-   * take no GPU memory; it runs once per image. No effect on the CPU. Default false.
-   */
-  vaeOnCpu?: boolean;
-  /**
-   * Keep only the network in use resident: the pages of the memory-mapped model file that hold
-   * the other networks' weights are dropped from this process's memory (the text encoder after
-   * each encoding, the UNet while the VAE decodes, the VAE while the UNet runs) and mapped again
-   * from the page cache when next needed. Lowers a run's peak RSS (a 512x512 txt2img with q8_0
-   * weights: 1186 MiB instead of 1521), at the cost of those page faults each run. Applies to
-   * weights read in place (CPU; q4_0/q4_K UNet weights are repacked copies); default false.
-   */
-  releaseIdleWeights?: boolean;
-}
+export { BACKENDS, type BackendName, type LoadModelOptions } from "./load-options.js";
 
 export interface PredictNoiseInput {
   /** Latents, NCHW flattened. */
@@ -126,31 +89,9 @@ export class Model {
   /** @internal use loadModel() */
   static async load(path: string, options: LoadModelOptions = {}): Promise<Model> {
     if (typeof path !== "string" || path.length === 0) throw new TypeError("path must be a non-empty string");
-    if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
-    const { threads, flashAttention } = options;
-    if (threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > 1024)) {
-      throw new RangeError("threads must be an integer from 1 to 1024");
-    }
-    if (flashAttention !== undefined && typeof flashAttention !== "boolean") throw new TypeError("flashAttention must be a boolean");
-    for (const name of ["verify", "textEncoderOnCpu", "vaeOnCpu", "releaseIdleWeights"] as const) {
-      if (options[name] !== undefined && typeof options[name] !== "boolean") throw new TypeError(`${name} must be a boolean`);
-    }
-    const requested = options.backend ?? "auto";
-    if (!BACKENDS.includes(requested)) throw new RangeError(`backend must be one of ${BACKENDS.join(", ")}, got ${String(requested)}`);
-    const devices = listDevices();
-    if (requested !== "auto" && !devices.some((d) => d.backend === requested)) {
-      const available = [...new Set(devices.map((d) => d.backend))].join(", ");
-      throw new JsdError(
-        "JSD_INVALID_ARGUMENT",
-        `backend '${requested}' is not available on this machine (available: ${available}); \`npx jsd doctor\` shows which GPU plugins were found and why any was not loaded`,
-      );
-    }
-    const backend = nativeBackendName(requested === "auto" ? autoBackend(devices) : requested);
-    const device = options.device ?? 0;
-    if (!Number.isInteger(device) || device < 0 || device > 1024) throw new RangeError("device must be an integer from 0");
+    const nativeOptions = nativeLoadOptions(options);
     if (options.verify) await verifyModelFile(path);
-    const { textEncoderOnCpu, vaeOnCpu, releaseIdleWeights } = options;
-    const model = await native().loadModel(path, { threads, flashAttention, backend, device, textEncoderOnCpu, vaeOnCpu, releaseIdleWeights });
+    const model = await native().loadModel(path, nativeOptions);
     try {
       return new Model(path, model);
     } catch (error) {
@@ -206,6 +147,11 @@ export class Model {
   #open(): NativeModel {
     if (this.#closed) throw new JsdError("JSD_CLOSED", "the model is closed");
     return this.#native;
+  }
+
+  /** Where each network runs and why, decided before the weights were loaded (sizes are device bytes). */
+  placement(): NativePlacement {
+    return this.#open().placement();
   }
 
   /** Bytes of weights (by buffer) and of the current compute buffers, per network, with the backend each runs on. */
@@ -365,4 +311,17 @@ export const DEFAULT_MODEL_PATH = join(packageRoot, "models", "tiny-jsd-shapes.g
  */
 export function loadModel(path: string = DEFAULT_MODEL_PATH, options?: LoadModelOptions): Promise<Model> {
   return Model.load(path, options);
+}
+
+/** Where each network of a model (text encoder, UNet, VAE) runs, and why. */
+export type Placement = NativePlacement;
+
+/**
+ * The placement loadModel() would make with these options, without loading any weight: which
+ * networks go on the GPU and which on the CPU, with their device bytes (weights and the compute
+ * buffer the planned image size needs). Rejects with JSD_OOM where loadModel() would.
+ */
+export async function planModel(path: string = DEFAULT_MODEL_PATH, options: LoadModelOptions = {}): Promise<Placement> {
+  if (typeof path !== "string" || path.length === 0) throw new TypeError("path must be a non-empty string");
+  return native().planModel(path, nativeLoadOptions(options));
 }

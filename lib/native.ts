@@ -93,6 +93,7 @@ export interface NativeModel {
   encodeImage(pixels: Float32Array, shape: Shape4): Promise<Float32Array>;
   info(): NativeModelInfo;
   memory(): NativeComponentMemory[];
+  placement(): NativePlacement;
   /** The largest total of compute buffers held at once since the last reset; `reset` starts a new measurement. */
   peakComputeBytes(reset?: boolean): number;
   /** Frees every cached graph's compute buffer (after the jobs queued before it). */
@@ -105,17 +106,48 @@ export interface NativeModel {
 export interface NativeLoadOptions {
   threads?: number;
   flashAttention?: boolean;
+  /** ggml's registry name, lower case ("cpu", "cuda", "vulkan", "mtl"). */
   backend?: string;
   device?: number;
   textEncoderOnCpu?: boolean;
   vaeOnCpu?: boolean;
   releaseIdleWeights?: boolean;
+  cpuFallback?: boolean;
+  deviceMemoryLimit?: number;
+  planWidth?: number;
+  planHeight?: number;
+  vaeTile?: number;
+  vaeTileThreshold?: number;
+}
+
+export interface NativeNetworkPlacement {
+  /** "text_encoder", "unet" or "vae". */
+  name: string;
+  onCpu: boolean;
+  /** Its weights on the device (what the plan counted; 0 when the backend is the CPU). */
+  weightBytes: number;
+  /** Its largest compute buffer at the planned size, on the device (0 when the backend is the CPU). */
+  computeBytes: number;
+  reason: string;
+}
+
+/** Where each network runs, decided before the weights were loaded. */
+export interface NativePlacement {
+  /** Some network runs on the GPU. */
+  gpu: boolean;
+  /** What the plan holds on the device at its peak. */
+  deviceBytes: number;
+  /** What it was allowed: the device's free memory or deviceMemoryLimit. */
+  deviceBudget: number;
+  networks: NativeNetworkPlacement[];
 }
 
 export interface NativeAddon {
   /** Registers ggml's CPU backend from cpuDir (the addon's folder), then each GPU plugin file; once each per process. */
   loadBackends(cpuDir: string, plugins: string[]): PluginLoadResult[];
   loadModel(path: string, options?: NativeLoadOptions): Promise<NativeModel>;
+  /** The placement loadModel() would make, without loading weights. */
+  planModel(path: string, options?: NativeLoadOptions): Promise<NativePlacement>;
   systemInfo(): NativeSystemInfo;
   listDevices(): NativeDevice[];
   /** Storage traits of a ggml type by its name ("f16", "q8_0", "q4_K", ...). */

@@ -15,6 +15,7 @@
 #include "devices.h"
 #include "log.h"
 #include "model_file.h"
+#include "network.h"
 #include "profile.h"
 #include "system_info.h"
 #include "text_encoder.h"
@@ -24,24 +25,8 @@
 
 namespace jsd {
 
-// A graph built for one input shape, with its compute buffer; reused until the shape changes.
-struct CachedGraph {
-  std::string key;
-  int threads = 1;
-  ggml_context* ctx = nullptr;
-  ggml_cgraph* graph = nullptr;
-  ggml_gallocr_t allocr = nullptr;
-  std::vector<ggml_tensor*> inputs;
-  ggml_tensor* output = nullptr;
-  ~CachedGraph() {
-    if (allocr) ggml_gallocr_free(allocr);
-    if (ctx) ggml_free(ctx);
-  }
-};
-
 namespace {
 
-constexpr size_t kMaxGraphNodes = 16384;
 // Latent sides above this are refused before any allocation (4096 px images).
 constexpr int64_t kMaxLatentSide = 512;
 
@@ -99,7 +84,11 @@ int Engine::threads_for(ggml_cgraph* graph) const {
   return graph_flops(graph) >= kMultiThreadFlops ? threads_ : 1;
 }
 
-Engine::Engine(const std::string& path, const EngineOptions& options) : options_(options) {
+Engine::Engine(const std::string& path, const EngineOptions& options) : Engine(path, options, true) {}
+
+Placement Engine::plan(const std::string& path, const EngineOptions& options) { return Engine(path, options, false).placement_; }
+
+Engine::Engine(const std::string& path, const EngineOptions& options, bool load) : options_(options) {
   install_ggml_logger();
   threads_ = options.threads > 0 ? options.threads : physical_core_count();
   nn_options_.flash_attention = options.flash_attention;
@@ -130,36 +119,85 @@ Engine::Engine(const std::string& path, const EngineOptions& options) : options_
     if (file_->has(key)) metadata_.emplace_back(key, file_->str(key));
   }
   const std::set<std::string> interleaved = WeightStore::interleaved_in_file(*file_);
-  text_weights_ = std::make_unique<WeightStore>(*file_, "te.", interleaved);
-  unet_weights_ = std::make_unique<WeightStore>(*file_, "unet.", interleaved);
-  vae_weights_ = std::make_unique<WeightStore>(*file_, "vae.", interleaved);
-  text_encoder_ = std::make_unique<TextEncoder>(*text_weights_, text_config_);
-  unet_ = std::make_unique<UNet>(*unet_weights_, unet_config_);
-  vae_ = std::make_unique<Vae>(*vae_weights_, vae_config_, true, true);
+  text_ = std::make_unique<Network>("text_encoder", std::make_unique<WeightStore>(*file_, "te.", interleaved), 1);
+  unet_net_ = std::make_unique<Network>("unet", std::make_unique<WeightStore>(*file_, "unet.", interleaved), 1);
+  vae_net_ = std::make_unique<Network>("vae", std::make_unique<WeightStore>(*file_, "vae.", interleaved), 2);
+  text_encoder_ = std::make_unique<TextEncoder>(*text_->weights, text_config_);
+  unet_ = std::make_unique<UNet>(*unet_net_->weights, unet_config_);
+  vae_ = std::make_unique<Vae>(*vae_net_->weights, vae_config_, true, true);
 
   ggml_backend_dev_t device = choose_device(options.backend, options.device, &backend_name_);
-  backend_ = ggml_backend_dev_init(device, nullptr);
-  if (backend_ == nullptr) throw Error(ErrorCode::Internal, "cannot initialise ggml's " + backend_name_ + " backend");
-  cpu_ = is_cpu_backend(backend_);
-  if (cpu_) set_up_cpu_backend(backend_, threads_, &abort_);
+  // GPU backends set their devices up on first use, and ggml-vulkan's is not safe to race: two
+  // models loading at once (each on its own thread) take turns here.
+  static std::mutex device_setup;
+  std::unique_lock<std::mutex> setup(device_setup);
+  placement_ = make_placement(device);
+  if (!load) return;
+
   try {
-    text_backend_ = options.text_encoder_on_cpu ? cpu_backend_for_placement() : backend_;
-    vae_backend_ = options.vae_on_cpu ? cpu_backend_for_placement() : backend_;
-    text_weights_->load(*file_, text_backend_, threads_);
-    unet_weights_->load(*file_, backend_, threads_);
-    vae_weights_->load(*file_, vae_backend_, threads_);
+    if (placement_.gpu) {
+      backend_ = ggml_backend_dev_init(device, nullptr);
+      if (backend_ == nullptr) throw Error(ErrorCode::Internal, "cannot initialise ggml's " + backend_name_ + " backend");
+    } else {
+      backend_name_ = "cpu";
+      backend_ = init_cpu_backend();
+    }
+    setup.unlock();
+    cpu_ = is_cpu_backend(backend_);
+    if (cpu_) set_up_cpu_backend(backend_, threads_, &abort_);
+    Network* networks[] = {text_.get(), unet_net_.get(), vae_net_.get()};
+    for (size_t i = 0; i < 3; ++i) {
+      networks[i]->backend = placement_.networks[i].on_cpu ? cpu_backend() : backend_;
+      networks[i]->weights->load(*file_, networks[i]->backend, threads_);
+    }
   } catch (...) {
     text_encoder_.reset();
     unet_.reset();
     vae_.reset();
-    text_weights_.reset();
-    unet_weights_.reset();
-    vae_weights_.reset();
+    text_.reset();
+    unet_net_.reset();
+    vae_net_.reset();
     if (cpu_backend_) ggml_backend_free(cpu_backend_);
-    ggml_backend_free(backend_);
+    if (backend_) ggml_backend_free(backend_);
     throw;
   }
   update_memory_snapshot();
+}
+
+Placement Engine::make_placement(ggml_backend_dev_t device) {
+  PlacementInput input;
+  input.gpu = ggml_backend_dev_type(device) != GGML_BACKEND_DEVICE_TYPE_CPU;
+  input.cpu_fallback = options_.cpu_fallback;
+  input.device = std::string(ggml_backend_dev_name(device)) + " (" + ggml_backend_dev_description(device) + ")";
+  Network* networks[] = {text_.get(), unet_net_.get(), vae_net_.get()};
+  const bool forced[] = {options_.text_encoder_on_cpu, false, options_.vae_on_cpu};
+  for (size_t i = 0; i < 3; ++i) input.networks.push_back({networks[i]->name, 0, 0, forced[i]});
+  if (!input.gpu) return plan_placement(input);
+
+  size_t free_bytes = 0, total_bytes = 0;
+  ggml_backend_dev_memory(device, &free_bytes, &total_bytes);
+  input.device_budget = options_.device_memory_limit > 0 ? std::min(options_.device_memory_limit, free_bytes) : free_bytes;
+  // The planned latent size: the caller's image size, else the model's sample size. The UNet's
+  // batch of 2 runs the prompt and the negative prompt together; the VAE decodes one image (or tile).
+  const int64_t factor = int64_t{1} << (vae_config_.block_out_channels.size() - 1);
+  auto latent = [&](int pixels) { return pixels > 0 ? std::max<int64_t>(1, pixels / factor) : static_cast<int64_t>(unet_config_.sample_size); };
+  const int64_t h = latent(options_.plan_height), w = latent(options_.plan_width);
+  const bool tiled = options_.vae_tile > 0 && h * w > options_.vae_tile_threshold;
+  const TensorShape4 unet_shape{2, unet_config_.in_channels, h, w};
+  const TensorShape4 vae_shape{1, vae_config_.latent_channels, tiled ? std::min<int64_t>(h, options_.vae_tile) : h, tiled ? std::min<int64_t>(w, options_.vae_tile) : w};
+  ggml_backend_buffer_type_t buft = ggml_backend_dev_buffer_type(device);
+  nn::Options gpu_options = nn_options_;
+  gpu_options.threads = threads_;
+  const GraphBuilder builders[] = {
+      [&](CachedGraph& g) { build_text(g, 2, text_config_.max_position_embeddings, gpu_options); },
+      [&](CachedGraph& g) { build_unet(g, unet_shape, text_config_.max_position_embeddings, gpu_options); },
+      [&](CachedGraph& g) { build_decode(g, vae_shape, gpu_options); },
+  };
+  for (size_t i = 0; i < 3; ++i) {
+    input.networks[i].weight_bytes = networks[i]->weights->buffer_bytes(buft);
+    input.networks[i].compute_bytes = measure_compute_bytes(*networks[i]->weights, buft, builders[i]);
+  }
+  return plan_placement(input);
 }
 
 nn::Options Engine::nn_options_for(ggml_backend_t backend) const {
@@ -169,7 +207,7 @@ nn::Options Engine::nn_options_for(ggml_backend_t backend) const {
   return options;
 }
 
-ggml_backend_t Engine::cpu_backend_for_placement() {
+ggml_backend_t Engine::cpu_backend() {
   if (cpu_) return backend_;
   if (cpu_backend_ == nullptr) {
     cpu_backend_ = init_cpu_backend();
@@ -181,31 +219,23 @@ ggml_backend_t Engine::cpu_backend_for_placement() {
 std::string Engine::backend_name_of(ggml_backend_t backend) const { return backend == backend_ ? backend_name_ : "cpu"; }
 
 Engine::~Engine() {
-  text_graph_.reset();
-  unet_graph_.reset();
-  decode_graph_.reset();
-  encode_graph_.reset();
-  text_weights_.reset();
-  unet_weights_.reset();
-  vae_weights_.reset();
+  // Graphs and weights (the networks) before the backends they were allocated on.
+  text_.reset();
+  unet_net_.reset();
+  vae_net_.reset();
   if (cpu_backend_) ggml_backend_free(cpu_backend_);
   if (backend_) ggml_backend_free(backend_);
 }
 
-std::vector<float> Engine::run(ggml_backend_t backend, std::unique_ptr<CachedGraph>& slot, const std::string& key,
-                               const std::function<void(CachedGraph&)>& build, const std::vector<std::pair<const void*, size_t>>& inputs) {
+std::vector<float> Engine::run(Network& network, size_t kind, const std::string& key, const std::function<void(CachedGraph&)>& build,
+                               const std::vector<std::pair<const void*, size_t>>& inputs) {
   abort_.store(false);
+  ggml_backend_t backend = network.backend;
+  std::unique_ptr<CachedGraph>& slot = network.graphs[kind];
   if (!slot || slot->key != key) {
     slot.reset();  // free the old compute buffer before allocating the new one
     return_freed_memory();
-    auto graph = std::make_unique<CachedGraph>();
-    graph->key = key;
-    ggml_init_params params{ggml_tensor_overhead() * kMaxGraphNodes + ggml_graph_overhead_custom(kMaxGraphNodes, false), nullptr, true};
-    graph->ctx = ggml_init(params);
-    if (graph->ctx == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate a graph context");
-    build(*graph);
-    graph->graph = ggml_new_graph_custom(graph->ctx, kMaxGraphNodes, false);
-    ggml_build_forward_expand(graph->graph, graph->output);
+    std::unique_ptr<CachedGraph> graph = build_graph(key, build);
     graph->allocr = ggml_gallocr_new(is_cpu_backend(backend) ? cpu_compute_buffer_type() : ggml_backend_get_default_buffer_type(backend));
     LogCapture capture;
     if (!ggml_gallocr_alloc_graph(graph->allocr, graph->graph)) {
@@ -229,6 +259,33 @@ std::vector<float> Engine::run(ggml_backend_t backend, std::unique_ptr<CachedGra
   return out;
 }
 
+void Engine::build_text(CachedGraph& g, int64_t n, int64_t length, const nn::Options& options) const {
+  ggml_tensor* input = ggml_new_tensor_2d(g.ctx, GGML_TYPE_I32, length, n);
+  ggml_set_input(input);
+  g.inputs = {input};
+  g.output = text_encoder_->build(g.ctx, input, options);
+  ggml_set_output(g.output);
+}
+
+void Engine::build_unet(CachedGraph& g, const TensorShape4& s, int64_t text_length, const nn::Options& options) const {
+  const int64_t temb_dim = unet_config_.block_out_channels[0];
+  ggml_tensor* sample = ggml_new_tensor_4d(g.ctx, GGML_TYPE_F32, s.w, s.h, s.c, s.n);
+  ggml_tensor* t = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, temb_dim, s.n);
+  ggml_tensor* context = ggml_new_tensor_3d(g.ctx, GGML_TYPE_F32, unet_config_.cross_attention_dim, text_length, s.n);
+  for (ggml_tensor* in : {sample, t, context}) ggml_set_input(in);
+  g.inputs = {sample, t, context};
+  g.output = unet_->build(g.ctx, sample, t, context, options);
+  ggml_set_output(g.output);
+}
+
+void Engine::build_decode(CachedGraph& g, const TensorShape4& s, const nn::Options& options) const {
+  ggml_tensor* input = ggml_new_tensor_4d(g.ctx, GGML_TYPE_F32, s.w, s.h, s.c, s.n);
+  ggml_set_input(input);
+  g.inputs = {input};
+  g.output = vae_->decode(g.ctx, input, options);
+  ggml_set_output(g.output);
+}
+
 std::vector<float> Engine::encode_text(const std::vector<int32_t>& ids, int64_t n, int64_t length) {
   if (n < 1 || n > 64) throw Error(ErrorCode::InvalidArgument, "encodeText: batch must be 1 to 64");
   if (length < 1 || length > text_config_.max_position_embeddings) {
@@ -242,25 +299,32 @@ std::vector<float> Engine::encode_text(const std::vector<int32_t>& ids, int64_t 
     }
   }
   const std::string key = "text_encoder " + std::to_string(n) + "x" + std::to_string(length);
-  text_weights_->make_resident(*file_, threads_);
-  std::vector<float> states = run(
-      text_backend_, text_graph_, key,
-      [&](CachedGraph& g) {
-        ggml_tensor* input = ggml_new_tensor_2d(g.ctx, GGML_TYPE_I32, length, n);
-        ggml_set_input(input);
-        g.inputs = {input};
-        g.output = text_encoder_->build(g.ctx, input, nn_options_for(text_backend_));
-        ggml_set_output(g.output);
-      },
-      {{ids.data(), ids.size() * sizeof(int32_t)}});
-  if (options_.release_idle_weights) text_weights_->release_resident_pages();
+  text_->weights->make_resident(*file_, threads_);
+  const nn::Options options = nn_options_for(text_->backend);
+  std::vector<float> states = run(*text_, 0, key, [&](CachedGraph& g) { build_text(g, n, length, options); }, {{ids.data(), ids.size() * sizeof(int32_t)}});
+  if (options_.release_idle_weights) text_->weights->release_resident_pages();
   return states;
 }
 
-void Engine::release_idle(std::unique_ptr<WeightStore>& weights, bool* resident) {
-  if (!options_.release_idle_weights || !*resident) return;
-  weights->release_resident_pages();
-  *resident = false;
+void Engine::release_idle(Network& network) {
+  if (!options_.release_idle_weights || !network.resident) return;
+  network.weights->release_resident_pages();
+  network.resident = false;
+}
+
+void Engine::make_resident(Network& network) {
+  network.weights->make_resident(*file_, threads_);
+  network.resident = true;
+}
+
+// Only one large compute buffer at a time: the UNet's and the VAE's are never needed together,
+// and holding both would add hundreds of MB to the peak of a txt2img run.
+void Engine::free_other_graphs(const Network& keep) {
+  for (Network* other : {unet_net_.get(), vae_net_.get()}) {
+    if (other == &keep || !other->graphs_built()) continue;
+    other->release_graphs();
+    return_freed_memory();
+  }
 }
 
 std::vector<float> Engine::predict_noise(const float* latents, const TensorShape4& s, const std::vector<float>& timesteps,
@@ -271,55 +335,34 @@ std::vector<float> Engine::predict_noise(const float* latents, const TensorShape
     throw Error(ErrorCode::InvalidArgument, "predictNoise: text states must be " + std::to_string(unet_config_.cross_attention_dim) + " wide");
   }
   if (text_length < 1 || text_length > 77 * 64) throw Error(ErrorCode::InvalidArgument, "predictNoise: text states must have 1 to 4928 positions");
-  // Only one large compute buffer at a time: the UNet's and the VAE's are never needed together,
-  // and holding both would add hundreds of MB to the peak of a txt2img run.
-  if (decode_graph_ || encode_graph_) {
-    decode_graph_.reset();
-    encode_graph_.reset();
-    return_freed_memory();
-  }
-  release_idle(vae_weights_, &vae_resident_);
-  unet_weights_->make_resident(*file_, threads_);
-  unet_resident_ = true;
+  free_other_graphs(*unet_net_);
+  release_idle(*vae_net_);
+  make_resident(*unet_net_);
   const std::vector<float> temb = unet_->timestep_embedding(timesteps);
-  const int64_t temb_dim = unet_config_.block_out_channels[0];
   const std::string key = "unet " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w) + " text " + std::to_string(text_length);
-  return run(
-      backend_, unet_graph_, key,
-      [&](CachedGraph& g) {
-        ggml_tensor* sample = ggml_new_tensor_4d(g.ctx, GGML_TYPE_F32, s.w, s.h, s.c, s.n);
-        ggml_tensor* t = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, temb_dim, s.n);
-        ggml_tensor* context = ggml_new_tensor_3d(g.ctx, GGML_TYPE_F32, text_dim, text_length, s.n);
-        for (ggml_tensor* in : {sample, t, context}) ggml_set_input(in);
-        g.inputs = {sample, t, context};
-        g.output = unet_->build(g.ctx, sample, t, context, nn_options_for(backend_));
-        ggml_set_output(g.output);
-      },
-      {{latents, s.numel() * sizeof(float)},
-       {temb.data(), temb.size() * sizeof(float)},
-       {text_states, static_cast<size_t>(s.n * text_length * text_dim) * sizeof(float)}});
+  const nn::Options options = nn_options_for(unet_net_->backend);
+  return run(*unet_net_, 0, key, [&](CachedGraph& g) { build_unet(g, s, text_length, options); },
+             {{latents, s.numel() * sizeof(float)},
+              {temb.data(), temb.size() * sizeof(float)},
+              {text_states, static_cast<size_t>(s.n * text_length * text_dim) * sizeof(float)}});
 }
+
+namespace {
+
+// The VAE's graph kinds (Network::graphs).
+constexpr size_t kDecode = 0;
+constexpr size_t kEncode = 1;
+
+}  // namespace
 
 std::vector<float> Engine::decode_latents(const float* z, const TensorShape4& s) {
   check_shape(s, vae_config_.latent_channels, kMaxLatentSide, "decodeLatents");
-  if (unet_graph_) {
-    unet_graph_.reset();  // see predict_noise
-    return_freed_memory();
-  }
-  release_idle(unet_weights_, &unet_resident_);
-  vae_weights_->make_resident(*file_, threads_);
-  vae_resident_ = true;
+  free_other_graphs(*vae_net_);
+  release_idle(*unet_net_);
+  make_resident(*vae_net_);
   const std::string key = "vae decode " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
-  return run(
-      vae_backend_, decode_graph_, key,
-      [&](CachedGraph& g) {
-        ggml_tensor* input = ggml_new_tensor_4d(g.ctx, GGML_TYPE_F32, s.w, s.h, s.c, s.n);
-        ggml_set_input(input);
-        g.inputs = {input};
-        g.output = vae_->decode(g.ctx, input, nn_options_for(vae_backend_));
-        ggml_set_output(g.output);
-      },
-      {{z, s.numel() * sizeof(float)}});
+  const nn::Options options = nn_options_for(vae_net_->backend);
+  return run(*vae_net_, kDecode, key, [&](CachedGraph& g) { build_decode(g, s, options); }, {{z, s.numel() * sizeof(float)}});
 }
 
 std::vector<float> Engine::encode_image(const float* image, const TensorShape4& s) {
@@ -328,41 +371,29 @@ std::vector<float> Engine::encode_image(const float* image, const TensorShape4& 
   if (s.h % factor != 0 || s.w % factor != 0) {
     throw Error(ErrorCode::InvalidArgument, "encodeImage: height and width must be multiples of " + std::to_string(factor));
   }
-  unet_graph_.reset();  // see predict_noise
-  decode_graph_.reset();
-  release_idle(unet_weights_, &unet_resident_);
-  vae_weights_->make_resident(*file_, threads_);
-  vae_resident_ = true;
+  free_other_graphs(*vae_net_);
+  vae_net_->graphs[kDecode].reset();  // see free_other_graphs: one large buffer at a time
+  release_idle(*unet_net_);
+  make_resident(*vae_net_);
   const std::string key = "vae encode " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
-  return run(
-      vae_backend_, encode_graph_, key,
-      [&](CachedGraph& g) {
-        ggml_tensor* input = ggml_new_tensor_4d(g.ctx, GGML_TYPE_F32, s.w, s.h, s.c, s.n);
-        ggml_set_input(input);
-        g.inputs = {input};
-        g.output = vae_->encode(g.ctx, input, nn_options_for(vae_backend_));
-        ggml_set_output(g.output);
-      },
-      {{image, s.numel() * sizeof(float)}});
+  const nn::Options options = nn_options_for(vae_net_->backend);
+  return run(*vae_net_, kEncode, key,
+             [&](CachedGraph& g) {
+               ggml_tensor* input = ggml_new_tensor_4d(g.ctx, GGML_TYPE_F32, s.w, s.h, s.c, s.n);
+               ggml_set_input(input);
+               g.inputs = {input};
+               g.output = vae_->encode(g.ctx, input, options);
+               ggml_set_output(g.output);
+             },
+             {{image, s.numel() * sizeof(float)}});
 }
 
 std::vector<std::pair<std::string, std::string>> Engine::metadata() const { return metadata_; }
 
-namespace {
-
-size_t compute_bytes_of(const std::unique_ptr<CachedGraph>& g) { return g && g->allocr ? ggml_gallocr_get_buffer_size(g->allocr, 0) : 0; }
-
-}  // namespace
-
-size_t Engine::current_compute_bytes() const {
-  return compute_bytes_of(text_graph_) + compute_bytes_of(unet_graph_) + compute_bytes_of(decode_graph_) + compute_bytes_of(encode_graph_);
-}
+size_t Engine::current_compute_bytes() const { return text_->compute_bytes() + unet_net_->compute_bytes() + vae_net_->compute_bytes(); }
 
 void Engine::release_compute_buffers() {
-  text_graph_.reset();
-  unet_graph_.reset();
-  decode_graph_.reset();
-  encode_graph_.reset();
+  for (Network* n : {text_.get(), unet_net_.get(), vae_net_.get()}) n->release_graphs();
   return_freed_memory();
   update_memory_snapshot();
 }
@@ -392,24 +423,19 @@ void Engine::reset_peak_compute_bytes() {
 }
 
 std::vector<ComponentMemory> Engine::measure_memory() const {
-  auto component = [&](const char* name, ggml_backend_t backend, const std::unique_ptr<WeightStore>& w, size_t compute) {
+  std::vector<ComponentMemory> out;
+  for (const Network* n : {text_.get(), unet_net_.get(), vae_net_.get()}) {
     ComponentMemory m;
-    m.name = name;
-    m.backend = backend_name_of(backend);
-    if (w) {
-      m.weight_bytes = w->bytes();
-      m.packed_bytes = w->packed_bytes();
-      const size_t rest = m.weight_bytes - std::min(m.weight_bytes, m.packed_bytes);
-      (w->mapped() ? m.mapped_bytes : m.device_bytes) = rest;
-    }
-    m.compute_bytes = compute;
-    return m;
-  };
-  return {
-      component("text_encoder", text_backend_, text_weights_, compute_bytes_of(text_graph_)),
-      component("unet", backend_, unet_weights_, compute_bytes_of(unet_graph_)),
-      component("vae", vae_backend_, vae_weights_, compute_bytes_of(decode_graph_) + compute_bytes_of(encode_graph_)),
-  };
+    m.name = n->name;
+    m.backend = backend_name_of(n->backend);
+    m.weight_bytes = n->weights->bytes();
+    m.packed_bytes = n->weights->packed_bytes();
+    const size_t rest = m.weight_bytes - std::min(m.weight_bytes, m.packed_bytes);
+    (n->weights->mapped() ? m.mapped_bytes : m.device_bytes) = rest;
+    m.compute_bytes = n->compute_bytes();
+    out.push_back(m);
+  }
+  return out;
 }
 
 }  // namespace jsd

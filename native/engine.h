@@ -14,15 +14,16 @@
 #include "config.h"
 #include "ggml-backend.h"
 #include "nn.h"
+#include "placement.h"
 
 namespace jsd {
 
 class ModelFile;
-class WeightStore;
 class TextEncoder;
 class UNet;
 class Vae;
 struct CachedGraph;
+struct Network;
 
 struct EngineOptions {
   int threads = 0;  // 0: the physical core count, or 1 for graphs too small to share
@@ -39,6 +40,15 @@ struct EngineOptions {
   // the pages again from the page cache on their next use, and of interleaving q8_0 matrices
   // again (q8_gemm.h) where the CPU kernel uses them.
   bool release_idle_weights = false;
+  // On a GPU: the most device memory the plan may use (0: the device's free memory), and the
+  // image size it reserves compute buffers for (pixels; 0: the model's own size). The VAE decodes
+  // latents of more than vae_tile_threshold pixels in tiles of vae_tile (latent pixels; lib/'s
+  // rule), so its buffer is planned for one tile.
+  size_t device_memory_limit = 0;
+  int plan_height = 0, plan_width = 0;
+  int vae_tile = 0, vae_tile_threshold = 0;
+  // backend "auto" resolved to this one: a UNet that does not fit it runs on the CPU instead of failing.
+  bool cpu_fallback = false;
 };
 
 struct TensorShape4 {
@@ -59,6 +69,8 @@ struct ComponentMemory {
 class Engine {
  public:
   Engine(const std::string& path, const EngineOptions& options);
+  // The placement a load with these options would make, without loading any weight.
+  static Placement plan(const std::string& path, const EngineOptions& options);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -93,20 +105,32 @@ class Engine {
   int threads() const { return threads_; }
   // The backend the model runs on ("cpu", "cuda", ...).
   const std::string& backend_name() const { return backend_name_; }
+  // Where each network was placed, and why (decided before the weights were loaded).
+  const Placement& placement() const { return placement_; }
 
   // Makes the graph being computed stop at the next node; the call then throws Aborted.
   void request_abort() { abort_.store(true); }
 
  private:
+  // Reads configs and creates the weight stores; with load, also places and loads the networks.
+  Engine(const std::string& path, const EngineOptions& options, bool load);
   int threads_for(ggml_cgraph* graph) const;
   size_t current_compute_bytes() const;
   std::vector<ComponentMemory> measure_memory() const;
   void update_memory_snapshot();
-  ggml_backend_t cpu_backend_for_placement();
+  // The compute device and the plan for it; backend_name_ is set.
+  Placement make_placement(ggml_backend_dev_t device);
+  ggml_backend_t cpu_backend();
   std::string backend_name_of(ggml_backend_t backend) const;
-  void release_idle(std::unique_ptr<WeightStore>& weights, bool* resident);
-  std::vector<float> run(ggml_backend_t backend, std::unique_ptr<CachedGraph>& slot, const std::string& key,
-                         const std::function<void(CachedGraph&)>& build, const std::vector<std::pair<const void*, size_t>>& inputs);
+  void release_idle(Network& network);
+  void make_resident(Network& network);
+  void free_other_graphs(const Network& keep);
+  std::vector<float> run(Network& network, size_t kind, const std::string& key, const std::function<void(CachedGraph&)>& build,
+                         const std::vector<std::pair<const void*, size_t>>& inputs);
+  // The graph builders, shared by run() and by the plan's measurements.
+  void build_text(CachedGraph& g, int64_t n, int64_t length, const nn::Options& options) const;
+  void build_unet(CachedGraph& g, const TensorShape4& s, int64_t text_length, const nn::Options& options) const;
+  void build_decode(CachedGraph& g, const TensorShape4& s, const nn::Options& options) const;
 
   EngineOptions options_;
   int threads_ = 1;
@@ -117,27 +141,23 @@ class Engine {
   ggml_backend_t backend_ = nullptr;
   // A CPU backend of its own for networks placed on the CPU beside a GPU backend (else null).
   ggml_backend_t cpu_backend_ = nullptr;
-  ggml_backend_t text_backend_ = nullptr;  // backend_ or cpu_backend_
-  ggml_backend_t vae_backend_ = nullptr;
   mutable std::mutex memory_mutex_;  // guards the two fields below
   std::vector<ComponentMemory> memory_snapshot_;
   size_t peak_compute_bytes_ = 0;
   bool cpu_ = true;
   std::string backend_name_ = "cpu";
+  Placement placement_;
   TextEncoderConfig text_config_;
   UNetConfig unet_config_;
   VaeConfig vae_config_;
   TokenizerConfig tokenizer_config_;
   std::string sentencepiece_;
   std::vector<std::pair<std::string, std::string>> metadata_;
-  std::unique_ptr<WeightStore> text_weights_, unet_weights_, vae_weights_;
+  std::unique_ptr<Network> text_, unet_net_, vae_net_;
   std::unique_ptr<TextEncoder> text_encoder_;
   std::unique_ptr<UNet> unet_;
   std::unique_ptr<Vae> vae_;
-  std::unique_ptr<CachedGraph> text_graph_, unet_graph_, decode_graph_, encode_graph_;
   std::atomic<bool> abort_{false};
-  bool unet_resident_ = false;  // pages touched since the last release (release_idle_weights)
-  bool vae_resident_ = false;
 };
 
 }  // namespace jsd

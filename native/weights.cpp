@@ -266,6 +266,28 @@ size_t WeightStore::packed_bytes() const {
   return total;
 }
 
+size_t WeightStore::buffer_bytes(ggml_backend_buffer_type_t buft) const {
+  size_t total = 0;
+  for (ggml_context* ctx : {ctx_, packed_ctx_, q8_ctx_}) {
+    if (ggml_get_first_tensor(ctx) != nullptr) total += ggml_backend_alloc_ctx_tensors_from_buft_size(ctx, buft);
+  }
+  return total;
+}
+
+WeightStore::Placeholders::Placeholders(WeightStore& weights) {
+  // Never dereferenced: measuring only computes offsets. Aligned like any ggml buffer.
+  alignas(64) static uint8_t placeholder[64];
+  for (auto& [name, t] : weights.tensors_) {
+    if (t->data != nullptr) continue;
+    t->data = placeholder;
+    set_.push_back(t);
+  }
+}
+
+WeightStore::Placeholders::~Placeholders() {
+  for (ggml_tensor* t : set_) t->data = nullptr;
+}
+
 size_t WeightStore::bytes() const {
   size_t total = 0;
   for (const auto& [name, t] : tensors_) total += ggml_nbytes(t);

@@ -57,6 +57,21 @@ class WeightStore {
   void load(const ModelFile& file, ggml_backend_t backend, int threads = 1);
   // Bytes of weight data this network uses.
   size_t bytes() const;
+  // Bytes its weights would take in buffers of type buft (a device's), alignment and padding
+  // included; known before load().
+  size_t buffer_bytes(ggml_backend_buffer_type_t buft) const;
+  // While alive, tensors without data point at a placeholder, so that a graph built from them can
+  // be measured (ggml-alloc allocates any leaf without data) before the weights are loaded.
+  class Placeholders {
+   public:
+    explicit Placeholders(WeightStore& weights);
+    ~Placeholders();
+    Placeholders(const Placeholders&) = delete;
+    Placeholders& operator=(const Placeholders&) = delete;
+
+   private:
+    std::vector<ggml_tensor*> set_;
+  };
   bool mapped() const { return mapped_; }
   // Bytes copied into repacked or interleaved layouts (the rest is used in place from the mapped file).
   size_t packed_bytes() const;

@@ -13,7 +13,7 @@ import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GGML_RELEASE, nlcPackageName, nlcPluginPath } from "../lib/backends.js";
 import { installGpuPlugin } from "../lib/gpu-install.js";
-import { loadModel, type Model } from "../lib/model.js";
+import { loadModel, planModel, type Model, type Placement } from "../lib/model.js";
 import { packageRoot } from "../lib/package-root.js";
 import { readCases, type CaseFile } from "../lib/parity/cases.js";
 import { runCases } from "../lib/parity/run.js";
@@ -186,4 +186,102 @@ describe.skipIf(!lavapipe)("Vulkan on lavapipe", () => {
     // (the same loop on the CPU backend moves RSS by 7 to 20 MiB).
     expect(growth).toBeLessThan(64 * 2 ** 20);
   }, 300_000);
+
+  describe("placement", () => {
+    let path = "";
+    let full: Placement;
+    beforeAll(async () => {
+      path = await tinyModel("f32");
+      full = await planModel(path, { backend: "vulkan" });
+    });
+
+    it("puts every network on the device when it fits, and measures what each needs there", async () => {
+      expect(full.gpu).toBe(true);
+      expect(full.networks.map((n) => [n.name, n.onCpu])).toEqual([
+        ["text_encoder", false],
+        ["unet", false],
+        ["vae", false],
+      ]);
+      const [te, unet, vae] = full.networks;
+      expect(full.deviceBytes).toBe(te.weightBytes + unet.weightBytes + vae.weightBytes + te.computeBytes + Math.max(unet.computeBytes, vae.computeBytes));
+      // The loaded model places as planned, and its compute buffers are the sizes measured.
+      const model = await loadModel(path, { backend: "vulkan" });
+      try {
+        expect(model.placement()).toEqual(full);
+        const seen = new Map<string, number>();
+        await model.generate({
+          prompt: "赤い丸",
+          seed: 1,
+          steps: 2,
+          onProgress: () => {
+            for (const m of model.memory()) seen.set(m.name, Math.max(seen.get(m.name) ?? 0, m.computeBytes));
+          },
+        });
+        expect(seen.get("unet")).toBe(unet.computeBytes);
+        expect(seen.get("text_encoder")).toBe(te.computeBytes);
+        // The plan counts whole buffers (tensor alignment included); memory() the tensors' bytes.
+        for (const m of model.memory()) {
+          const planned = full.networks.find((n) => n.name === m.name)!.weightBytes;
+          expect(planned, m.name).toBeGreaterThanOrEqual(m.deviceBytes);
+          expect(planned - m.deviceBytes, m.name).toBeLessThan(m.deviceBytes / 100);
+        }
+      } finally {
+        await model.close();
+      }
+    });
+
+    it("moves the VAE, then the text encoder, to the CPU where the device is too small", async () => {
+      const [te, unet, vae] = full.networks;
+      const withoutVae = te.weightBytes + unet.weightBytes + te.computeBytes + unet.computeBytes;
+      const placed = await planModel(path, { backend: "vulkan", deviceMemoryLimit: withoutVae });
+      expect(placed.networks.map((n) => n.onCpu)).toEqual([false, false, true]);
+      expect(placed.networks[2].reason).toMatch(/do not hold it beside the UNet/);
+      const unetOnly = await planModel(path, { backend: "vulkan", deviceMemoryLimit: unet.weightBytes + unet.computeBytes });
+      expect(unetOnly.networks.map((n) => n.onCpu)).toEqual([true, false, true]);
+      expect(vae.weightBytes).toBeGreaterThan(0);
+      // Loaded that way, the networks run where planned and draw the CPU's picture.
+      const model = await loadModel(path, { backend: "vulkan", deviceMemoryLimit: unet.weightBytes + unet.computeBytes });
+      const cpu = await loadModel(path, { backend: "cpu" });
+      try {
+        expect(model.memory().map((m) => [m.name, m.backend])).toEqual([
+          ["text_encoder", "cpu"],
+          ["unet", "vulkan"],
+          ["vae", "cpu"],
+        ]);
+        const options = { prompt: "赤い丸", steps: 4, seed: 3 };
+        const [a] = await cpu.generate(options);
+        const [b] = await model.generate(options);
+        let max = 0;
+        for (let i = 0; i < a.rgba.length; i++) max = Math.max(max, Math.abs(a.rgba[i] - b.rgba[i]));
+        expect(max).toBeLessThanOrEqual(4); // 4/255: the pipeline tolerance
+      } finally {
+        await model.close();
+        await cpu.close();
+      }
+    });
+
+    it("refuses a UNet that does not fit with JSD_OOM naming the sizes, or runs on the CPU for backend auto", async () => {
+      const limit = full.networks[1].weightBytes; // not even room for its compute buffer
+      await expect(loadModel(path, { backend: "vulkan", deviceMemoryLimit: limit })).rejects.toMatchObject({
+        code: "JSD_OOM",
+        message: expect.stringMatching(/unet \d+ MiB of weights \+ \d+ MiB of compute buffer .* against \d+ MiB available/),
+      });
+      const auto = await planModel(path, { backend: "auto", deviceMemoryLimit: limit });
+      expect(auto.gpu).toBe(false);
+      expect(auto.networks[1].reason).toMatch(/on the CPU: the UNet needs/);
+      // A larger planned image needs a larger UNet compute buffer.
+      const big = await planModel(path, { backend: "vulkan", plannedSize: { width: 256, height: 256 } });
+      expect(big.networks[1].computeBytes).toBeGreaterThan(4 * full.networks[1].computeBytes);
+      expect(big.networks[1].weightBytes).toBe(full.networks[1].weightBytes);
+    });
+
+    it("keeps textEncoderOnCpu / vaeOnCpu as asked", async () => {
+      const plan = await planModel(path, { backend: "vulkan", textEncoderOnCpu: true, vaeOnCpu: true });
+      expect(plan.networks.map((n) => [n.name, n.onCpu, n.reason])).toEqual([
+        ["text_encoder", true, "on the CPU, as asked"],
+        ["unet", false, expect.stringMatching(/^on Vulkan0/)],
+        ["vae", true, "on the CPU, as asked"],
+      ]);
+    });
+  });
 });

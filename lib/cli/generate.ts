@@ -4,7 +4,7 @@ import { BACKENDS, loadModel, type BackendName } from "../model.js";
 import type { GenerateOptions } from "../pipeline/options.js";
 import { PROMPT_MODES, type PromptMode } from "../prompt/index.js";
 import { SCHEDULER_NAMES, type SchedulerName } from "../schedulers/index.js";
-import { CliExit, type CliIo } from "./io.js";
+import { CliExit, intOption, type CliIo } from "./io.js";
 import { outputPaths, writeFileAtomic } from "./output-files.js";
 import { progressView } from "./progress.js";
 
@@ -33,13 +33,6 @@ interface GenerateFlags {
   quiet: boolean;
 }
 
-function int(name: string, min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
-    return n;
-  };
-}
 
 function float(name: string) {
   return (value: string): number => {
@@ -83,21 +76,21 @@ export function registerGenerate(program: Command, io: CliIo): void {
         .choices([...PROMPT_MODES])
         .default("reference"),
     )
-    .option("--steps <n>", "denoising steps (default 50)", int("--steps", 1, 1000))
+    .option("--steps <n>", "denoising steps (default 50)", intOption("--steps", 1, 1000))
     .option("--guidance <scale>", "classifier-free guidance scale (default 7.5; ≤ 1 turns it off)", float("--guidance"))
     .option("--scheduler <name>", `sampler: ${SCHEDULER_NAMES.join(", ")} (default pndm)`, parseScheduler)
     .option("--karras", "Karras sigmas (lms, euler, euler_a)")
     .option("--seed <n>", "random seed (default: random; printed)", parseSeed)
     .option("--size <WxH>", "image size, multiples of 8 (default: the model's, 512x512 for JSD)", parseSize)
-    .option("-n, --count <n>", "images to generate in one batch", int("--count", 1, 16), 1)
+    .option("-n, --count <n>", "images to generate in one batch", intOption("--count", 1, 16), 1)
     .option("--init-image <png>", "img2img: start from this PNG")
     .option("--strength <s>", "img2img/inpaint: how much to change the init image, 0 to 1 (default 0.8)", float("--strength"))
     .option("--mask <png>", "inpaint: white = repaint, black = keep (needs --init-image)")
     .option("--eta <eta>", "DDIM eta (default 0)", float("--eta"))
     .option("-m, --model <file.gguf>", "model file from `jsd convert` (default: the embedded tiny-jsd-shapes model)")
-    .option("--threads <n>", "compute threads (default: physical cores)", int("--threads", 1, 1024))
+    .option("--threads <n>", "compute threads (default: physical cores)", intOption("--threads", 1, 1024))
     .addOption(new Option("--backend <name>", "compute backend; auto picks a GPU when this build has one").choices([...BACKENDS]).default("auto"))
-    .option("--device <n>", "device index within the backend (jsd doctor lists them)", int("--device", 0, 1024))
+    .option("--device <n>", "device index within the backend (jsd doctor lists them)", intOption("--device", 0, 1024))
     .option("--low-memory", "keep only the network in use resident (loadModel's releaseIdleWeights)", false)
     .option("--json", "print one JSON line per image on stdout", false)
     .option("-f, --force", "overwrite existing files", false)

@@ -1,9 +1,10 @@
 // `jsd info <model.gguf> [--json] [--verify]`: what a model file holds.
-import type { Command } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
 import { JsdError } from "../errors.js";
 import { checkModelChecksum } from "../verify.js";
 import { GgufFile, describeGgufValue } from "../formats/gguf-reader.js";
-import { CliExit, formatBytes, type CliIo } from "./io.js";
+import { BACKENDS, planModel, type BackendName, type Placement } from "../model.js";
+import { CliExit, formatBytes, intOption, type CliIo } from "./io.js";
 
 const COMPONENTS = [
   { key: "text_encoder", prefix: "te.", label: "text encoder" },
@@ -163,6 +164,25 @@ export function formatSummary(s: ModelSummary): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** A placement plan as lines: each network's place, device bytes and why. */
+export function formatPlacement(plan: Placement): string {
+  const lines = plan.networks.map((n) => {
+    const bytes = plan.gpu || n.weightBytes > 0 ? `  weights ${formatBytes(n.weightBytes)}, compute ${formatBytes(n.computeBytes)}` : "";
+    return `  ${n.name.padEnd(13)}${(n.onCpu ? "cpu" : "gpu").padEnd(5)}${bytes}  (${n.reason})`;
+  });
+  const total = plan.gpu ? `  on the device at its peak: ${formatBytes(plan.deviceBytes)} of ${formatBytes(plan.deviceBudget)}` : "  everything on the CPU";
+  return `placement:
+${lines.join("\n")}
+${total}
+`;
+}
+
+function size(value: string): { width: number; height: number } {
+  const m = /^(\d+)x(\d+)$/.exec(value);
+  if (!m) throw new InvalidArgumentError("--size must be WIDTHxHEIGHT, e.g. 512x512");
+  return { width: Number(m[1]), height: Number(m[2]) };
+}
+
 export function registerInfo(program: Command, io: CliIo): void {
   program
     .command("info")
@@ -170,7 +190,19 @@ export function registerInfo(program: Command, io: CliIo): void {
     .argument("<model>", "model file (.gguf)")
     .option("--json", "print JSON", false)
     .option("--verify", "recompute the data checksum and compare it with jsd.data_sha256", false)
-    .action(async (path: string, opts: { json: boolean; verify: boolean }) => {
+    .option("--plan", "also show where loadModel would place each network (GPU or CPU) and the device memory it needs", false)
+    .addOption(new Option("--backend <name>", "backend for --plan").choices([...BACKENDS]).default("auto"))
+    .option("--size <WxH>", "image size --plan makes room for (default: the model's own)", size)
+    .option("--device-memory <MiB>", "device memory --plan may use (default: the device's free memory)", intOption("--device-memory", 1, 1 << 24))
+    .action(async (path: string, opts: { json: boolean; verify: boolean; plan: boolean; backend: BackendName; size?: { width: number; height: number }; deviceMemory?: number }) => {
+      if (opts.plan) {
+        const plan = await planModel(path, { backend: opts.backend, plannedSize: opts.size, deviceMemoryLimit: opts.deviceMemory === undefined ? undefined : opts.deviceMemory * 2 ** 20 });
+        if (opts.json) {
+          io.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
+          return;
+        }
+        io.stdout.write(`${formatPlacement(plan)}\n`);
+      }
       const file = await GgufFile.open(path);
       try {
         const summary = summarize(file);

@@ -1,4 +1,6 @@
 // Where the CLI writes, injectable for tests.
+import { InvalidArgumentError } from "commander";
+
 export interface CliIo {
   stdout: { write(text: string): unknown; isTTY?: boolean };
   stderr: { write(text: string): unknown; isTTY?: boolean; columns?: number };
@@ -23,4 +25,13 @@ export function formatBytes(n: number): string {
     u++;
   }
   return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
+}
+
+/** A commander parser for an integer option within [min, max]. */
+export function intOption(name: string, min: number, max: number): (value: string) => number {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
+    return n;
+  };
 }
