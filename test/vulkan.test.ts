@@ -207,7 +207,8 @@ describe.skipIf(!lavapipe)("Vulkan on lavapipe", () => {
       // The loaded model places as planned, and its compute buffers are the sizes measured.
       const model = await loadModel(path, { backend: "vulkan" });
       try {
-        expect(model.placement()).toEqual(full);
+        // (The device's free memory, the budget, moves with the machine's: lavapipe's is RAM.)
+        expect({ ...model.placement(), deviceBudget: 0 }).toEqual({ ...full, deviceBudget: 0 });
         const seen = new Map<string, number>();
         await model.generate({
           prompt: "赤い丸",
