@@ -59,7 +59,7 @@ describe.skipIf(!built)("jsd generate", () => {
       [["generate", "x", "--scheduler", "plms"], /choose one of pndm/],
       [["generate", "x", "--seed", "-3"], /seed/],
       [["generate", "x", "--guidance", "abc"], /--guidance must be a number/],
-      [["generate", "x", "--backend", "cuda"], /backend 'cuda' is not available in this build or on this machine \(available: cpu\)/],
+      [["generate", "x", "--backend", "cuda"], /backend 'cuda' is not available on this machine \(available: cpu\); `npx jsd doctor` shows which GPU plugins/],
       [["generate", "x", "--backend", "tpu"], /argument 'tpu' is invalid. Allowed choices are auto, cpu, cuda, vulkan, metal/],
       [["generate", "x", "--backend", "cpu", "--device", "3"], /backend 'cpu' has 1 device\(s\); device 3 does not exist/],
       [["generate", "x", "--model", "missing.gguf"], /cannot open model file .*\(JSD_NOT_FOUND\)/],
