@@ -8,6 +8,7 @@ import type { PromptMode } from "../prompt/tokens.js";
 import { TorchGenerator } from "../rng/torch-generator.js";
 import { createScheduler, img2imgStart, type Scheduler } from "../schedulers/index.js";
 import type { GenerateProgress, ResolvedOptions } from "./options.js";
+import { latentsToPreview } from "./preview.js";
 import { decodeLatentsTiled, VAE_TILING_THRESHOLD } from "./vae-tiles.js";
 
 export interface PixelImage {
@@ -27,6 +28,10 @@ export interface DenoiseInput extends Omit<ResolvedOptions, "initImage" | "mask"
   mask?: PixelImage;
   /** Throws when the run should stop (checked before every step). */
   checkAborted?: () => void;
+  /** Give onProgress a preview every this many steps and on the last (only with onProgress). */
+  previewEvery?: number;
+  /** When aborted, sampling stops after the step in progress and the denoised estimate is decoded. */
+  interrupt?: AbortSignal;
 }
 
 export interface DenoiseTrace {
@@ -43,8 +48,16 @@ export interface DenoiseTrace {
   /** txt2img: the raw N(0,1) draw; img2img/inpaint: the noised latents the loop starts from. */
   initialLatents: Float32Array;
   stepLatents: Float32Array[];
+  /** The latents the loop ended with (after stepsDone steps). */
   finalLatents: Float32Array;
-  /** VAE output NCHW, about [-1, 1]. */
+  /** Sampling steps run: timesteps.length unless interrupted. */
+  stepsDone: number;
+  /** Whether `interrupt` stopped the loop before its last step. */
+  interrupted: boolean;
+  /**
+   * VAE output NCHW, about [-1, 1]: of finalLatents, or when interrupted of the denoised estimate
+   * of the last step done (of the starting point when no step was).
+   */
   decoded: Float32Array;
 }
 
@@ -145,13 +158,28 @@ export async function denoise(model: Model, input: DenoiseInput, onProgress?: (p
     latents = initialLatents.map((x) => f(x * sigma));
   }
 
+  // The x0 estimate of the first `count` values (inpainting: the kept area is the init image's).
+  const denoised = (noisePred: Float32Array, t: number, sample: Float32Array, count: number): Float32Array => {
+    const x0 = scheduler.predictOriginal(noisePred.subarray(0, count), t, sample.subarray(0, count));
+    if (keep && initLatents) for (let j = 0; j < count; j++) x0[j] = f(f(initLatents[j] * keep[j]) + f(x0[j] * f(1 - keep[j])));
+    return x0;
+  };
+  const previewEvery = onProgress ? input.previewEvery : undefined;
+  const previewShape: Shape4 = [1, latentShape[1], latentShape[2], latentShape[3]];
+  const perImage = latents.length / input.numImages;
+
   const stepLatents: Float32Array[] = [];
   const batch = guided ? 2 * input.numImages : input.numImages;
   const unetShape: Shape4 = [batch, latentShape[1], latentShape[2], latentShape[3]];
   const g = f(input.guidanceScale);
-  for (let i = 0; i < timesteps.length; i++) {
+  let interrupted = input.interrupt?.aborted === true && timesteps.length > 0;
+  // What an interrupted run decodes: with no step done, the clean start (txt2img has only its noise).
+  let estimate: Float32Array = initLatents ?? initialLatents;
+  let stepsDone = 0;
+  for (let i = 0; !interrupted && i < timesteps.length; i++) {
     input.checkAborted?.();
     const t = timesteps[i];
+    const sample = latents;
     const scaled = scheduler.scaleModelInput(latents, t);
     const unetInput = guided ? concat([scaled, scaled]) : scaled;
     const prediction = await model.predictNoise({
@@ -175,12 +203,23 @@ export async function denoise(model: Model, input: DenoiseInput, onProgress?: (p
       for (let j = 0; j < latents.length; j++) latents[j] = f(f(proper[j] * keep[j]) + f(latents[j] * f(1 - keep[j])));
     }
     stepLatents.push(latents);
-    onProgress?.({ step: i + 1, totalSteps: timesteps.length, elapsedMs: performance.now() - started, batch: 0 });
+    stepsDone = i + 1;
+    const last = stepsDone === timesteps.length;
+    const progress: GenerateProgress = { step: stepsDone, totalSteps: timesteps.length, elapsedMs: performance.now() - started, batch: 0 };
+    if (previewEvery !== undefined && (stepsDone % previewEvery === 0 || last)) {
+      progress.preview = latentsToPreview(denoised(noisePred, t, sample, perImage), previewShape);
+    }
+    onProgress?.(progress);
+    // Checked after onProgress, which may be what fires it; a run that has done its last step is complete.
+    if (!last && input.interrupt?.aborted) {
+      interrupted = true;
+      estimate = denoised(noisePred, t, sample, latents.length);
+    }
   }
 
   input.checkAborted?.();
   const inverse = f(1 / model.scalingFactor);
-  const scaled = latents.map((x) => f(x * inverse));
+  const scaled = (interrupted ? estimate : latents).map((x) => f(x * inverse));
   const tiled = input.vaeTiling === true || (input.vaeTiling !== false && latentShape[2] * latentShape[3] > VAE_TILING_THRESHOLD);
   const decoded = tiled ? await decodeLatentsTiled(model, scaled, latentShape) : await model.decodeLatents(scaled, latentShape);
   return {
@@ -195,6 +234,8 @@ export async function denoise(model: Model, input: DenoiseInput, onProgress?: (p
     initialLatents,
     stepLatents,
     finalLatents: latents,
+    stepsDone,
+    interrupted,
     decoded,
   };
 }

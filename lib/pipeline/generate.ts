@@ -27,6 +27,11 @@ export interface GeneratedImage {
   parameters: GenerationParameters;
   /** The largest total of compute buffers the engine held at once during this call (bytes; weights not included). */
   peakComputeBytes: number;
+  /**
+   * Sampling steps run (UNet calls, as GenerateProgress.step counts them: PNDM makes steps + 1,
+   * img2img fewer). Below the full count only when `interrupt` fired; `parameters.interruptedAtStep` then says so.
+   */
+  stepsDone: number;
 }
 
 function abortError(signal: AbortSignal): unknown {
@@ -118,10 +123,11 @@ export async function generateImages(model: Model, options: GenerateOptions): Pr
       backend: model.backend,
       modelSha256: sha,
       version: version(),
+      ...(trace.interrupted ? { interruptedAtStep: trace.stepsDone, totalSteps: trace.timesteps.length } : {}),
     };
     // PNG text cannot hold NUL (the prompt may): U+FFFD stands in for it there, JSON escapes it.
     const png = encodePng(rgb, width, height, { parameters: formatParameters(parameters).replace(/\0/g, "\uFFFD"), json: parameters });
-    images.push({ png, rgba: rgb, width, height, seed, batchIndex: b, droppedTokens: trace.droppedTokens, promptMode: trace.promptMode, parameters, peakComputeBytes });
+    images.push({ png, rgba: rgb, width, height, seed, batchIndex: b, droppedTokens: trace.droppedTokens, promptMode: trace.promptMode, parameters, peakComputeBytes, stepsDone: trace.stepsDone });
   }
   if (images.length === 0) throw new JsdError("JSD_INTERNAL", "no image was produced");
   return images;

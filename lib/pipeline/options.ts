@@ -3,8 +3,10 @@
 import { PROMPT_MODES, type PromptMode } from "../prompt/tokens.js";
 import type { SchedulerName } from "../schedulers/index.js";
 import { SCHEDULER_NAMES } from "../schedulers/index.js";
+import type { LatentPreview } from "./preview.js";
 
 export type { PromptMode } from "../prompt/tokens.js";
+export type { LatentPreview } from "./preview.js";
 
 /** An image given to img2img or inpainting: PNG bytes, a PNG file path, or raw RGBA pixels. */
 export type ImageInput = Uint8Array | string | { width: number; height: number; rgba: Uint8Array | Uint8ClampedArray };
@@ -16,6 +18,13 @@ export interface GenerateProgress {
   elapsedMs: number;
   /** Index of the image batch this progress belongs to (always 0: a call is one batch). */
   batch: number;
+  /**
+   * With `previewEvery: n`: on every n-th step and on the last one, a rough picture of the
+   * current denoised estimate (the scheduler's x0 prediction, not the noisy latents) of the
+   * batch's first image, at latent resolution (width/8 × height/8), RGBA 8-bit, made by a linear
+   * projection of the latents (no VAE, well under a millisecond). Absent on the other steps.
+   */
+  preview?: LatentPreview;
 }
 
 export interface GenerateOptions {
@@ -63,9 +72,24 @@ export interface GenerateOptions {
    * Default "auto": tiles above 384×384 pixels.
    */
   vaeTiling?: boolean | "auto";
+  /** Called after every sampling step (UNet call; PNDM makes steps + 1 of them). */
   onProgress?: (progress: GenerateProgress) => void;
+  /**
+   * Give onProgress a `preview` every this many steps, and on the last step. An integer ≥ 1.
+   * Default: no previews (and no preview work at all).
+   */
+  previewEvery?: number;
   /** Cancels the run between steps (and interrupts the step in progress); the promise rejects with an AbortError. */
   signal?: AbortSignal;
+  /**
+   * Finish early: when it fires, sampling stops after the step in progress and the promise
+   * still resolves, with images decoded from the denoised estimate of the last step done (what
+   * AUTOMATIC1111's "Interrupt" returns); before the first step, from the starting point (the
+   * initial noise for txt2img, the init image for img2img/inpainting). Such images have
+   * `stepsDone` below the full run and `parameters.interruptedAtStep` set, which their PNG
+   * text records. `signal` wins when both fire.
+   */
+  interrupt?: AbortSignal;
 }
 
 export interface ResolvedOptions {
@@ -86,7 +110,9 @@ export interface ResolvedOptions {
   eta: number;
   vaeTiling: boolean | "auto";
   onProgress?: (progress: GenerateProgress) => void;
+  previewEvery?: number;
   signal?: AbortSignal;
+  interrupt?: AbortSignal;
 }
 
 const MAX_SIDE = 4096;
@@ -161,6 +187,11 @@ export function resolveOptions(options: GenerateOptions): ResolvedOptions {
   if (vaeTiling !== "auto" && typeof vaeTiling !== "boolean") throw new TypeError('vaeTiling must be true, false or "auto"');
   if (o.onProgress !== undefined && typeof o.onProgress !== "function") throw new TypeError("onProgress must be a function");
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal");
+  if (o.interrupt !== undefined && !(o.interrupt instanceof AbortSignal)) throw new TypeError("interrupt must be an AbortSignal");
+  if (o.previewEvery !== undefined) {
+    if (typeof o.previewEvery !== "number") throw new TypeError(`previewEvery must be a number, got ${typeof o.previewEvery}`);
+    if (!Number.isSafeInteger(o.previewEvery) || o.previewEvery < 1) throw new RangeError(`previewEvery must be an integer ≥ 1, got ${o.previewEvery}`);
+  }
   return {
     prompt: o.prompt,
     negativePrompt: o.negativePrompt ?? "",
@@ -179,6 +210,8 @@ export function resolveOptions(options: GenerateOptions): ResolvedOptions {
     eta,
     vaeTiling,
     onProgress: o.onProgress,
+    previewEvery: o.previewEvery,
     signal: o.signal,
+    interrupt: o.interrupt,
   };
 }

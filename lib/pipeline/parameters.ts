@@ -27,9 +27,18 @@ export interface GenerationParameters {
   backend: string;
   modelSha256?: string;
   version: string;
+  /**
+   * Set only when `interrupt` ended sampling early: the sampling steps done (progress steps,
+   * as GeneratedImage.stepsDone); the image is the denoised estimate at that point, not the
+   * full run.
+   */
+  interruptedAtStep?: number;
+  /** With interruptedAtStep: the sampling steps the full run would have taken (PNDM: steps + 1; img2img: fewer). */
+  totalSteps?: number;
 }
 
-const SAMPLER_LABELS: Record<SchedulerName, string> = {
+/** Each scheduler under its AUTOMATIC1111 sampler name (the server's /sdapi API speaks these too). */
+export const SAMPLER_LABELS: Readonly<Record<SchedulerName, string>> = {
   pndm: "PNDM",
   ddim: "DDIM",
   lms: "LMS",
@@ -42,6 +51,7 @@ const SAMPLER_LABELS: Record<SchedulerName, string> = {
  * A1111's layout: prompt, "Negative prompt: …", then "Key: value, …" on the last line. The
  * prompt mode is listed when it is "extended" (with the chunk count); reference mode, the
  * default, adds nothing, so such images carry the same text as before the option existed.
+ * Likewise "Interrupted at step: k/n" appears only on images of an interrupted run.
  */
 export function formatParameters(p: GenerationParameters): string {
   const fields: Array<[string, string | number]> = [
@@ -60,6 +70,9 @@ export function formatParameters(p: GenerationParameters): string {
     if (p.promptChunks !== undefined) fields.push(["Prompt chunks", p.promptChunks]);
   }
   if (p.droppedTokens > 0) fields.push(["Truncated tokens", p.droppedTokens]);
+  if (p.interruptedAtStep !== undefined) {
+    fields.push(["Interrupted at step", p.totalSteps === undefined ? p.interruptedAtStep : `${p.interruptedAtStep}/${p.totalSteps}`]);
+  }
   fields.push(["Version", `japanese-stable-diffusion ${p.version}`]);
   const lines = [p.prompt];
   if (p.negativePrompt) lines.push(`Negative prompt: ${p.negativePrompt}`);

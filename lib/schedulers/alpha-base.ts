@@ -1,10 +1,11 @@
 // What DDIM and PNDM share in diffusers 0.8.1: the cumulative alpha schedule, "leading"
-// timestep spacing shifted by steps_offset, the alpha used past the last step, and no input
-// scaling.
+// timestep spacing shifted by steps_offset, the alpha used past the last step, no input
+// scaling, and the x0 estimate.
 import { resolveSchedulerConfig, type SchedulerConfig } from "./config.js";
-import { noiseSchedule } from "./common.js";
+import { noiseSchedule, predictOriginalAlpha } from "./common.js";
 
 export abstract class AlphaScheduler {
+  abstract readonly className: string;
   readonly config: Readonly<SchedulerConfig>;
   readonly initNoiseSigma = 1;
   readonly alphasCumprod: Float32Array;
@@ -29,5 +30,14 @@ export abstract class AlphaScheduler {
 
   scaleModelInput(sample: Float32Array, _t: number): Float32Array {
     return sample.slice();
+  }
+
+  /**
+   * DDIM's pred_original_sample, without clip_sample (a preview clamps its colours anyway). For
+   * PNDM it is the estimate of the noise predicted at t itself, not of the multistep blend step()
+   * uses, so on its repeated second timestep it reflects the sample that was actually evaluated.
+   */
+  predictOriginal(modelOutput: Float32Array, t: number, sample: Float32Array): Float32Array {
+    return predictOriginalAlpha(this.alphasCumprod, modelOutput, t, sample, this.className);
   }
 }

@@ -196,6 +196,29 @@ export function addNoiseAlpha(alphasCumprod: Float32Array, original: Float32Arra
   return out;
 }
 
+/**
+ * pred_original_sample of the alpha-based schedulers: (x - sqrt(1-ac)*eps) / sqrt(ac) with ac =
+ * alphas_cumprod[t], in float32 as DDIM's step rounds it (and DPMSolver's convert_model_output,
+ * whose alpha_t and sigma_t are the same two square roots).
+ */
+export function predictOriginalAlpha(alphasCumprod: Float32Array, modelOutput: Float32Array, t: number, sample: Float32Array, who: string): Float32Array {
+  const n = checkSameLength(`${who}.predictOriginal`, modelOutput, sample);
+  const ac = alphasCumprod[trainIndex(t, alphasCumprod.length, `${who}.predictOriginal`)];
+  const alpha = sqrtf(ac);
+  const sigma = sqrtf(f(1 - ac));
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = f(sample[i] - f(sigma * modelOutput[i])) / alpha;
+  return out;
+}
+
+/** pred_original_sample of the sigma-based schedulers (LMS, Euler): x - sigma*eps in float32. */
+export function predictOriginalSigma(sigma: number, modelOutput: Float32Array, sample: Float32Array, who: string): Float32Array {
+  const n = checkSameLength(`${who}.predictOriginal`, modelOutput, sample);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = sample[i] - f(sigma * modelOutput[i]);
+  return out;
+}
+
 /** add_noise of the sigma-based schedulers (LMS, Euler): x + noise*sigma in float32. */
 export function addNoiseSigma(sigma: number, original: Float32Array, noise: Float32Array, who: string): Float32Array {
   const n = checkSameLength(`${who}.addNoise`, original, noise);

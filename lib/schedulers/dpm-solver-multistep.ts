@@ -6,7 +6,7 @@
 import { JsdError } from "../errors.js";
 import type { TorchGenerator } from "../rng/torch-generator.js";
 import { resolveSchedulerConfig, type SchedulerConfig } from "./config.js";
-import { addNoiseAlpha, checkSameLength, expf, f, logf, noiseSchedule, npLinspace, roundHalfEven, sqrtf, trainIndex } from "./common.js";
+import { addNoiseAlpha, checkSameLength, expf, f, logf, noiseSchedule, npLinspace, predictOriginalAlpha, roundHalfEven, sqrtf, trainIndex } from "./common.js";
 import { checkSteps } from "./pndm.js";
 import type { Scheduler } from "./types.js";
 
@@ -78,12 +78,10 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     const prevT = stepIndex === last ? 0 : timesteps[stepIndex + 1];
     const lowerOrderFinal = stepIndex === last && this.config.lower_order_final && timesteps.length < 15;
 
-    // convert_model_output: the x0 prediction.
+    // convert_model_output: the x0 prediction, the very one predictOriginal() gives previews.
     const s = this.#index(t, who);
-    const alphaS = this.alphaT[s];
     const sigmaS = this.sigmaT[s];
-    const x0 = new Float32Array(n);
-    for (let i = 0; i < n; i++) x0[i] = f(sample[i] - f(sigmaS * modelOutput[i])) / alphaS;
+    const x0 = this.predictOriginal(modelOutput, t, sample);
     const outputs = this.#modelOutputs;
     for (let i = 0; i < outputs.length - 1; i++) outputs[i] = outputs[i + 1];
     outputs[outputs.length - 1] = x0;
@@ -121,6 +119,14 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     }
     if (this.#lowerOrderNums < this.config.solver_order) this.#lowerOrderNums++;
     return out;
+  }
+
+  /**
+   * DPM-Solver++ works on data predictions: its convert_model_output is the alpha-based x0,
+   * (x - sigma_t*eps) / alpha_t, which is what step() feeds the solver.
+   */
+  predictOriginal(modelOutput: Float32Array, t: number, sample: Float32Array): Float32Array {
+    return predictOriginalAlpha(this.alphasCumprod, modelOutput, t, sample, this.className);
   }
 
   addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {

@@ -1,5 +1,5 @@
-// Timesteps and sigmas shared by the sigma-based schedulers of diffusers 0.8.1 (LMSDiscrete,
-// EulerDiscrete, EulerAncestralDiscrete).
+// Timesteps, sigmas and the x0 estimate shared by the sigma-based schedulers of diffusers 0.8.1
+// (LMSDiscrete, EulerDiscrete, EulerAncestralDiscrete).
 import { JsdError } from "../errors.js";
 import { resolveSchedulerConfig, type SchedulerConfig } from "./config.js";
 import {
@@ -9,6 +9,7 @@ import {
   karrasSigmas,
   noiseSchedule,
   npLinspace,
+  predictOriginalSigma,
   scaleBySigma,
   sigmaToTimestep,
   trainingSigmas,
@@ -70,6 +71,12 @@ export abstract class SigmaScheduler {
 
   scaleModelInput(sample: Float32Array, t: number): Float32Array {
     return scaleBySigma(sample, this.sigmas[this.stepIndex(t, `${this.className}.scaleModelInput`)]);
+  }
+
+  /** x - sigma*eps with the sigma of timestep t, as Euler's and LMS's step() compute pred_original_sample. */
+  predictOriginal(modelOutput: Float32Array, t: number, sample: Float32Array): Float32Array {
+    const sigma = this.sigmas[this.stepIndex(t, `${this.className}.predictOriginal`)];
+    return predictOriginalSigma(sigma, modelOutput, sample, this.className);
   }
 
   addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {

@@ -39,6 +39,14 @@ export interface Scheduler {
   scaleModelInput(sample: Float32Array, t: number): Float32Array;
   /** One denoising step from t; returns the new sample (a new array). */
   step(modelOutput: Float32Array, t: number, sample: Float32Array, generator?: TorchGenerator): Float32Array;
+  /**
+   * The denoised estimate x0 (diffusers' `pred_original_sample`) that `modelOutput`, the noise
+   * predicted at t for `sample` (the latents given to step() for t), implies; a new array, and
+   * the scheduler's state is left alone, so it may be called before or after step(). It is what
+   * live previews show and what an interrupted run decodes: the noisy latents themselves would
+   * mostly show noise until the last steps.
+   */
+  predictOriginal(modelOutput: Float32Array, t: number, sample: Float32Array): Float32Array;
   /** Noises `original` to timestep t (a new array). */
   addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array;
 }
