@@ -1,14 +1,15 @@
 // `jsd generate "<prompt>"`: images from a prompt with the embedded model or a converted one.
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { BACKENDS, loadModel, type BackendName } from "../model.js";
+import { loadModel } from "../model.js";
 import type { GenerateOptions } from "../pipeline/options.js";
 import { PROMPT_MODES, type PromptMode } from "../prompt/index.js";
 import { SCHEDULER_NAMES, type SchedulerName } from "../schedulers/index.js";
 import { CliExit, intOption, type CliIo } from "./io.js";
+import { addLoadOptions, loadOptionsOf, type LoadFlags } from "./load-flags.js";
 import { outputPaths, writeFileAtomic } from "./output-files.js";
 import { progressView } from "./progress.js";
 
-interface GenerateFlags {
+interface GenerateFlags extends LoadFlags {
   output: string;
   negative?: string;
   promptMode: PromptMode;
@@ -23,11 +24,6 @@ interface GenerateFlags {
   strength?: number;
   mask?: string;
   eta?: number;
-  model?: string;
-  threads?: number;
-  backend: BackendName;
-  device?: number;
-  lowMemory: boolean;
   json: boolean;
   force: boolean;
   quiet: boolean;
@@ -64,7 +60,7 @@ function parseScheduler(value: string): SchedulerName {
 }
 
 export function registerGenerate(program: Command, io: CliIo): void {
-  program
+  const command = program
     .command("generate")
     .alias("gen")
     .description("generate images from a Japanese (or English) prompt")
@@ -86,12 +82,8 @@ export function registerGenerate(program: Command, io: CliIo): void {
     .option("--init-image <png>", "img2img: start from this PNG")
     .option("--strength <s>", "img2img/inpaint: how much to change the init image, 0 to 1 (default 0.8)", float("--strength"))
     .option("--mask <png>", "inpaint: white = repaint, black = keep (needs --init-image)")
-    .option("--eta <eta>", "DDIM eta (default 0)", float("--eta"))
-    .option("-m, --model <file.gguf>", "model file from `jsd convert` (default: the embedded tiny-jsd-shapes model)")
-    .option("--threads <n>", "compute threads (default: physical cores)", intOption("--threads", 1, 1024))
-    .addOption(new Option("--backend <name>", "compute backend; auto picks a GPU when this build has one").choices([...BACKENDS]).default("auto"))
-    .option("--device <n>", "device index within the backend (jsd doctor lists them)", intOption("--device", 0, 1024))
-    .option("--low-memory", "keep only the network in use resident (loadModel's releaseIdleWeights)", false)
+    .option("--eta <eta>", "DDIM eta (default 0)", float("--eta"));
+  addLoadOptions(command)
     .option("--json", "print one JSON line per image on stdout", false)
     .option("-f, --force", "overwrite existing files", false)
     .option("-q, --quiet", "no progress output", false)
@@ -100,7 +92,7 @@ export function registerGenerate(program: Command, io: CliIo): void {
       const onSignal = () => controller.abort();
       process.once("SIGINT", onSignal);
       process.once("SIGTERM", onSignal);
-      const model = await loadModel(flags.model, { threads: flags.threads, backend: flags.backend, device: flags.device, releaseIdleWeights: flags.lowMemory });
+      const model = await loadModel(flags.model, loadOptionsOf(flags));
       const progress = flags.quiet ? undefined : progressView(io, "generating");
       try {
         const options: GenerateOptions = {

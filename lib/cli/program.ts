@@ -7,6 +7,7 @@ import { registerDoctor } from "./doctor.js";
 import { registerGenerate } from "./generate.js";
 import { registerGpu } from "./gpu.js";
 import { registerInfo } from "./info.js";
+import { registerServe } from "./serve.js";
 import { registerTokens } from "./tokens.js";
 import { CliExit, processIo, type CliIo } from "./io.js";
 
@@ -26,6 +27,7 @@ export function createProgram(io: CliIo = processIo): Command {
   registerTokens(program, io);
   registerDoctor(program, io);
   registerGpu(program, io);
+  registerServe(program, io);
   return program;
 }
 
