@@ -18,6 +18,7 @@ import { sendError, ServerError } from "./errors.js";
 import { JobQueue } from "./jobs.js";
 import { jobsRoutes } from "./jobs-api.js";
 import { resolveLimits, type ServerLimits } from "./limits.js";
+import { LocalJobs, LocalModels } from "./local-backend.js";
 import { ModelHolder } from "./models.js";
 import { pageRoutes } from "./page.js";
 
@@ -86,8 +87,8 @@ export async function createServer(options: ServerOptions = {}): Promise<JsdServ
   await models.open();
   const queue = new JobQueue({ run: (o) => models.model.generate(o), limits, previewEvery });
   const ctx: ServerContext = {
-    queue,
-    models,
+    jobs: new LocalJobs(queue),
+    models: new LocalModels(models, queue),
     limits,
     flags: {
       host,

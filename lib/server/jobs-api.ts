@@ -47,11 +47,11 @@ function jobUrl(job: Job): string {
 }
 
 /** A job as GET /v1/jobs/:id shows it. */
-export function jobView(ctx: ServerContext, job: Job) {
+export async function jobView(ctx: ServerContext, job: Job) {
   return {
     id: job.id,
     status: job.status,
-    queuePosition: ctx.queue.position(job),
+    queuePosition: await ctx.jobs.position(job),
     image: job.image,
     images: job.request.images,
     step: job.step,
@@ -70,7 +70,7 @@ export function jobView(ctx: ServerContext, job: Job) {
 function toJobOptions(ctx: ServerContext, body: JobBodyType): { options: JobOptions; seed: bigint; images: number } {
   const initImage = body.initImage === undefined ? undefined : decodeBase64Png("initImage", body.initImage);
   const mask = body.mask === undefined ? undefined : decodeBase64Png("mask", body.mask);
-  const size = ctx.models.model.defaultImageSize;
+  const size = ctx.models.defaultImageSize();
   const options: JobOptions = {
     prompt: body.prompt,
     negativePrompt: body.negativePrompt,
@@ -128,35 +128,40 @@ function eventData(job: Job, e: JobEvent): [string, unknown] {
 export async function jobsRoutes(app: FastifyInstance, ctx: ServerContext): Promise<void> {
   const tags = ["jobs"];
   const notFound = (id: string) => new ServerError("JSD_NOT_FOUND", `no job ${id} (finished jobs are kept for a limited time)`);
-  const find = (id: string) => ctx.queue.get(id) ?? (() => { throw notFound(id); })();
+  const find = async (id: string) => {
+    const job = await ctx.jobs.get(id);
+    if (!job) throw notFound(id);
+    return job;
+  };
 
   app.post("/v1/jobs", { schema: { tags, body: JobBody } }, async (request, reply) => {
-    const job = ctx.queue.submit(toJobOptions(ctx, request.body as JobBodyType));
-    return reply.status(202).header("location", jobUrl(job)).send({ id: job.id, status: job.status, queuePosition: ctx.queue.position(job), statusUrl: jobUrl(job), eventsUrl: `${jobUrl(job)}/events` });
+    const job = await ctx.jobs.submit(toJobOptions(ctx, request.body as JobBodyType));
+    return reply.status(202).header("location", jobUrl(job)).send({ id: job.id, status: job.status, queuePosition: await ctx.jobs.position(job), statusUrl: jobUrl(job), eventsUrl: `${jobUrl(job)}/events` });
   });
 
-  app.get("/v1/jobs/:id", { schema: { tags, params: IdParams } }, async (request) => jobView(ctx, find((request.params as { id: string }).id)));
+  app.get("/v1/jobs/:id", { schema: { tags, params: IdParams } }, async (request) => jobView(ctx, await find((request.params as { id: string }).id)));
 
   app.delete("/v1/jobs/:id", { schema: { tags, params: IdParams } }, async (request) => {
-    const job = find((request.params as { id: string }).id);
-    if (!ctx.queue.cancel(job)) throw new ServerError("JSD_CONFLICT", `job ${job.id} has already finished (${job.status})`);
+    const job = await find((request.params as { id: string }).id);
+    if (!(await ctx.jobs.cancel(job))) throw new ServerError("JSD_CONFLICT", `job ${job.id} has already finished (${job.status})`);
     return { id: job.id, status: job.status === "cancelled" ? "cancelled" : "cancelling" };
   });
 
   app.get("/v1/jobs/:id/images/:file", { schema: { tags, params: ImageParams } }, async (request, reply) => {
     const { id, file } = request.params as { id: string; file: string };
-    const job = find(id);
+    const job = await find(id);
     const image = job.images[Number.parseInt(file, 10)];
     if (!image) throw new ServerError("JSD_NOT_FOUND", `job ${id} has no image ${file}`);
     return reply.type("image/png").header("content-disposition", `inline; filename="jsd-${image.seed}.png"`).send(Buffer.from(image.png));
   });
 
-  app.get("/v1/jobs/:id/events", { schema: { tags, params: IdParams } }, (request, reply) => {
-    const job = find((request.params as { id: string }).id);
+  app.get("/v1/jobs/:id/events", { schema: { tags, params: IdParams } }, async (request, reply) => {
+    const job = await find((request.params as { id: string }).id);
+    const status = await jobView(ctx, job);
     reply.hijack();
     reply.raw.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
     let id = 0;
-    sse(reply, ++id, "status", jobView(ctx, job));
+    sse(reply, ++id, "status", status);
     // Images made before the client connected, as the events it missed.
     for (const image of job.images) sse(reply, ++id, ...eventData(job, { type: "image", image }));
     if (job.finished) {
@@ -182,19 +187,19 @@ export async function jobsRoutes(app: FastifyInstance, ctx: ServerContext): Prom
   app.post("/v1/tokenize", { schema: { tags, body: TokenizeBody } }, async (request) => {
     const { text, mode } = request.body as Static<typeof TokenizeBody>;
     if (text.length > ctx.limits.maxPromptLength) throw new ServerError("JSD_INVALID_ARGUMENT", `text: at most ${ctx.limits.maxPromptLength} characters on this server`);
-    const tokens = ctx.models.model.tokenize(text, { mode: mode ?? "reference" });
+    const tokens = await ctx.models.tokenize(text, mode ?? "reference");
     return { mode: tokens.mode, count: tokens.count, limit: tokens.limit, dropped: tokens.mode === "reference" ? tokens.droppedTokens : 0, pieces: tokens.pieces };
   });
 
   app.get("/v1/info", { schema: { tags } }, async () => ({
     version: version(),
-    model: ctx.models.entry?.name ?? null,
-    defaultSize: ctx.models.model.defaultImageSize,
-    backend: ctx.models.model.backend,
+    model: ctx.models.current()?.name ?? null,
+    defaultSize: ctx.models.defaultImageSize(),
+    backend: ctx.models.backendName(),
     schedulers: SCHEDULER_NAMES,
     samplers: a1111Samplers().map((s) => ({ name: s.name, scheduler: s.aliases[0].replace(/_karras$/, ""), karras: s.options.scheduler === "karras" })),
     promptModes: PROMPT_MODES,
     limits: ctx.limits,
-    queue: { running: ctx.queue.running ? 1 : 0, waiting: ctx.queue.waitingJobs },
+    queue: { running: (await ctx.jobs.current()) ? 1 : 0, waiting: await ctx.jobs.waiting() },
   }));
 }

@@ -4,11 +4,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { formatParameters } from "../../pipeline/parameters.js";
 import { version } from "../../system-info.js";
-import type { ServerContext } from "../context.js";
+import type { ModelInfo, ServerContext } from "../context.js";
 import { ServerError } from "../errors.js";
 import type { Job } from "../jobs.js";
 import { Img2ImgBody, mapA1111Request, Txt2ImgBody, type Img2ImgRequest, type MappedRequest, type Txt2ImgRequest } from "./request.js";
 import { A1111_SCHEDULERS, a1111Samplers, samplerName } from "./samplers.js";
+
+/** A1111's checkpoint title: "file [short hash]". */
+const titleOf = (m: ModelInfo) => (m.hash ? `${m.file} [${m.hash}]` : m.file);
 
 const base64 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
 
@@ -42,8 +45,8 @@ function infoOf(ctx: ServerContext, mapped: MappedRequest, job: Job) {
     n_iter: mapped.nIter,
     denoising_strength: o.strength ?? null,
     restore_faces: false,
-    sd_model_name: ctx.models.entry?.name ?? null,
-    sd_model_hash: ctx.models.shortHash,
+    sd_model_name: ctx.models.current()?.name ?? null,
+    sd_model_hash: ctx.models.current()?.hash ?? null,
     seed_resize_from_w: -1,
     seed_resize_from_h: -1,
     styles: [],
@@ -59,11 +62,11 @@ function infoOf(ctx: ServerContext, mapped: MappedRequest, job: Job) {
 
 async function generate(ctx: ServerContext, mode: "txt2img" | "img2img", request: FastifyRequest, reply: FastifyReply) {
   const body = request.body as Txt2ImgRequest | Img2ImgRequest;
-  const mapped = mapA1111Request(body, mode, ctx.limits, ctx.models.model.defaultImageSize);
-  const job = ctx.queue.submit(mapped.job);
+  const mapped = mapA1111Request(body, mode, ctx.limits, ctx.models.defaultImageSize());
+  const job = await ctx.jobs.submit(mapped.job);
   // A client that goes away takes its job with it: nobody would get the images.
   const onClose = () => {
-    if (!reply.raw.writableFinished) ctx.queue.cancel(job);
+    if (!reply.raw.writableFinished) void ctx.jobs.cancel(job).catch(() => undefined);
   };
   reply.raw.on("close", onClose);
   await finished(job);
@@ -98,8 +101,8 @@ export async function a1111Routes(app: FastifyInstance, ctx: ServerContext): Pro
   app.post("/sdapi/v1/img2img", { schema: { tags, body: Img2ImgBody } }, (request, reply) => generate(ctx, "img2img", request, reply));
 
   app.get("/sdapi/v1/progress", { schema: { tags } }, async () => {
-    const job = ctx.queue.running;
-    const waiting = ctx.queue.waitingJobs;
+    const job = await ctx.jobs.current();
+    const waiting = await ctx.jobs.waiting();
     if (!job) {
       return {
         progress: 0,
@@ -126,26 +129,21 @@ export async function a1111Routes(app: FastifyInstance, ctx: ServerContext): Pro
       textinfo: `image ${job.image + 1}/${job.request.images}, step ${job.step}/${job.totalSteps}${waiting > 0 ? `; ${waiting} waiting` : ""}`,
     };
   });
-  app.post("/sdapi/v1/interrupt", { schema: { tags } }, async () => (ctx.queue.interrupt(), null));
-  app.post("/sdapi/v1/skip", { schema: { tags } }, async () => (ctx.queue.skip(), null));
+  app.post("/sdapi/v1/interrupt", { schema: { tags } }, async () => (await ctx.jobs.interrupt(), null));
+  app.post("/sdapi/v1/skip", { schema: { tags } }, async () => (await ctx.jobs.skip(), null));
   app.get("/sdapi/v1/samplers", { schema: { tags } }, async () => a1111Samplers());
   app.get("/sdapi/v1/schedulers", { schema: { tags } }, async () => A1111_SCHEDULERS);
 
-  app.get("/sdapi/v1/sd-models", { schema: { tags } }, async () => {
-    const current = ctx.models.entry;
-    return (await ctx.models.list()).map((e) => {
-      const hash = e.path === current?.path ? ctx.models.shortHash : null;
-      return { title: hash ? `${e.file} [${hash}]` : e.file, model_name: e.name, hash, sha256: null, filename: e.file, config: null };
-    });
-  });
+  app.get("/sdapi/v1/sd-models", { schema: { tags } }, async () =>
+    (await ctx.models.list()).map((m) => ({ title: titleOf(m), model_name: m.name, hash: m.hash, sha256: null, filename: m.file, config: null })),
+  );
   app.post("/sdapi/v1/refresh-checkpoints", { schema: { tags } }, async () => null);
 
   app.get("/sdapi/v1/options", { schema: { tags } }, async () => {
-    const entry = ctx.models.entry;
-    const hash = ctx.models.shortHash;
+    const current = ctx.models.current();
     return {
-      sd_model_checkpoint: entry ? (hash ? `${entry.file} [${hash}]` : entry.file) : null,
-      sd_checkpoint_hash: hash,
+      sd_model_checkpoint: current ? titleOf(current) : null,
+      sd_checkpoint_hash: current?.hash ?? null,
       samples_format: "png",
       CLIP_stop_at_last_layers: 1,
       eta_ddim: 0,
@@ -156,9 +154,7 @@ export async function a1111Routes(app: FastifyInstance, ctx: ServerContext): Pro
     const wanted = (request.body as Record<string, unknown>).sd_model_checkpoint;
     if (wanted === undefined || wanted === null) return null;
     if (typeof wanted !== "string") throw new ServerError("JSD_INVALID_ARGUMENT", "sd_model_checkpoint must be a string");
-    const entry = await ctx.models.find(wanted);
-    if (!entry) throw new ServerError("JSD_INVALID_ARGUMENT", `no model named ${JSON.stringify(wanted)} (GET /sdapi/v1/sd-models lists them)`);
-    await ctx.queue.exclusive(() => ctx.models.switchTo(entry));
+    await ctx.models.select(wanted);
     return null;
   });
   app.get("/sdapi/v1/cmd-flags", { schema: { tags } }, async () => ctx.flags);
