@@ -11,6 +11,7 @@ import { decodeImageBytes, readPngText } from "../lib/image/png.js";
 import { DEFAULT_MODEL_PATH, loadModel, type Model } from "../lib/model.js";
 import { createServer, type JsdServer } from "../lib/server/index.js";
 import { tempDirs } from "./helpers/temp-dirs.js";
+import { until } from "./helpers/until.js";
 
 const PROMPT = "白い背景に赤い丸";
 const SEED = 3;
@@ -33,16 +34,6 @@ function pixels(base64: string): Uint8Array {
   return decodeImageBytes(new Uint8Array(Buffer.from(base64, "base64"))).rgba;
 }
 
-/** Polls until `check` returns a value (or fails after `ms`). */
-async function until<T>(check: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** Reads a Server-Sent Events stream to its end: [event, data] pairs in order. */
 async function readEvents(response: Response): Promise<Array<{ id: number; event: string; data: any }>> {
@@ -284,8 +275,10 @@ describe("limits and access", () => {
     const controller = new AbortController();
     const request = fetch(`${url}/sdapi/v1/txt2img`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...A1111_SHAPES, width: 256, height: 256, steps: 150 }), signal: controller.signal }).catch(() => undefined);
     const server = servers.at(-1)!;
-    await until(async () => (server.queue.running && server.queue.running.step >= 2 ? true : undefined));
-    const job = server.queue.running!;
+    const job = await until(async () => {
+      const running = await server.jobs.current();
+      return running && running.step >= 2 ? running : undefined;
+    });
     controller.abort();
     await request;
     await until(async () => (job.finished ? true : undefined));
@@ -296,7 +289,7 @@ describe("limits and access", () => {
     const server = await createServer({ port: 0 });
     const url = await server.listen();
     const pending = post(`${url}/sdapi/v1/txt2img`, { ...A1111_SHAPES, width: 256, height: 256, steps: 150 });
-    await until(async () => (server.queue.running ? true : undefined));
+    await until(async () => ((await server.jobs.current()) ? true : undefined));
     const closed = server.close();
     const response = await pending;
     expect(response.status).toBe(503);

@@ -8,6 +8,7 @@ import { registerGenerate } from "./generate.js";
 import { registerGpu } from "./gpu.js";
 import { registerInfo } from "./info.js";
 import { registerServe } from "./serve.js";
+import { registerWorker } from "./worker.js";
 import { registerTokens } from "./tokens.js";
 import { CliExit, processIo, type CliIo } from "./io.js";
 
@@ -28,6 +29,7 @@ export function createProgram(io: CliIo = processIo): Command {
   registerDoctor(program, io);
   registerGpu(program, io);
   registerServe(program, io);
+  registerWorker(program, io);
   return program;
 }
 

@@ -18,6 +18,9 @@ interface ServeFlags extends LoadFlags {
   maxImages: number;
   previewEvery: number;
   log: boolean;
+  redis?: string;
+  queue?: string;
+  resultsDir?: string;
 }
 
 export function registerServe(program: Command, io: CliIo): void {
@@ -34,7 +37,10 @@ export function registerServe(program: Command, io: CliIo): void {
     .option("--max-side <px>", "width and height a request may ask for", intOption("--max-side", 8, 4096), DEFAULT_LIMITS.maxSide)
     .option("--max-images <n>", "images per request", intOption("--max-images", 1, 1000), DEFAULT_LIMITS.maxImages)
     .option("--preview-every <n>", "live preview every n steps (0: none)", intOption("--preview-every", 0, 1000), 1)
-    .option("--log", "log every request (JSON lines on stdout)", false);
+    .option("--log", "log every request (JSON lines on stdout)", false)
+    .option("--redis <url>", "send jobs to a BullMQ queue on this Redis (redis://host:port) for `jsd worker` processes; --model then only gives the tokenizer")
+    .option("--queue <name>", "the queue's name (with --redis)", "jsd")
+    .option("--results-dir <folder>", "with --redis: a folder shared with the workers for the PNGs (default: Redis, with a TTL)");
   addLoadOptions(command).action(async (flags: ServeFlags) => {
     const apiKey = flags.apiKey ?? (process.env.JSD_API_KEY || undefined);
     const server = await createServer({
@@ -49,16 +55,21 @@ export function registerServe(program: Command, io: CliIo): void {
       // A square of maxSide is always allowed; the pixel limit follows the side limit.
       limits: { maxQueue: flags.maxQueue, maxSteps: flags.maxSteps, maxSide: flags.maxSide, maxPixels: flags.maxSide * flags.maxSide, maxImages: flags.maxImages },
       logger: flags.log,
+      redis: flags.redis,
+      queue: flags.queue,
+      resultsDir: flags.resultsDir,
     });
     const url = await server.listen();
-    const model = server.models.entry?.name ?? "model";
-    io.stderr.write(`jsd serve: ${model} on ${server.models.model.backend}; page ${url}/  API ${url}/sdapi/v1 and ${url}/v1/jobs${apiKey ? " (API key required)" : ""}\n`);
+    const model = server.models.current()?.name ?? (flags.redis ? `queue ${flags.queue ?? "jsd"} on ${flags.redis}` : "model");
+    io.stderr.write(`jsd serve: ${model} on ${server.models.backendName()}; page ${url}/  API ${url}/sdapi/v1 and ${url}/v1/jobs${apiKey ? " (API key required)" : ""}\n`);
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         process.off("SIGINT", onInt);
         process.off("SIGTERM", onTerm);
-        const running = server.queue.running;
-        io.stderr.write(`jsd serve: ${signal}: stopping${running ? " (cancelling the running job)" : ""}\n`);
+        void server.jobs.current().then(
+          (running) => io.stderr.write(`jsd serve: ${signal}: stopping${running && !flags.redis ? " (cancelling the running job)" : ""}\n`),
+          () => io.stderr.write(`jsd serve: ${signal}: stopping\n`),
+        );
         server.close().then(resolve, (error) => {
           io.stderr.write(`jsd serve: ${(error as Error).message}\n`);
           resolve();

@@ -14,6 +14,7 @@ export const SERVER_ERRORS = {
   JSD_QUEUE_FULL: 429,
   JSD_INTERNAL: 500,
   JSD_SHUTTING_DOWN: 503,
+  JSD_UNAVAILABLE: 503,
 } as const;
 
 export type ServerErrorCode = keyof typeof SERVER_ERRORS;

@@ -9,11 +9,12 @@
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance } from "fastify";
 import { JsdError } from "../errors.js";
-import type { LoadModelOptions } from "../model.js";
+import { loadModel, type LoadModelOptions } from "../model.js";
+import { RemoteJobs, RemoteModels } from "../queue/remote-backend.js";
 import { version } from "../system-info.js";
 import { a1111Routes } from "./a1111/routes.js";
 import { isLoopback, requireKey } from "./auth.js";
-import type { ServerContext } from "./context.js";
+import type { JobBackend, ModelCatalog, ServerContext } from "./context.js";
 import { sendError, ServerError } from "./errors.js";
 import { JobQueue } from "./jobs.js";
 import { jobsRoutes } from "./jobs-api.js";
@@ -49,13 +50,23 @@ export interface ServerOptions {
   previewEvery?: number;
   /** Fastify's logger option (default off). */
   logger?: boolean;
+  /**
+   * redis://host:port: jobs go to a BullMQ queue that `jsd worker` processes take from, instead of
+   * a model in this process (which then loads `model` only for the tokenizer, if given).
+   */
+  redis?: string;
+  /** BullMQ queue name (default "jsd"). */
+  queue?: string;
+  /** With redis: a folder shared with the workers for the PNGs (default: Redis, with a TTL). */
+  resultsDir?: string;
 }
 
 export interface JsdServer {
   /** The Fastify instance: add routes, or mount its handler (`app.routing`) in another server. */
   readonly app: FastifyInstance;
-  readonly queue: JobQueue;
-  readonly models: ModelHolder;
+  /** Where jobs run: this process (LocalJobs, its `queue`) or workers behind Redis (RemoteJobs). */
+  readonly jobs: JobBackend;
+  readonly models: ModelCatalog;
   /** Starts listening; resolves to the base URL. */
   listen(): Promise<string>;
   /**
@@ -74,6 +85,41 @@ function checkAccess(host: string, apiKey: string | undefined, noAuth: boolean):
   }
 }
 
+interface Backend {
+  jobs: JobBackend;
+  models: ModelCatalog;
+  close(cancelRunning: boolean): Promise<void>;
+}
+
+async function localBackend(options: ServerOptions, limits: ServerLimits, previewEvery: number): Promise<Backend> {
+  const holder = new ModelHolder({ model: options.model, modelsDir: options.modelsDir, load: options.load ?? {} });
+  await holder.open();
+  const queue = new JobQueue({ run: (o) => holder.model.generate(o), limits, previewEvery });
+  return {
+    jobs: new LocalJobs(queue),
+    models: new LocalModels(holder, queue),
+    async close(cancelRunning) {
+      await queue.close(cancelRunning);
+      await holder.close();
+    },
+  };
+}
+
+async function remoteBackend(options: ServerOptions, limits: ServerLimits): Promise<Backend> {
+  if (options.modelsDir) throw new JsdError("JSD_INVALID_ARGUMENT", "modelsDir is for a server that runs jobs itself; behind a queue, the workers load the models");
+  // The model here is only the tokenizer's (the page's token counter): its weights stay mapped, not resident.
+  const tokenizerModel = options.model ? await loadModel(options.model, { backend: "cpu", releaseIdleWeights: true }) : undefined;
+  const jobs = new RemoteJobs({ redis: options.redis!, queue: options.queue, resultsDir: options.resultsDir, limits });
+  return {
+    jobs,
+    models: new RemoteModels(jobs, tokenizerModel),
+    async close() {
+      await jobs.close();
+      await tokenizerModel?.close();
+    },
+  };
+}
+
 export async function createServer(options: ServerOptions = {}): Promise<JsdServer> {
   const host = options.host ?? DEFAULT_HOST;
   const port = options.port ?? DEFAULT_PORT;
@@ -83,12 +129,10 @@ export async function createServer(options: ServerOptions = {}): Promise<JsdServ
   if (!Number.isInteger(previewEvery) || previewEvery < 0) throw new JsdError("JSD_INVALID_ARGUMENT", "previewEvery must be an integer ≥ 0");
   const limits = resolveLimits(options.limits);
 
-  const models = new ModelHolder({ model: options.model, modelsDir: options.modelsDir, load: options.load ?? {} });
-  await models.open();
-  const queue = new JobQueue({ run: (o) => models.model.generate(o), limits, previewEvery });
+  const backend = options.redis ? await remoteBackend(options, limits) : await localBackend(options, limits, previewEvery);
   const ctx: ServerContext = {
-    jobs: new LocalJobs(queue),
-    models: new LocalModels(models, queue),
+    jobs: backend.jobs,
+    models: backend.models,
     limits,
     flags: {
       host,
@@ -96,6 +140,7 @@ export async function createServer(options: ServerOptions = {}): Promise<JsdServ
       api_key: options.apiKey ? "set" : null,
       no_auth: options.noAuth ?? false,
       models_dir: options.modelsDir ? "set" : null,
+      redis: options.redis ? "set" : null,
       backend: options.load?.backend ?? "auto",
       threads: options.load?.threads ?? null,
       low_memory: options.load?.releaseIdleWeights ?? false,
@@ -138,23 +183,22 @@ export async function createServer(options: ServerOptions = {}): Promise<JsdServ
     app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
     await app.ready();
   } catch (error) {
-    await models.close();
+    await backend.close(true);
     throw error;
   }
 
   let closing: Promise<void> | undefined;
   return {
     app,
-    queue,
-    models,
+    jobs: backend.jobs,
+    models: backend.models,
     async listen() {
       return app.listen({ host, port });
     },
     close(o = {}) {
       closing ??= (async () => {
-        await queue.close(!o.finishRunning);
+        await backend.close(!o.finishRunning);
         await app.close();
-        await models.close();
       })();
       return closing;
     },

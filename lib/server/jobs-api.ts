@@ -59,6 +59,8 @@ export async function jobView(ctx: ServerContext, job: Job) {
     progress: job.progress(),
     etaSeconds: job.etaSeconds(),
     interrupted: job.interrupted,
+    /** Behind a queue: the worker that ran it. */
+    worker: job.worker ?? null,
     error: job.error ?? null,
     createdAt: new Date(job.createdAt).toISOString(),
     startedAt: job.startedAt ? new Date(job.startedAt).toISOString() : null,

@@ -66,6 +66,8 @@ export class Job extends EventEmitter {
   /** The latest preview, a small PNG at latent resolution. */
   preview?: { png: Uint8Array; image: number; step: number };
   interrupted = false;
+  /** The worker process that ran it (behind a queue). */
+  worker?: string;
   readonly #cancel = new AbortController();
   readonly #interrupt = new AbortController();
   #skip = new AbortController();
