@@ -137,7 +137,9 @@ describe.skipIf(!redisServer)("a queue on Redis: jsd serve --redis and jsd worke
     await queue.close();
   }, 60_000);
 
-  it("Redis gone: 503 at once, nothing crashes; Redis back: the server and the worker carry on", async () => {
+  it("Redis gone: 503 at once, nothing crashes; Redis back empty: the jobs it lost are reported, the rest carries on", async () => {
+    const waiting: string[] = [];
+    for (let i = 0; i < 3; i++) waiting.push(((await (await post(`${base}/v1/jobs`, { ...SETTINGS, width: 256, height: 256, steps: 100, seed: i })).json()) as { id: string }).id);
     await redis.stop();
     const started = Date.now();
     const refused = await post(`${base}/v1/jobs`, { ...SETTINGS, seed: 1 });
@@ -146,6 +148,14 @@ describe.skipIf(!redisServer)("a queue on Redis: jsd serve --redis and jsd worke
     expect((await fetch(`${base}/sdapi/v1/progress`)).status).toBe(503);
     expect(Date.now() - started).toBeLessThan(5000);
     await redis.start(); // no persistence: an empty Redis (what waited is gone; see the README)
+    for (const id of waiting) {
+      const lost = await until(async () => {
+        const r = await fetch(`${base}/v1/jobs/${id}`);
+        const v = r.status === 200 ? ((await r.json()) as { status: string; error: { code: string; message: string } | null }) : undefined;
+        return v?.status === "failed" ? v : undefined;
+      }, 30_000);
+      expect(lost.error).toMatchObject({ code: "JSD_UNAVAILABLE", message: expect.stringMatching(/lost/) });
+    }
     const job = await until(async () => {
       const r = await post(`${base}/v1/jobs`, { ...SETTINGS, seed: 2 });
       return r.status === 202 ? ((await r.json()) as { id: string }) : undefined;
@@ -166,4 +176,31 @@ describe.skipIf(!redisServer)("a queue on Redis: jsd serve --redis and jsd worke
     expect(await w.exited).toBe(0);
     expect(((await (await fetch(`${base}/v1/jobs/${job.id}`)).json()) as { status: string }).status).toBe("done");
   }, 60_000);
+});
+
+describe.skipIf(!redisServer)("a queue on a Redis with persistence (appendonly yes)", () => {
+  it("jobs waiting when Redis is killed are still there when it starts again on the same data, and run", async () => {
+    const redis = await startRedis({ appendOnly: true });
+    const server = await createServer({ port: 0, redis: redis.url });
+    let worker: WorkerProcess | undefined;
+    try {
+      const base = await server.listen();
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push(((await (await post(`${base}/v1/jobs`, { ...SETTINGS, seed: 60 + i })).json()) as { id: string }).id);
+      await new Promise((r) => setTimeout(r, 1500)); // appendfsync everysec: a second's writes may be lost on a kill
+      await redis.stop();
+      expect((await fetch(`${base}/v1/jobs/${ids[0]}`)).status).toBe(503);
+      await redis.start();
+      worker = startWorker(redis.url, "worker-c");
+      const done = await until(async () => {
+        const views = await Promise.all(ids.map(async (id) => (await (await fetch(`${base}/v1/jobs/${id}`)).json()) as { status: string; worker: string }));
+        return views.every((v) => v.status === "done") ? views : undefined;
+      }, 60_000);
+      expect(done.map((v) => v.worker)).toEqual(["worker-c", "worker-c", "worker-c"]);
+    } finally {
+      worker?.child.kill("SIGKILL");
+      await server.close();
+      await redis.remove();
+    }
+  }, 90_000);
 });

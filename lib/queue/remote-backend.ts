@@ -52,6 +52,11 @@ export class RemoteJobs implements JobBackend {
     this.redis = failFastConnection(options.redis);
     this.redis.on("error", () => undefined); // reconnecting; calls meanwhile answer 503
     this.#firstReady = new Promise((resolve) => this.redis.once("ready", () => resolve((this.#everReady = true))));
+    // After an outage: jobs Redis no longer has (it restarted without its data) are reported lost,
+    // not left "queued" for ever.
+    this.redis.on("ready", () => {
+      if (this.#everReady) void this.#forgetLost();
+    });
     this.queue = new Queue<QueueJobData, QueueResult>(this.queueName, { connection: this.redis });
     this.queue.on("error", () => undefined);
     this.#eventsConnection = waitingConnection(options.redis);
@@ -184,6 +189,16 @@ export class RemoteJobs implements JobBackend {
     await this.queue.close().catch(() => undefined);
     this.redis.disconnect();
     this.#eventsConnection.disconnect();
+  }
+
+  async #forgetLost(): Promise<void> {
+    for (const job of [...this.#jobs.values()]) {
+      if (job.finished) continue;
+      const bull = await this.queue.getJob(job.id).catch(() => null);
+      if (bull === undefined) {
+        this.#finish(job, "failed", { code: "JSD_UNAVAILABLE", message: "the job was lost: Redis restarted without its data (run it with appendonly yes to keep jobs)" });
+      }
+    }
   }
 
   #onActive(jobId: string): void {
