@@ -266,6 +266,20 @@ describe("limits and access", () => {
     expect((await fetch(`${url}/`)).status).toBe(200);
   });
 
+  it("several keys are several clients: maxJobsPerClient caps each one's unfinished jobs", async () => {
+    const url = await start({ apiKey: ["key-of-client-one", "key-of-client-two"], limits: { maxJobsPerClient: 1 } });
+    const as = (key: string) => ({ authorization: `Bearer ${key}` });
+    const long = { prompt: PROMPT, steps: 150, width: 256, height: 256 };
+    const first = await post(`${url}/v1/jobs`, long, as("key-of-client-one"));
+    expect(first.status).toBe(202);
+    const again = await post(`${url}/v1/jobs`, long, as("key-of-client-one"));
+    expect(again.status).toBe(429);
+    expect(((await again.json()) as { error: { message: string } }).error.message).toMatch(/this client already has 1 unfinished/);
+    const other = await post(`${url}/v1/jobs`, long, as("key-of-client-two"));
+    expect(other.status).toBe(202);
+    for (const r of [first, other]) await fetch(`${url}/v1/jobs/${((await r.json()) as { id: string }).id}`, { method: "DELETE", headers: as("key-of-client-one") });
+  }, 30_000);
+
   it("refuses to listen beyond loopback without a key", async () => {
     await expect(createServer({ port: 0, host: "0.0.0.0" })).rejects.toThrow(/without an API key/);
   });

@@ -10,7 +10,8 @@ interface ServeFlags extends LoadFlags {
   modelsDir?: string;
   host: string;
   port: number;
-  apiKey?: string;
+  apiKey?: string[];
+  maxJobsPerClient: number;
   auth: boolean;
   maxQueue: number;
   maxSteps: number;
@@ -30,19 +31,21 @@ export function registerServe(program: Command, io: CliIo): void {
     .option("--models-dir <folder>", "a folder of .gguf models clients may switch between (sd_model_checkpoint)")
     .option("--host <address>", "address to listen on; beyond loopback it needs --api-key (or --no-auth)", DEFAULT_HOST)
     .option("--port <n>", "port (0: any free one)", intOption("--port", 0, 65535), DEFAULT_PORT)
-    .option("--api-key <key>", "require Authorization: Bearer <key> on every API route (default: $JSD_API_KEY)")
+    .option("--api-key <key>", "require Authorization: Bearer <key> on every API route; repeat it for several clients (default: $JSD_API_KEY, comma-separated)", (value: string, previous: string[] = []) => [...previous, value])
     .option("--no-auth", "listen beyond loopback without a key (something else must guard the server)")
     .option("--max-queue <n>", "jobs that may wait; more get 429", intOption("--max-queue", 0, 10_000), DEFAULT_LIMITS.maxQueue)
     .option("--max-steps <n>", "steps per image a request may ask for", intOption("--max-steps", 1, 1000), DEFAULT_LIMITS.maxSteps)
     .option("--max-side <px>", "width and height a request may ask for", intOption("--max-side", 8, 4096), DEFAULT_LIMITS.maxSide)
     .option("--max-images <n>", "images per request", intOption("--max-images", 1, 1000), DEFAULT_LIMITS.maxImages)
+    .option("--max-jobs-per-client <n>", "unfinished jobs one API key may have (0: no cap)", intOption("--max-jobs-per-client", 0, 10_000), DEFAULT_LIMITS.maxJobsPerClient)
     .option("--preview-every <n>", "live preview every n steps (0: none)", intOption("--preview-every", 0, 1000), 1)
     .option("--log", "log every request (JSON lines on stdout)", false)
     .option("--redis <url>", "send jobs to a BullMQ queue on this Redis (redis://host:port) for `jsd worker` processes; --model then only gives the tokenizer")
     .option("--queue <name>", "the queue's name (with --redis)", "jsd")
     .option("--results-dir <folder>", "with --redis: a folder shared with the workers for the PNGs (default: Redis, with a TTL)");
   addLoadOptions(command).action(async (flags: ServeFlags) => {
-    const apiKey = flags.apiKey ?? (process.env.JSD_API_KEY || undefined);
+    const fromEnv = (process.env.JSD_API_KEY ?? "").split(",").map((k) => k.trim()).filter(Boolean);
+    const apiKey = flags.apiKey ?? (fromEnv.length > 0 ? fromEnv : undefined);
     const server = await createServer({
       model: flags.model,
       modelsDir: flags.modelsDir,
@@ -53,7 +56,7 @@ export function registerServe(program: Command, io: CliIo): void {
       noAuth: !flags.auth,
       previewEvery: flags.previewEvery,
       // A square of maxSide is always allowed; the pixel limit follows the side limit.
-      limits: { maxQueue: flags.maxQueue, maxSteps: flags.maxSteps, maxSide: flags.maxSide, maxPixels: flags.maxSide * flags.maxSide, maxImages: flags.maxImages },
+      limits: { maxQueue: flags.maxQueue, maxSteps: flags.maxSteps, maxSide: flags.maxSide, maxPixels: flags.maxSide * flags.maxSide, maxImages: flags.maxImages, maxJobsPerClient: flags.maxJobsPerClient },
       logger: flags.log,
       redis: flags.redis,
       queue: flags.queue,

@@ -2,7 +2,6 @@
 // this process, and come back as the same Job objects the routes already know, kept up to date
 // from BullMQ's queue events (active, progress, completed, failed). While Redis is away, every
 // call fails at once with 503 (JSD_UNAVAILABLE) instead of waiting.
-import { createHash } from "node:crypto";
 import { Queue, QueueEvents, type Job as BullJob } from "bullmq";
 import type { Redis } from "ioredis";
 import type { PromptMode, PromptTokens } from "../prompt/index.js";
@@ -95,6 +94,7 @@ export class RemoteJobs implements JobBackend {
       throw new ServerError("JSD_QUEUE_FULL", `the queue is full (${waiting} jobs waiting); try again later`, { "retry-after": "10" });
     }
     const job = new Job(request);
+    job.client = client;
     this.#jobs.set(job.id, job);
     await this.#call(() =>
       this.queue.add("generate", serializeRequest(request, client), {
@@ -109,6 +109,10 @@ export class RemoteJobs implements JobBackend {
       throw error;
     });
     return job;
+  }
+
+  async unfinished(client: string): Promise<number> {
+    return [...this.#jobs.values()].filter((j) => j.client === client && !j.finished).length;
   }
 
   async get(id: string): Promise<Job | undefined> {
@@ -297,9 +301,4 @@ export class RemoteModels implements ModelCatalog {
   async select(): Promise<void> {
     throw new ServerError("JSD_CONFLICT", "behind a queue the workers choose their model (jsd worker --model); start workers with another model to switch");
   }
-}
-
-/** A client's name for per-client caps: a hash of its API key, never the key. */
-export function clientOf(apiKey: string | undefined): string {
-  return apiKey ? createHash("sha256").update(apiKey).digest("hex").slice(0, 16) : "local";
 }

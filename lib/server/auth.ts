@@ -19,16 +19,30 @@ function sameKey(a: string, b: string): boolean {
   return timingSafeEqual(digest(a), digest(b));
 }
 
-/** An onRequest check: every route but the page's needs `Authorization: Bearer <key>`. */
-export function requireKey(apiKey: string) {
+/** A client's name for per-client limits: a hash of its key (never the key), or "local" without keys. */
+export function clientOf(key: string | undefined): string {
+  return key ? createHash("sha256").update(key).digest("hex").slice(0, 16) : "local";
+}
+
+/** The client a request came from, set by requireKey (or "local"). */
+export function requestClient(request: FastifyRequest): string {
+  return (request as FastifyRequest & { jsdClient?: string }).jsdClient ?? "local";
+}
+
+/** An onRequest check: every route but the page's needs `Authorization: Bearer <one of the keys>`. */
+export function requireKey(keys: string[]) {
   return async (request: FastifyRequest): Promise<void> => {
     const path = request.url.split("?")[0];
     // The page and its files need no key: the page asks for it and sends it with each API call.
     if (PAGE_ROUTES.has(path)) return;
     const header = request.headers.authorization ?? "";
     const m = /^Bearer\s+(.+)$/i.exec(header);
-    if (!m || !sameKey(m[1].trim(), apiKey)) {
+    const presented = m?.[1].trim();
+    // Every key is compared, so the time taken says nothing about which one matched.
+    const matched = presented === undefined ? undefined : keys.filter((key) => sameKey(presented, key))[0];
+    if (!matched) {
       throw new ServerError("JSD_UNAUTHORIZED", "this server needs an API key: send Authorization: Bearer <key>", { "www-authenticate": "Bearer" });
     }
+    (request as FastifyRequest & { jsdClient?: string }).jsdClient = clientOf(matched);
   };
 }

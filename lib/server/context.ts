@@ -7,7 +7,9 @@ import type { ServerLimits } from "./limits.js";
 
 export interface JobBackend {
   /** Queues a job; ServerError JSD_QUEUE_FULL (429) past the limit, JSD_SHUTTING_DOWN (503) when closed or unreachable. */
-  submit(request: JobRequest): Promise<Job>;
+  submit(request: JobRequest, client?: string): Promise<Job>;
+  /** A client's jobs that wait or run (as far as this server knows). */
+  unfinished(client: string): Promise<number>;
   get(id: string): Promise<Job | undefined>;
   /** 1-based place among the waiting jobs; 0 when running or finished. */
   position(job: Job): Promise<number>;

@@ -41,8 +41,11 @@ export interface ServerOptions {
   host?: string;
   /** Default 7860; 0 picks a free port. */
   port?: number;
-  /** Every API route then needs `Authorization: Bearer <apiKey>`. */
-  apiKey?: string;
+  /**
+   * Every API route then needs `Authorization: Bearer <key>`. Several keys are several clients:
+   * limits.maxJobsPerClient counts each key's unfinished jobs.
+   */
+  apiKey?: string | string[];
   /** Listen beyond loopback without a key (you have another gate in front). */
   noAuth?: boolean;
   limits?: Partial<ServerLimits>;
@@ -76,13 +79,16 @@ export interface JsdServer {
   close(options?: { finishRunning?: boolean }): Promise<void>;
 }
 
-function checkAccess(host: string, apiKey: string | undefined, noAuth: boolean): void {
-  if (apiKey !== undefined && (typeof apiKey !== "string" || apiKey.trim().length < 8)) {
-    throw new JsdError("JSD_INVALID_ARGUMENT", "apiKey must be a string of at least 8 characters");
+/** The keys, each checked; none is an empty list. */
+function checkAccess(host: string, apiKey: string | string[] | undefined, noAuth: boolean): string[] {
+  const keys = apiKey === undefined ? [] : Array.isArray(apiKey) ? apiKey : [apiKey];
+  for (const key of keys) {
+    if (typeof key !== "string" || key.trim().length < 8) throw new JsdError("JSD_INVALID_ARGUMENT", "an API key must be a string of at least 8 characters");
   }
-  if (!isLoopback(host) && !apiKey && !noAuth) {
+  if (!isLoopback(host) && keys.length === 0 && !noAuth) {
     throw new JsdError("JSD_INVALID_ARGUMENT", `refusing to listen on ${host} without an API key: pass apiKey (--api-key or JSD_API_KEY), or noAuth (--no-auth) if something else guards it`);
   }
+  return keys.map((k) => k.trim());
 }
 
 interface Backend {
@@ -124,7 +130,7 @@ export async function createServer(options: ServerOptions = {}): Promise<JsdServ
   const host = options.host ?? DEFAULT_HOST;
   const port = options.port ?? DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new JsdError("JSD_INVALID_ARGUMENT", `port must be an integer from 0 to 65535, got ${port}`);
-  checkAccess(host, options.apiKey, options.noAuth ?? false);
+  const keys = checkAccess(host, options.apiKey, options.noAuth ?? false);
   const previewEvery = options.previewEvery ?? 1;
   if (!Number.isInteger(previewEvery) || previewEvery < 0) throw new JsdError("JSD_INVALID_ARGUMENT", "previewEvery must be an integer ≥ 0");
   const limits = resolveLimits(options.limits);
@@ -137,7 +143,7 @@ export async function createServer(options: ServerOptions = {}): Promise<JsdServ
     flags: {
       host,
       port,
-      api_key: options.apiKey ? "set" : null,
+      api_key: keys.length > 0 ? `${keys.length} set` : null,
       no_auth: options.noAuth ?? false,
       models_dir: options.modelsDir ? "set" : null,
       redis: options.redis ? "set" : null,
@@ -173,10 +179,10 @@ export async function createServer(options: ServerOptions = {}): Promise<JsdServ
     await app.register(swagger, {
       openapi: {
         info: { title: "japanese-stable-diffusion", version: version(), description: "AUTOMATIC1111-compatible /sdapi/v1 routes and the asynchronous /v1 jobs API" },
-        ...(options.apiKey ? { components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } }, security: [{ bearer: [] }] } : {}),
+        ...(keys.length > 0 ? { components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } }, security: [{ bearer: [] }] } : {}),
       },
     });
-    if (options.apiKey) app.addHook("onRequest", requireKey(options.apiKey));
+    if (keys.length > 0) app.addHook("onRequest", requireKey(keys));
     await a1111Routes(app, ctx);
     await jobsRoutes(app, ctx);
     await pageRoutes(app);

@@ -10,6 +10,7 @@ import { decodeBase64Png, checkLimits } from "./a1111/request.js";
 import { a1111Samplers } from "./a1111/samplers.js";
 import type { ServerContext } from "./context.js";
 import { ServerError } from "./errors.js";
+import { submitJob } from "./submit.js";
 import type { Job, JobEvent, JobOptions } from "./jobs.js";
 import { randomSeed, resolveOptions } from "../pipeline/options.js";
 
@@ -137,7 +138,7 @@ export async function jobsRoutes(app: FastifyInstance, ctx: ServerContext): Prom
   };
 
   app.post("/v1/jobs", { schema: { tags, body: JobBody } }, async (request, reply) => {
-    const job = await ctx.jobs.submit(toJobOptions(ctx, request.body as JobBodyType));
+    const job = await submitJob(ctx, request, toJobOptions(ctx, request.body as JobBodyType));
     return reply.status(202).header("location", jobUrl(job)).send({ id: job.id, status: job.status, queuePosition: await ctx.jobs.position(job), statusUrl: jobUrl(job), eventsUrl: `${jobUrl(job)}/events` });
   });
 

@@ -68,6 +68,8 @@ export class Job extends EventEmitter {
   interrupted = false;
   /** The worker process that ran it (behind a queue). */
   worker?: string;
+  /** Who asked (lib/server/auth.ts clientOf): for per-client caps. */
+  client = "local";
   readonly #cancel = new AbortController();
   readonly #interrupt = new AbortController();
   #skip = new AbortController();
@@ -160,7 +162,7 @@ export class JobQueue {
   }
 
   /** Queues a job, or refuses with 429 when maxQueue jobs already wait (or 503 once closing). */
-  submit(request: JobRequest): Job {
+  submit(request: JobRequest, client = "local"): Job {
     if (this.#closed) throw new ServerError("JSD_SHUTTING_DOWN", "the server is shutting down");
     this.#prune();
     if (this.waitingJobs >= this.options.limits.maxQueue) {
@@ -169,6 +171,7 @@ export class JobQueue {
       throw new ServerError("JSD_QUEUE_FULL", `the queue is full (${this.waitingJobs} jobs waiting); try again later`, { "retry-after": String(retry) });
     }
     const job = new Job(request);
+    job.client = client;
     this.#jobs.set(job.id, job);
     this.#waiting.push({ kind: "job", job });
     this.#pump();
@@ -187,6 +190,11 @@ export class JobQueue {
   get(id: string): Job | undefined {
     this.#prune();
     return this.#jobs.get(id);
+  }
+
+  /** A client's jobs that wait or run. */
+  unfinished(client: string): number {
+    return [...this.#jobs.values()].filter((j) => j.client === client && !j.finished).length;
   }
 
   /** 1-based place among the waiting jobs; 0 when running or finished. */

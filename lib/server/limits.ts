@@ -12,6 +12,8 @@ export interface ServerLimits {
   maxImages: number;
   /** Jobs waiting behind the running one; past it: 429 with Retry-After. */
   maxQueue: number;
+  /** Unfinished jobs one client (one API key) may have; past it: 429. 0: no such cap. */
+  maxJobsPerClient: number;
   /** Request body (bytes): room for two base64 PNGs of maxSide × maxSide (init image and mask). */
   bodyLimit: number;
   /** Prompt and negative prompt, each (characters). */
@@ -30,6 +32,7 @@ export const DEFAULT_LIMITS: Readonly<ServerLimits> = Object.freeze({
   maxPixels: 1024 * 1024,
   maxImages: 8,
   maxQueue: 16,
+  maxJobsPerClient: 0,
   bodyLimit: 32 * 1024 * 1024,
   maxPromptLength: 4000,
   keepJobs: 100,
@@ -43,7 +46,7 @@ export function resolveLimits(overrides: Partial<ServerLimits> = {}): ServerLimi
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) continue;
     if (!(key in DEFAULT_LIMITS)) throw new TypeError(`unknown server limit ${key}`);
-    if (typeof value !== "number" || !Number.isInteger(value) || value < (key === "maxQueue" ? 0 : 1)) {
+    if (typeof value !== "number" || !Number.isInteger(value) || value < (key === "maxQueue" || key === "maxJobsPerClient" ? 0 : 1)) {
       throw new RangeError(`server limit ${key} must be a positive integer, got ${String(value)}`);
     }
     limits[key as keyof ServerLimits] = value;

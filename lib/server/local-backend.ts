@@ -7,8 +7,11 @@ import type { ModelEntry, ModelHolder } from "./models.js";
 
 export class LocalJobs implements JobBackend {
   constructor(readonly queue: JobQueue) {}
-  async submit(request: JobRequest): Promise<Job> {
-    return this.queue.submit(request);
+  async submit(request: JobRequest, client?: string): Promise<Job> {
+    return this.queue.submit(request, client);
+  }
+  async unfinished(client: string): Promise<number> {
+    return this.queue.unfinished(client);
   }
   async get(id: string): Promise<Job | undefined> {
     return this.queue.get(id);

@@ -6,6 +6,7 @@ import { formatParameters } from "../../pipeline/parameters.js";
 import { version } from "../../system-info.js";
 import type { ModelInfo, ServerContext } from "../context.js";
 import { ServerError } from "../errors.js";
+import { submitJob } from "../submit.js";
 import type { Job } from "../jobs.js";
 import { Img2ImgBody, mapA1111Request, Txt2ImgBody, type Img2ImgRequest, type MappedRequest, type Txt2ImgRequest } from "./request.js";
 import { A1111_SCHEDULERS, a1111Samplers, samplerName } from "./samplers.js";
@@ -63,7 +64,7 @@ function infoOf(ctx: ServerContext, mapped: MappedRequest, job: Job) {
 async function generate(ctx: ServerContext, mode: "txt2img" | "img2img", request: FastifyRequest, reply: FastifyReply) {
   const body = request.body as Txt2ImgRequest | Img2ImgRequest;
   const mapped = mapA1111Request(body, mode, ctx.limits, ctx.models.defaultImageSize());
-  const job = await ctx.jobs.submit(mapped.job);
+  const job = await submitJob(ctx, request, mapped.job);
   // A client that goes away takes its job with it: nobody would get the images.
   const onClose = () => {
     if (!reply.raw.writableFinished) void ctx.jobs.cancel(job).catch(() => undefined);
