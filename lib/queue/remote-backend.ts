@@ -269,27 +269,36 @@ export class RemoteJobs implements JobBackend {
   }
 }
 
-/** The models the live workers serve; the tokenizer and default size from an optional local model. */
+/** The models the live workers serve (from their heartbeats); the tokenizer from an optional local model file. */
 export class RemoteModels implements ModelCatalog {
+  #workers: Array<{ model: string; hash: string | null; defaultSize: number }> = [];
+  readonly #timer: NodeJS.Timeout;
+
   constructor(
     readonly jobs: RemoteJobs,
     readonly tokenizerModel?: Model,
-  ) {}
-  #cache: ModelInfo[] = [];
+  ) {
+    void this.list().catch(() => undefined);
+    this.#timer = setInterval(() => void this.list().catch(() => undefined), 5000).unref();
+  }
+
   async list(): Promise<ModelInfo[]> {
     const workers = await liveWorkers(this.jobs.redis, this.jobs.queueName).catch((error) => {
       throw unavailable(error);
     });
+    this.#workers = [...workers.values()];
     const byName = new Map<string, ModelInfo>();
-    for (const w of workers.values()) byName.set(w.model, { name: w.model, file: `${w.model}.gguf`, hash: w.hash });
-    this.#cache = [...byName.values()];
-    return this.#cache;
+    for (const w of this.#workers) byName.set(w.model, { name: w.model, file: `${w.model}.gguf`, hash: w.hash });
+    return [...byName.values()];
   }
   current(): ModelInfo | undefined {
-    return this.#cache.length === 1 ? this.#cache[0] : undefined;
+    const names = new Set(this.#workers.map((w) => w.model));
+    const w = this.#workers[0];
+    return names.size === 1 ? { name: w.model, file: `${w.model}.gguf`, hash: w.hash } : undefined;
   }
+  /** The tokenizer model's, else the first live worker's, else SD v1's 512. */
   defaultImageSize(): number {
-    return this.tokenizerModel?.defaultImageSize ?? 512;
+    return this.tokenizerModel?.defaultImageSize ?? this.#workers[0]?.defaultSize ?? 512;
   }
   backendName(): string {
     return "workers";
@@ -300,5 +309,8 @@ export class RemoteModels implements ModelCatalog {
   }
   async select(): Promise<void> {
     throw new ServerError("JSD_CONFLICT", "behind a queue the workers choose their model (jsd worker --model); start workers with another model to switch");
+  }
+  close(): void {
+    clearInterval(this.#timer);
   }
 }

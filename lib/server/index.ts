@@ -116,10 +116,12 @@ async function remoteBackend(options: ServerOptions, limits: ServerLimits): Prom
   // The model here is only the tokenizer's (the page's token counter): its weights stay mapped, not resident.
   const tokenizerModel = options.model ? await loadModel(options.model, { backend: "cpu", releaseIdleWeights: true }) : undefined;
   const jobs = new RemoteJobs({ redis: options.redis!, queue: options.queue, resultsDir: options.resultsDir, limits });
+  const models = new RemoteModels(jobs, tokenizerModel);
   return {
     jobs,
-    models: new RemoteModels(jobs, tokenizerModel),
+    models,
     async close() {
+      models.close();
       await jobs.close();
       await tokenizerModel?.close();
     },
