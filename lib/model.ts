@@ -4,7 +4,8 @@ import { JsdError } from "./errors.js";
 import { verifyModelFile } from "./verify.js";
 import { generateImages, type GeneratedImage } from "./pipeline/generate.js";
 import type { GenerateOptions } from "./pipeline/options.js";
-import { native, packageRoot, type NativeComponentMemory, type NativeModel, type NativeModelInfo, type NativePlacement, type Shape4 } from "./native.js";
+import { native, packageRoot, type NativeComponentMemory, type NativeModel, type NativeModelInfo, type NativePlacement } from "./native.js";
+import type { DiffusionModel, EncodedImage, PredictNoiseInput, Shape4 } from "./pipeline/model-port.js";
 import { SentencePieceModel } from "./sentencepiece.js";
 import { tokenizeExtended, tokenizeReference, PROMPT_MODES, type ExtendedPromptTokens, type PromptTokens, type ReferencePromptTokens, type TokenizeOptions } from "./prompt/tokens.js";
 import { JsdTokenizer } from "./tokenizer.js";
@@ -12,28 +13,9 @@ import { join } from "node:path";
 
 import { backendOfRegistryName } from "./backends.js";
 import { nativeLoadOptions, type LoadModelOptions } from "./load-options.js";
-export type { Shape4 } from "./native.js";
+export type { Shape4, PredictNoiseInput, EncodedImage, DiffusionModel } from "./pipeline/model-port.js";
 
 export { BACKENDS, type BackendName, type LoadModelOptions } from "./load-options.js";
-
-export interface PredictNoiseInput {
-  /** Latents, NCHW flattened. */
-  latents: Float32Array;
-  /** [batch, channels, height, width] of the latents. */
-  shape: Shape4;
-  /** One timestep per batch entry (fractional values allowed, as K-diffusion schedulers use). */
-  timesteps: Float32Array | readonly number[];
-  /** Text-encoder states [batch, length, hidden], flattened. */
-  textStates: Float32Array;
-}
-
-export interface EncodedImage {
-  /** Posterior mean [batch, latentChannels, h/8, w/8], NCHW flattened. */
-  mean: Float32Array;
-  /** Posterior log-variance, clamped to [-30, 20] as diffusers does. */
-  logvar: Float32Array;
-  shape: Shape4;
-}
 
 function checkShape(shape: unknown, name: string): Shape4 {
   if (!Array.isArray(shape) || shape.length !== 4 || !shape.every((d) => Number.isInteger(d) && d >= 1)) {
@@ -61,7 +43,7 @@ function defaultImageSize(path: string, info: NativeModelInfo): number {
   return sampleSize * info.vaeScaleFactor;
 }
 
-export class Model {
+export class Model implements DiffusionModel {
   readonly path: string;
   readonly tokenizer: JsdTokenizer;
   readonly #native: NativeModel;

@@ -21,7 +21,7 @@ import {
   pluginFileName,
   type GpuBackend,
 } from "./backends.js";
-import type { ProbeResult } from "./native-probe.js";
+import type { PluginLoadResult, ProbeResult } from "./native-probe.js";
 import { cachedPluginDir, parseStamp, STAMP_FILE } from "./plugin-cache.js";
 
 /** Where a candidate came from, for messages, `jsd doctor` and `jsd gpu list`. */
@@ -56,12 +56,7 @@ export interface PluginReport {
 }
 
 /** One entry of the addon's loadBackends() result. */
-export interface PluginLoadResult {
-  path: string;
-  loaded: boolean;
-  backend?: string;
-  error?: string;
-}
+export type { PluginLoadResult } from "./native-probe.js";
 
 /** Where to look: the file system, installed packages and the environment. */
 export interface PluginLayout {

@@ -4,7 +4,6 @@
 // in a child that costs one exit code, and the loader goes on without that plugin.
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { backendOfRegistryName, backendSpec, isGpuBackend, systemLibrary } from "./backends.js";
-import type { PluginLoadResult } from "./native-plugins.js";
 
 /** GPU initialisation (CUDA context, Vulkan instance) takes seconds at most; a hang is a failure. */
 export const PROBE_TIMEOUT_MS = 20_000;
@@ -14,6 +13,14 @@ export const PROBE_TIMEOUT_MS = 20_000;
  * normal case for most machines, so it is not warned about. `missing`: set when a library the
  * plugin needs could not be found (its file names, where the loader's message gives them).
  */
+/** What the addon's loadBackends() says of one plugin file. */
+export interface PluginLoadResult {
+  path: string;
+  loaded: boolean;
+  backend?: string;
+  error?: string;
+}
+
 export type ProbeResult = { ok: true } | { ok: false; reason: string; absent?: boolean; missing?: string[] };
 
 /** What a probe needs to know about the plugin it tries. */

@@ -11,6 +11,7 @@ import { firstLine, JsdError } from "./errors.js";
 import { defaultPluginDeps } from "./native-plugin-deps.js";
 import { pluginReport, selectPlugins, type PluginLoadResult, type PluginReport } from "./native-plugins.js";
 import { packageRoot } from "./package-root.js";
+import type { Shape4 } from "./shape.js";
 
 export { packageRoot };
 
@@ -41,7 +42,6 @@ export interface NativeTypeTraits {
   quantized: boolean;
 }
 
-export type Shape4 = [n: number, c: number, h: number, w: number];
 
 export interface NativeModelInfo {
   metadata: Record<string, string>;

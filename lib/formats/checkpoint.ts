@@ -2,22 +2,10 @@
 // zip pickles), so the converter streams tensors the same way from either.
 import { extname } from "node:path";
 import { JsdError } from "../errors.js";
+import type { CheckpointReader, TensorInfo } from "./checkpoint-reader.js";
 import { SafetensorsFile, type RawTensor, type SafetensorsDtype } from "./safetensors.js";
 
-export interface TensorInfo {
-  dtype: SafetensorsDtype;
-  shape: number[];
-}
-
-export interface CheckpointReader {
-  readonly path: string;
-  /** Tensor names in file order. */
-  names(): string[];
-  info(name: string): TensorInfo;
-  /** Reads one tensor's raw little-endian bytes. Only that tensor is held in memory. */
-  read(name: string): Promise<RawTensor>;
-  close(): Promise<void>;
-}
+export type { CheckpointReader, TensorInfo } from "./checkpoint-reader.js";
 
 class SafetensorsCheckpoint implements CheckpointReader {
   constructor(private readonly file: SafetensorsFile) {}

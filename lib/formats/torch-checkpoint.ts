@@ -8,7 +8,7 @@
 // contiguous; its bytes are read straight out of its storage entry, one tensor at a time.
 import { open } from "node:fs/promises";
 import { JsdError } from "../errors.js";
-import type { CheckpointReader, TensorInfo } from "./checkpoint.js";
+import type { CheckpointReader, TensorInfo } from "./checkpoint-reader.js";
 import { describe, isTuple, PickleDict, PickleGlobal, unpickle, type GlobalHandler, type PickleCallContext } from "./pickle.js";
 import { DTYPE_BYTES, type RawTensor, type SafetensorsDtype } from "./safetensors.js";
 import { ZipReader, type ZipEntry } from "./zip.js";

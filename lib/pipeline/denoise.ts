@@ -2,7 +2,7 @@
 // img2img pipeline and the legacy latent-mask inpainting), step for step and in float32.
 import { JsdError } from "../errors.js";
 import { rgba8ToSignedNchw, maskToLatentKeep } from "../image/convert.js";
-import type { Model, Shape4 } from "../model.js";
+import type { DiffusionModel, Shape4 } from "./model-port.js";
 import { encodeExtendedPrompts } from "../prompt/encode.js";
 import type { PromptMode } from "../prompt/tokens.js";
 import { TorchGenerator } from "../rng/torch-generator.js";
@@ -82,7 +82,7 @@ function repeat(a: Float32Array, times: number): Float32Array {
  * [uncond×n; cond×n]. Extended prompt mode: each prompt is [chunks × 77, hidden], both padded
  * to the same number of chunks (lib/prompt/encode.ts).
  */
-async function encodePrompts(model: Model, input: DenoiseInput, guided: boolean) {
+async function encodePrompts(model: DiffusionModel, input: DenoiseInput, guided: boolean) {
   if (input.promptMode === "extended") return encodePromptsExtended(model, input, guided);
   const cond = model.tokenize(input.prompt);
   const uncond = guided ? model.tokenize(input.negativePrompt) : undefined;
@@ -94,7 +94,7 @@ async function encodePrompts(model: Model, input: DenoiseInput, guided: boolean)
   return { cond, uncond, textStates, chunks: 1 };
 }
 
-async function encodePromptsExtended(model: Model, input: DenoiseInput, guided: boolean) {
+async function encodePromptsExtended(model: DiffusionModel, input: DenoiseInput, guided: boolean) {
   const e = await encodeExtendedPrompts(model, input.prompt, guided ? input.negativePrompt : undefined);
   const condStates = repeat(e.condStates, input.numImages);
   const textStates = e.uncondStates ? concat([repeat(e.uncondStates, input.numImages), condStates]) : condStates;
@@ -109,7 +109,7 @@ function concatInt(a: Int32Array, b: Int32Array): Int32Array {
 }
 
 /** 0.18215 * (mean + std * eps), with eps the generator's first draw, as DiagonalGaussianDistribution.sample does. */
-async function encodeInitImage(model: Model, image: PixelImage, generator: TorchGenerator, numImages: number): Promise<Float32Array> {
+async function encodeInitImage(model: DiffusionModel, image: PixelImage, generator: TorchGenerator, numImages: number): Promise<Float32Array> {
   const pixels = rgba8ToSignedNchw(image.rgba, image.width, image.height);
   const { mean, logvar, shape } = await model.encodeImage(pixels, [1, 3, image.height, image.width]);
   const eps = generator.randn(shape);
@@ -122,7 +122,7 @@ async function encodeInitImage(model: Model, image: PixelImage, generator: Torch
   return repeat(latents, numImages);
 }
 
-export async function denoise(model: Model, input: DenoiseInput, onProgress?: (p: GenerateProgress) => void): Promise<DenoiseTrace> {
+export async function denoise(model: DiffusionModel, input: DenoiseInput, onProgress?: (p: GenerateProgress) => void): Promise<DenoiseTrace> {
   const started = performance.now();
   const factor = model.vaeScaleFactor;
   const latentShape: Shape4 = [input.numImages, model.latentChannels, input.height / factor, input.width / factor];

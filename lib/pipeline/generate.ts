@@ -2,7 +2,7 @@
 import { JsdError, isJsdError } from "../errors.js";
 import { vaeOutputToRgba8 } from "../image/convert.js";
 import { decodeImage, encodePng } from "../image/png.js";
-import type { Model } from "../model.js";
+import type { DiffusionModel } from "./model-port.js";
 import { version } from "../system-info.js";
 import { denoise, type PixelImage } from "./denoise.js";
 import { resolveOptions, type GenerateOptions, type ImageInput } from "./options.js";
@@ -56,7 +56,7 @@ function sizeOf(options: { width?: number; height?: number }, init: PixelImage |
   return { width: init.width, height: init.height };
 }
 
-export async function generateImages(model: Model, options: GenerateOptions): Promise<GeneratedImage[]> {
+export async function generateImages(model: DiffusionModel, options: GenerateOptions): Promise<GeneratedImage[]> {
   const o = resolveOptions(options);
   const signal = o.signal;
   if (signal?.aborted) throw abortError(signal);

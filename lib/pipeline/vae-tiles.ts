@@ -3,7 +3,7 @@
 // Tiles overlap by a margin and are blended with linear ramps, so no seam shows. The decoder's
 // mid-block attention sees one tile at a time, so tiled output differs slightly from untiled:
 // it is used only above a size threshold or when asked.
-import type { Model, Shape4 } from "../model.js";
+import type { DiffusionModel, Shape4 } from "./model-port.js";
 
 export interface VaeTiling {
   /** Tile side in latent pixels (8 image pixels each). */
@@ -41,7 +41,7 @@ function ramp(position: number, length: number, margin: number, atStart: boolean
   return w;
 }
 
-export async function decodeLatentsTiled(model: Model, latents: Float32Array, shape: Shape4, tiling: VaeTiling = DEFAULT_VAE_TILING): Promise<Float32Array> {
+export async function decodeLatentsTiled(model: DiffusionModel, latents: Float32Array, shape: Shape4, tiling: VaeTiling = DEFAULT_VAE_TILING): Promise<Float32Array> {
   const [n, c, h, w] = shape;
   const f = model.vaeScaleFactor;
   const th = Math.min(tiling.tile, h);

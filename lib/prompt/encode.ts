@@ -4,7 +4,7 @@
 // hidden]. The positive and negative prompts are padded to the same number of chunks with
 // empty chunks (the encoding of ""), so that both halves of the guided batch have one length.
 import { JsdError } from "../errors.js";
-import type { Model } from "../model.js";
+import type { DiffusionModel } from "../pipeline/model-port.js";
 import { applyEmphasis } from "./emphasis.js";
 import { padChunks, tokenizeExtended, type ExtendedPromptTokens } from "./tokens.js";
 
@@ -28,7 +28,7 @@ export interface ExtendedTextStates {
  * Encodes a prompt, and optionally a negative prompt, in extended mode. The chunks of both go
  * through `model.encodeText` as one batch.
  */
-export async function encodeExtendedPrompts(model: Model, prompt: string, negativePrompt?: string): Promise<ExtendedTextStates> {
+export async function encodeExtendedPrompts(model: DiffusionModel, prompt: string, negativePrompt?: string): Promise<ExtendedTextStates> {
   const tokenizer = model.tokenizer;
   let cond = tokenizeExtended(tokenizer, prompt);
   let uncond = negativePrompt === undefined ? undefined : tokenizeExtended(tokenizer, negativePrompt);
