@@ -40,7 +40,6 @@ function main() {
     JSD_GGML_COMMIT: ggml.commit,
     JSD_NATIVE: flag("JSD_NATIVE", true) ? "ON" : "OFF",
     JSD_CPU_VARIANTS: flag("JSD_CPU_VARIANTS", false) ? "ON" : "OFF",
-    JSD_BUILD_TOOLS: flag("JSD_BUILD_TOOLS", false) ? "ON" : "OFF",
   };
   // The GPU switches and their CMake options come from the one backend table.
   for (const backend of gpuBackends) defines[backend.cmakeOption] = flag(backend.buildFlag, false) ? "ON" : "OFF";
