@@ -204,3 +204,26 @@ describe.skipIf(!redisServer)("a queue on a Redis with persistence (appendonly y
     }
   }, 90_000);
 });
+
+describe.skipIf(!redisServer)("BullMQ's attempts and backoff", () => {
+  it("a failure of the machine (here: a results folder that cannot be made) is retried 3 times with backoff, then failed", async () => {
+    const redis = await startRedis();
+    const { createProducer, createWorker } = await import("../lib/queue/index.js");
+    const producer = createProducer({ redis: redis.url, queue: "retry" });
+    const worker = await createWorker({ redis: redis.url, queue: "retry", name: "worker-r", resultsDir: "/dev/null/jsd-results", load: { threads: 1 } });
+    try {
+      const started = Date.now();
+      const job = await producer.enqueue({ ...SETTINGS, steps: 2, seed: 1 });
+      await expect(job.result()).rejects.toThrow(/ENOTDIR/);
+      expect(Date.now() - started).toBeGreaterThan(3000); // backoff 1 s, then 2 s
+      const { Queue } = await import("bullmq");
+      const queue = new Queue("retry", { connection: { host: "127.0.0.1", port: redis.port } });
+      expect((await queue.getJob(job.id))!.attemptsMade).toBe(3);
+      await queue.close();
+    } finally {
+      await worker.close();
+      await producer.close();
+      await redis.remove();
+    }
+  }, 60_000);
+});
