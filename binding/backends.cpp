@@ -1,5 +1,5 @@
 // loadBackends(cpuDir, plugins): registers ggml's CPU backend from the addon's folder and the
-// GPU plugins lib/native.ts chose (after probing each in a child process). Plugin loading is
+// GPU plugins lib/native/addon.ts chose (after probing each in a child process). Plugin loading is
 // quick (dlopen, a device list), so it runs on the calling thread, once per process.
 #include "addon.h"
 #include "backend_loader.h"

@@ -1,9 +1,9 @@
 // loadModel()'s options, checked and turned into the addon's: one place for both loadModel() and
 // planModel(), which must decide alike. "auto" is resolved here by the backend table's one rule,
 // and names cross into native code as ggml's registry names.
-import { autoBackend, BACKEND_NAMES, nativeBackendName, type Backend } from "./backends.js";
+import { autoBackend, BACKEND_NAMES, nativeBackendName, type Backend } from "./native/backends.js";
 import { JsdError } from "./errors.js";
-import type { NativeLoadOptions } from "./native.js";
+import type { NativeLoadOptions } from "./native/addon.js";
 import { DEFAULT_VAE_TILING, VAE_TILING_THRESHOLD } from "./pipeline/vae-tiles.js";
 import { listDevices } from "./system-info.js";
 

@@ -4,14 +4,14 @@ import { JsdError } from "./errors.js";
 import { verifyModelFile } from "./verify.js";
 import { generateImages, type GeneratedImage } from "./pipeline/generate.js";
 import type { GenerateOptions } from "./pipeline/options.js";
-import { native, packageRoot, type NativeComponentMemory, type NativeModel, type NativeModelInfo, type NativePlacement } from "./native.js";
+import { native, packageRoot, type NativeComponentMemory, type NativeModel, type NativeModelInfo, type NativePlacement } from "./native/addon.js";
 import type { DiffusionModel, EncodedImage, PredictNoiseInput, Shape4 } from "./pipeline/model-port.js";
-import { SentencePieceModel } from "./sentencepiece.js";
+import { SentencePieceModel } from "./prompt/sentencepiece.js";
 import { tokenizeExtended, tokenizeReference, PROMPT_MODES, type ExtendedPromptTokens, type PromptTokens, type ReferencePromptTokens, type TokenizeOptions } from "./prompt/tokens.js";
-import { JsdTokenizer } from "./tokenizer.js";
+import { JsdTokenizer } from "./prompt/tokenizer.js";
 import { join } from "node:path";
 
-import { backendOfRegistryName } from "./backends.js";
+import { backendOfRegistryName } from "./native/backends.js";
 import { nativeLoadOptions, type LoadModelOptions } from "./load-options.js";
 export type { Shape4, PredictNoiseInput, EncodedImage, DiffusionModel } from "./pipeline/model-port.js";
 

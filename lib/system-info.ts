@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { autoBackend, backendOfRegistryName } from "./backends.js";
-import type { PluginReport } from "./native-plugins.js";
-import { native, nativeBinary, packageRoot, type NativeBinaryInfo, type NativeDevice } from "./native.js";
+import { autoBackend, backendOfRegistryName } from "./native/backends.js";
+import type { PluginReport } from "./native/plugins.js";
+import { native, nativeBinary, packageRoot, type NativeBinaryInfo, type NativeDevice } from "./native/addon.js";
 
 export interface SystemInfo {
   /** This package's version. */

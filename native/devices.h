@@ -23,7 +23,7 @@ struct DeviceInfo {
 std::vector<DeviceInfo> list_devices();
 
 // The named backend's device number `device`; throws InvalidArgument when no loaded backend of
-// that name has it. ("auto" is resolved before this, by lib/backends.ts's one rule.)
+// that name has it. ("auto" is resolved before this, by lib/native/backends.ts's one rule.)
 ggml_backend_dev_t choose_device(const std::string& backend, int device, std::string* chosen_backend);
 
 }  // namespace jsd

@@ -1,4 +1,4 @@
-// The backend table (native/backends.json) through lib/backends.ts: the names of plugin files and
+// The backend table (native/backends.json) through lib/native/backends.ts: the names of plugin files and
 // node-llama-cpp packages per platform, the "auto" rule, and the pin the build scripts share.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
@@ -18,7 +18,7 @@ import {
   parseBackendTable,
   pluginFileName,
   systemLibrary,
-} from "../lib/backends.js";
+} from "../lib/native/backends.js";
 // @ts-expect-error: a plain .mjs script without type declarations
 import { GGML_SOURCE } from "../scripts/fetch-ggml.mjs";
 

@@ -21,8 +21,8 @@ import { gguf, type GgufValue } from "../lib/formats/gguf-writer.js";
 import { crc32, encodePng, readPngText } from "../lib/image/png.js";
 import { DEFAULT_MODEL_PATH, loadModel, type Model } from "../lib/model.js";
 import type { GenerateOptions } from "../lib/pipeline/options.js";
-import { SentencePieceModel } from "../lib/sentencepiece.js";
-import { JsdTokenizer } from "../lib/tokenizer.js";
+import { SentencePieceModel } from "../lib/prompt/sentencepiece.js";
+import { JsdTokenizer } from "../lib/prompt/tokenizer.js";
 import { editGguf, tinyJsd } from "./helpers/models.js";
 
 const FAST = 10_000; // ms: a refusal must come quickly

@@ -11,7 +11,7 @@ import { runCli } from "../lib/cli/program.js";
 import { openCheckpoint } from "../lib/formats/checkpoint.js";
 import { GgufFile } from "../lib/formats/gguf-reader.js";
 import { readSafetensors, toFloat32, toInt32, type RawTensor } from "../lib/formats/safetensors.js";
-import { native } from "../lib/native.js";
+import { native } from "../lib/native/addon.js";
 
 const TINY = "test/fixtures/tiny-jsd";
 const TINY_BIN = "test/fixtures/tiny-jsd-bin";

@@ -5,7 +5,7 @@
 // head, the text's 77 keys, and query or key counts off every tile size.
 import { describe, expect, it } from "vitest";
 import { systemInfo } from "../lib/index.js";
-import { native } from "../lib/native.js";
+import { native } from "../lib/native/addon.js";
 
 const avx512 = systemInfo().cpuFeatures.includes("avx512f") && !process.env.JSD_NO_FUSED_ATTENTION;
 const tolerance = 2e-5;

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GGML_TYPES, GgufFile } from "../lib/formats/gguf-reader.js";
 import { GgufWriter, encodeGgufHeader, gguf, type GgufTensorSpec, type GgufValue } from "../lib/formats/gguf-writer.js";
-import { native } from "../lib/native.js";
+import { native } from "../lib/native/addon.js";
 
 let dir: string;
 beforeAll(async () => {

@@ -1,4 +1,4 @@
-// `jsd gpu install|list|remove` (lib/gpu-install.ts, lib/cli/gpu.ts) without the network: the
+// `jsd gpu install|list|remove` (lib/native/gpu-install.ts, lib/cli/gpu.ts) without the network: the
 // node-llama-cpp package is a tarball made here with `tar` (random bytes for its plugin), and
 // `npm pack` is a fake that copies it to --pack-destination and prints what npm would.
 import { execFileSync } from "node:child_process";
@@ -6,13 +6,13 @@ import { createHash, randomBytes } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
-import { GGML_RELEASE } from "../lib/backends.js";
+import { GGML_RELEASE } from "../lib/native/backends.js";
 import { listingLines } from "../lib/cli/gpu.js";
 import { runCli } from "../lib/cli/program.js";
 import { JsdError } from "../lib/errors.js";
-import { installGpuPlugin, listFolders, listGpuPlugins, removeGpuPlugin, type InstallSystem } from "../lib/gpu-install.js";
-import { readJsonFile } from "../lib/native-plugin-deps.js";
-import { pluginCandidates, versionProblem, type PluginLayout } from "../lib/native-plugins.js";
+import { installGpuPlugin, listFolders, listGpuPlugins, removeGpuPlugin, type InstallSystem } from "../lib/native/gpu-install.js";
+import { readJsonFile } from "../lib/native/plugin-deps.js";
+import { pluginCandidates, versionProblem, type PluginLayout } from "../lib/native/plugins.js";
 import { tempDirs } from "./helpers/temp-dirs.js";
 
 const PINNED = GGML_RELEASE.version;

@@ -1,13 +1,13 @@
-// Choosing GPU backend plugins (lib/native-plugins.ts) and test-loading one in a child process
-// (lib/native-probe.ts). No GPU and no built addon needed: the file system, packages and probes
+// Choosing GPU backend plugins (lib/native/plugins.ts) and test-loading one in a child process
+// (lib/native/probe.ts). No GPU and no built addon needed: the file system, packages and probes
 // are fakes, and the child's hangs, crashes and reports are simulated with the probe's `script`.
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, realpathSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { GGML_RELEASE, nlcPackageName, nlcPluginPath } from "../lib/backends.js";
+import { GGML_RELEASE, nlcPackageName, nlcPluginPath } from "../lib/native/backends.js";
 import { pluginLines } from "../lib/cli/doctor.js";
-import { defaultPluginDeps, findInstalledPackages } from "../lib/native-plugin-deps.js";
+import { defaultPluginDeps, findInstalledPackages } from "../lib/native/plugin-deps.js";
 import {
   choosePlugins,
   explicitPlugins,
@@ -20,10 +20,10 @@ import {
   type PluginCandidate,
   type PluginDeps,
   type PluginLayout,
-} from "../lib/native-plugins.js";
-import { missingLibraries, probePlugin, readProbe, type ProbeResult } from "../lib/native-probe.js";
+} from "../lib/native/plugins.js";
+import { missingLibraries, probePlugin, readProbe, type ProbeResult } from "../lib/native/probe.js";
 import { packageRoot } from "../lib/package-root.js";
-import { pluginCacheDir } from "../lib/plugin-cache.js";
+import { pluginCacheDir } from "../lib/native/plugin-cache.js";
 import { tempDirs } from "./helpers/temp-dirs.js";
 
 const PINNED = GGML_RELEASE.version;

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFil
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { GGML_RELEASE } from "../lib/backends.js";
+import { GGML_RELEASE } from "../lib/native/backends.js";
 import { lavapipe } from "./helpers/lavapipe.js";
 
 const root = new URL("..", import.meta.url).pathname;

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { convert } from "../lib/convert/index.js";
 import { GgufFile } from "../lib/formats/gguf-reader.js";
 import { loadModel, systemInfo } from "../lib/index.js";
-import { native } from "../lib/native.js";
+import { native } from "../lib/native/addon.js";
 import { editGguf, scratchPath, tinyJsd, tinyModel } from "./helpers/models.js";
 
 const features = systemInfo().cpuFeatures;

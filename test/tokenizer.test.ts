@@ -2,14 +2,14 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { JsdError } from "../lib/errors.js";
-import { SentencePieceModel } from "../lib/sentencepiece.js";
+import { SentencePieceModel } from "../lib/prompt/sentencepiece.js";
 import {
   JSD_TOKENIZER_CONFIG,
   JsdTokenizer,
   pythonLowerPerCodePoint,
   pythonLstrip,
   pythonRstrip,
-} from "../lib/tokenizer.js";
+} from "../lib/prompt/tokenizer.js";
 
 const modelPath = new URL("./fixtures/tiny-jsd/tokenizer/spiece.model", import.meta.url).pathname;
 const fixturePath = new URL("./fixtures/reference/tokenizer.json", import.meta.url).pathname;

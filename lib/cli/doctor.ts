@@ -3,8 +3,8 @@ import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { isJsdError } from "../errors.js";
 import { DEFAULT_MODEL_PATH } from "../model.js";
-import { installableBackends } from "../backends.js";
-import { gpuDisabled, type PluginReport } from "../native-plugins.js";
+import { installableBackends } from "../native/backends.js";
+import { gpuDisabled, type PluginReport } from "../native/plugins.js";
 import { systemInfo, version } from "../system-info.js";
 import type { CliIo } from "./io.js";
 

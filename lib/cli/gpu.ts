@@ -1,9 +1,9 @@
-// `jsd gpu install|list|remove`: the GPU plugin cache (lib/gpu-install.ts) from the command line.
+// `jsd gpu install|list|remove`: the GPU plugin cache (lib/native/gpu-install.ts) from the command line.
 import { Command } from "commander";
 import { createRequire } from "node:module";
-import { backendSpec, GPU_BACKENDS } from "../backends.js";
-import { installGpuPlugin, listFolders, listGpuPlugins, removeGpuPlugin, type GpuPluginListing } from "../gpu-install.js";
-import { defaultPluginDeps } from "../native-plugin-deps.js";
+import { backendSpec, GPU_BACKENDS } from "../native/backends.js";
+import { installGpuPlugin, listFolders, listGpuPlugins, removeGpuPlugin, type GpuPluginListing } from "../native/gpu-install.js";
+import { defaultPluginDeps } from "../native/plugin-deps.js";
 import { packageRoot } from "../package-root.js";
 import { formatBytes, type CliIo } from "./io.js";
 

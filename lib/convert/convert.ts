@@ -9,7 +9,7 @@ import { rename, stat, unlink } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { JsdError } from "../errors.js";
 import { GgufWriter, type GgufTensorSpec } from "../formats/gguf-writer.js";
-import { native } from "../native.js";
+import { native } from "../native/addon.js";
 import type { Component } from "./architecture.js";
 import { bytesToFloat32 } from "./dtype.js";
 import { readDiffusersFolder } from "./folder.js";

@@ -1,7 +1,7 @@
 // The model file's key/value metadata (docs/model-format.md, "Key/value metadata"), in the spec's order.
 import { JsdError } from "../errors.js";
 import { type GgufValue, gguf } from "../formats/gguf-writer.js";
-import { SentencePieceModel } from "../sentencepiece.js";
+import { SentencePieceModel } from "../prompt/sentencepiece.js";
 import { version } from "../system-info.js";
 import type { DiffusersFolder } from "./folder.js";
 

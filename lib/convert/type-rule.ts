@@ -13,7 +13,7 @@
 //     320-channel level has rows of 320 and 2880, not multiples of 256), and anything else to f16
 //     (e.g. unet.conv_in: 4*3*3 = 36).
 import { JsdError } from "../errors.js";
-import { native } from "../native.js";
+import { native } from "../native/addon.js";
 import type { TensorRole } from "./architecture.js";
 
 /** The types a model may be converted to (ggml's names). */

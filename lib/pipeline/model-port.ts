@@ -2,7 +2,7 @@
 // a few facts. `Model` (lib/model.ts) implements it over the native engine; tests can hand the
 // pipeline a fake written in TypeScript. The pipeline imports no concrete model.
 import type { ReferencePromptTokens } from "../prompt/tokens.js";
-import type { JsdTokenizer } from "../tokenizer.js";
+import type { JsdTokenizer } from "../prompt/tokenizer.js";
 
 import type { Shape4 } from "../shape.js";
 

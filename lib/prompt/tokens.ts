@@ -33,7 +33,7 @@
 // with "▁" (a word after a blank) and special tokens stay as they are. The models were trained
 // on captions that all start that way; without it, a chunk that starts in mid-text is read
 // poorly (the embedded model ignores a subject that opens a chunk without "▁").
-import type { JsdTokenizer, TokenizedPrompt } from "../tokenizer.js";
+import type { JsdTokenizer, TokenizedPrompt } from "./tokenizer.js";
 import { parsePrompt, splitAtBreaks, type PromptPart } from "./parse.js";
 
 export type PromptMode = "reference" | "extended";

@@ -168,7 +168,7 @@ async function runScenario() {
 }
 
 async function runMatmul() {
-  const { native } = await import(pathToFileURL(join(root, "dist/native.js")).href);
+  const { native } = await import(pathToFileURL(join(root, "dist/native/addon.js")).href);
   const addon = native();
   const { type, shapes, runs } = job;
   const traits = addon.typeTraits(type);

@@ -25,7 +25,7 @@
 // sentencepiece raises UnicodeEncodeError: "surrogates not allowed") throws a JsdError with code
 // JSD_INVALID_ARGUMENT. NUL and other control characters are passed on as the reference does:
 // sentencepiece's nmt_nfkc drops most C0 controls and has no piece for NUL, which becomes <unk>.
-import { JsdError } from "./errors.js";
+import { JsdError } from "../errors.js";
 import { SentencePieceModel } from "./sentencepiece.js";
 import { loneSurrogateIndex } from "./unicode.js";
 

@@ -1,12 +1,12 @@
 // The real file system, package resolution, plugin cache and child-process probe behind
-// lib/native-plugins.ts (tests pass their own).
+// lib/native/plugins.ts (tests pass their own).
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { probePlugin } from "./native-probe.js";
-import type { PluginDeps } from "./native-plugins.js";
-import { packageRoot } from "./package-root.js";
+import { probePlugin } from "./probe.js";
+import type { PluginDeps } from "./plugins.js";
+import { packageRoot } from "../package-root.js";
 import { pluginCacheDir } from "./plugin-cache.js";
 
 /**

@@ -1,8 +1,8 @@
 // A sentencepiece model on its own: raw pieces, without the T5Tokenizer rules that the
 // model's tokenizer adds (lower-casing, special tokens, padding to 77).
 import { readFile } from "node:fs/promises";
-import { JsdError } from "./errors.js";
-import { native, type NativeSentencePiece } from "./native.js";
+import { JsdError } from "../errors.js";
+import { native, type NativeSentencePiece } from "../native/addon.js";
 import { loneSurrogateIndex } from "./unicode.js";
 
 export interface SentencePieceEncoding {

@@ -3,15 +3,15 @@
 // a local build (build/Release, tuned for this machine by `npm run build`) when there is one,
 // else the prebuilt binary for this platform in prebuilds/ (what users installing from npm get).
 // ggml's shared libraries and CPU plugins lie beside it. Then the ggml backends are loaded: the
-// CPU plugin from the addon's folder, and the GPU plugins lib/native-plugins.ts finds and
+// CPU plugin from the addon's folder, and the GPU plugins lib/native/plugins.ts finds and
 // test-loads in a child process first (a local build's, node-llama-cpp's packages, the cache).
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
-import { firstLine, JsdError } from "./errors.js";
-import { defaultPluginDeps } from "./native-plugin-deps.js";
-import { pluginReport, selectPlugins, type PluginLoadResult, type PluginReport } from "./native-plugins.js";
-import { packageRoot } from "./package-root.js";
-import type { Shape4 } from "./shape.js";
+import { firstLine, JsdError } from "../errors.js";
+import { defaultPluginDeps } from "./plugin-deps.js";
+import { pluginReport, selectPlugins, type PluginLoadResult, type PluginReport } from "./plugins.js";
+import { packageRoot } from "../package-root.js";
+import type { Shape4 } from "../shape.js";
 
 export { packageRoot };
 

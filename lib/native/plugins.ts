@@ -5,10 +5,10 @@
 //     into build/Release/ next to jsd.node);
 //   - npm package: node-llama-cpp's binary package of the ggml release our source comes from
 //     (@node-llama-cpp/<platform>-<arch>-<gpu>), installed in the user's app;
-//   - plugin cache: what `jsd gpu install <backend>` extracted (lib/gpu-install.ts).
-// Each candidate is test-loaded in a child process (lib/native-probe.ts) and at most one plugin per
+//   - plugin cache: what `jsd gpu install <backend>` extracted (lib/native/gpu-install.ts).
+// Each candidate is test-loaded in a child process (lib/native/probe.ts) and at most one plugin per
 // backend is kept: the first that works. JSD_GPU=0 turns all of this off. This file decides over
-// injected file-system, package and probe functions; lib/native-plugin-deps.ts supplies the real ones.
+// injected file-system, package and probe functions; lib/native/plugin-deps.ts supplies the real ones.
 import { basename, dirname, join, resolve } from "node:path";
 import {
   AUTO_ORDER,
@@ -21,7 +21,7 @@ import {
   pluginFileName,
   type GpuBackend,
 } from "./backends.js";
-import type { PluginLoadResult, ProbeResult } from "./native-probe.js";
+import type { PluginLoadResult, ProbeResult } from "./probe.js";
 import { cachedPluginDir, parseStamp, STAMP_FILE } from "./plugin-cache.js";
 
 /** Where a candidate came from, for messages, `jsd doctor` and `jsd gpu list`. */
@@ -56,7 +56,7 @@ export interface PluginReport {
 }
 
 /** One entry of the addon's loadBackends() result. */
-export type { PluginLoadResult } from "./native-probe.js";
+export type { PluginLoadResult } from "./probe.js";
 
 /** Where to look: the file system, installed packages and the environment. */
 export interface PluginLayout {
@@ -65,7 +65,7 @@ export interface PluginLayout {
   arch: string;
   /** The addon in use; local-build plugins sit beside it. Undefined: none is known (no local-build candidates). */
   addonPath?: string;
-  /** The plugin cache (lib/plugin-cache.ts pluginCacheDir). */
+  /** The plugin cache (lib/native/plugin-cache.ts pluginCacheDir). */
   cacheDir: string;
   exists(path: string): boolean;
   /** The folders of an installed package, each place it is found (none when it is not installed). */
@@ -78,7 +78,7 @@ export interface PluginLayout {
 export type CandidateVerdict = ProbeResult | { ok: false; reason: string; quiet: true };
 
 export interface PluginDeps extends PluginLayout {
-  /** Test-loads a candidate in a child process (lib/native-probe.ts probePlugin). */
+  /** Test-loads a candidate in a child process (lib/native/probe.ts probePlugin). */
   probe(candidate: PluginCandidate): ProbeResult;
   warn(message: string): void;
 }

@@ -10,9 +10,9 @@ import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { backendSpec, GGML_RELEASE, GPU_BACKENDS, installableBackends, isGpuBackend, nlcPackageName, nlcPluginPath, pluginFileName, type GpuBackend } from "./backends.js";
-import { firstLine, JsdError } from "./errors.js";
-import { readJsonFile } from "./native-plugin-deps.js";
-import { candidateVersion, gpuDisabled, pluginCandidates, versionProblem, type PluginLayout, type PluginSource } from "./native-plugins.js";
+import { firstLine, JsdError } from "../errors.js";
+import { readJsonFile } from "./plugin-deps.js";
+import { candidateVersion, gpuDisabled, pluginCandidates, versionProblem, type PluginLayout, type PluginSource } from "./plugins.js";
 import { cachedPluginDir, pluginCacheDir, STAMP_FILE, type PluginStamp } from "./plugin-cache.js";
 
 /** The machine an install runs on; tests replace parts (a fake `run`, another platform). */
@@ -26,7 +26,7 @@ export interface InstallSystem {
 }
 
 export interface InstallOptions {
-  /** The plugin cache; default JSD_PLUGIN_DIR or the user's cache folder (lib/plugin-cache.ts). */
+  /** The plugin cache; default JSD_PLUGIN_DIR or the user's cache folder (lib/native/plugin-cache.ts). */
   cacheDir?: string;
   /** Install from this local package tarball (.tgz) instead of downloading it: offline installs, tests. */
   from?: string;
@@ -220,7 +220,7 @@ export interface GpuPluginListing {
   release: string;
   /** JSD_GPU=0 is set: none of these is loaded. */
   disabled: boolean;
-  /** Plugin files the loader would consider, in the order it would (lib/native-plugins.ts). */
+  /** Plugin files the loader would consider, in the order it would (lib/native/plugins.ts). */
   found: GpuPluginEntry[];
   /** Cache folders of other releases, kept for other installs of this package. */
   otherReleases: { backend: GpuBackend; version: string; path: string }[];

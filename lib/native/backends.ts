@@ -3,8 +3,8 @@
 // build scripts read the same JSON, so no list is written twice.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { JsdError } from "./errors.js";
-import { packageRoot } from "./package-root.js";
+import { JsdError } from "../errors.js";
+import { packageRoot } from "../package-root.js";
 
 /** The backends this package knows. native/backends.json must list exactly these (checked when read). */
 export type Backend = "cpu" | "cuda" | "vulkan" | "metal";
