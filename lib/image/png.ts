@@ -1,37 +1,15 @@
-// PNG files: encoding the pipeline's images with their generation metadata, reading that
-// metadata back, and decoding init images and masks to RGBA8.
-//
-// Pixels are compressed and decompressed by `fast-png` (pure JS, maintained). Text chunks are
-// written here, because fast-png only writes Latin-1 `tEXt`: a chunk writer is a length, a type,
-// the data and a CRC-32.
-//
-// Text chunks follow Pillow's `PngInfo.add_text` (what AUTOMATIC1111's web UI uses to save its
-// `parameters`): a value that Latin-1 can hold goes into an uncompressed `tEXt` chunk, any other
-// (Japanese prompts) into an uncompressed UTF-8 `iTXt` chunk with empty language tag and
-// translated keyword. Readers of A1111 metadata (the web UI's "PNG Info", Pillow's `info`,
-// exiftool) accept both. The chunks are put right after IHDR, before the image data, so that a
+// PNG files for the pipeline: encoding its images with their generation metadata, and decoding
+// init images and masks to RGBA8. Pixels are compressed and decompressed by `fast-png` (pure JS,
+// maintained); the text chunks (png-text.ts) go right after IHDR, before the image data, so that a
 // reader that stops at the first IDAT (Pillow before `load()`) still sees them.
 import { readFile } from "node:fs/promises";
-import { inflateSync } from "node:zlib";
 import { decode as fastPngDecode, encode as fastPngEncode, type DecodedPng } from "fast-png";
 import { JsdError } from "../errors.js";
+import { badPng, hasPngSignature, insertAfterIhdr, readPngChunks } from "./png-chunks.js";
+import { metadataEntries, textChunk, type PngMetadata } from "./png-text.js";
 
-/** Keyword of the JSON text chunk that `encodePng` writes from `metadata.json`. */
-export const PNG_JSON_KEYWORD = "jsd";
-
-/** Keyword of the A1111-style text chunk. */
-export const PNG_PARAMETERS_KEYWORD = "parameters";
-
-/**
- * Text to store in a PNG. `parameters` (A1111's human-readable settings) and `json` (stored as
- * JSON text under the keyword `jsd`) come first; any other key is a chunk keyword of its own,
- * with a string value as is and any other value as JSON. `undefined` values are skipped.
- */
-export interface PngMetadata {
-  parameters?: string;
-  json?: unknown;
-  [keyword: string]: unknown;
-}
+export { crc32, readPngChunks, type PngChunk } from "./png-chunks.js";
+export { addPngText, readPngText, textChunk, PNG_JSON_KEYWORD, PNG_PARAMETERS_KEYWORD, type PngMetadata } from "./png-text.js";
 
 export interface DecodedImage {
   width: number;
@@ -47,187 +25,7 @@ export interface DecodeImageOptions {
   maxPixels?: number;
 }
 
-const PNG_SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
-// Decompressed text chunks larger than this are refused (zip bombs in zTXt / iTXt).
-const MAX_TEXT_BYTES = 64 << 20;
 const DEFAULT_MAX_PIXELS = 1 << 26;
-
-// ---- CRC-32 (ISO 3309 / PNG), table-driven -----------------------------------------------------
-
-let crcTable: Uint32Array | undefined;
-
-/** CRC-32 as PNG chunks use it (the zlib/gzip one). */
-export function crc32(bytes: Uint8Array, crc = 0): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let c = ~crc >>> 0;
-  for (let i = 0; i < bytes.length; i++) c = crcTable[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
-}
-
-// ---- chunks -------------------------------------------------------------------------------------
-
-export interface PngChunk {
-  type: string;
-  data: Uint8Array;
-  /** Offset of the chunk's length field in the file. */
-  offset: number;
-}
-
-function badPng(why: string): JsdError {
-  return new JsdError("JSD_BAD_FILE", `not a valid PNG file: ${why}`);
-}
-
-function hasPngSignature(bytes: Uint8Array): boolean {
-  if (bytes.length < 8) return false;
-  for (let i = 0; i < 8; i++) if (bytes[i] !== PNG_SIGNATURE[i]) return false;
-  return true;
-}
-
-function typeString(bytes: Uint8Array, at: number): string {
-  return String.fromCharCode(bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]);
-}
-
-/**
- * Splits a PNG into its chunks, up to and including IEND. Checks the signature, chunk bounds and
- * chunk types; CRCs are checked for `checkCrcOf` chunk types ("*" for all).
- * Throws JSD_BAD_FILE on anything malformed.
- */
-export function readPngChunks(png: Uint8Array, checkCrcOf: ReadonlySet<string> | "*" = "*"): PngChunk[] {
-  if (!(png instanceof Uint8Array)) throw new TypeError("png must be a Uint8Array");
-  if (!hasPngSignature(png)) throw badPng("missing PNG signature");
-  const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
-  const chunks: PngChunk[] = [];
-  let pos = 8;
-  for (;;) {
-    if (pos + 12 > png.length) throw badPng(`truncated at byte ${pos} (no IEND chunk)`);
-    const length = view.getUint32(pos);
-    const type = typeString(png, pos + 4);
-    if (!/^[A-Za-z]{4}$/.test(type)) throw badPng(`invalid chunk type at byte ${pos + 4}`);
-    if (length > 0x7fffffff || pos + 12 + length > png.length) {
-      throw badPng(`chunk ${type} at byte ${pos} runs past the end of the file (truncated?)`);
-    }
-    const data = png.subarray(pos + 8, pos + 8 + length);
-    if (checkCrcOf === "*" || checkCrcOf.has(type)) {
-      const stored = view.getUint32(pos + 8 + length);
-      if (crc32(png.subarray(pos + 4, pos + 8 + length)) !== stored) throw badPng(`CRC mismatch in chunk ${type} at byte ${pos}`);
-    }
-    if (chunks.length === 0 && type !== "IHDR") throw badPng("first chunk is not IHDR");
-    chunks.push({ type, data, offset: pos });
-    pos += 12 + length;
-    if (type === "IEND") return chunks;
-  }
-}
-
-function chunkBytes(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, data.length);
-  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
-  out.set(data, 8);
-  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-  return out;
-}
-
-function isLatin1(text: string): boolean {
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0xff) return false;
-  return true;
-}
-
-function latin1Bytes(text: string): Uint8Array {
-  return Uint8Array.from(text, (c) => c.charCodeAt(0));
-}
-
-function checkKeyword(keyword: string): void {
-  // PNG spec 11.3.4.2: 1-79 bytes of printable Latin-1, no leading, trailing or double spaces.
-  const ok =
-    keyword.length >= 1 &&
-    keyword.length <= 79 &&
-    /^[\x20-\x7e\xa1-\xff]+$/.test(keyword) &&
-    !keyword.startsWith(" ") &&
-    !keyword.endsWith(" ") &&
-    !keyword.includes("  ");
-  if (!ok) {
-    throw new JsdError(
-      "JSD_INVALID_ARGUMENT",
-      `invalid PNG text keyword ${JSON.stringify(keyword)}: 1 to 79 printable Latin-1 characters, no leading, trailing or double spaces`,
-    );
-  }
-}
-
-/** One tEXt (Latin-1 text) or iTXt (anything else, UTF-8) chunk, complete with length and CRC. */
-export function textChunk(keyword: string, text: string): Uint8Array {
-  checkKeyword(keyword);
-  if (typeof text !== "string") throw new TypeError(`PNG text for ${keyword} must be a string`);
-  if (text.includes("\0")) throw new JsdError("JSD_INVALID_ARGUMENT", `PNG text for ${keyword} contains a NUL character`);
-  if (isLatin1(text)) {
-    const data = new Uint8Array(keyword.length + 1 + text.length);
-    data.set(latin1Bytes(keyword));
-    data.set(latin1Bytes(text), keyword.length + 1);
-    return chunkBytes("tEXt", data);
-  }
-  if (/[\uD800-\uDFFF]/u.test(text)) {
-    throw new JsdError("JSD_INVALID_ARGUMENT", `PNG text for ${keyword} contains a lone UTF-16 surrogate`);
-  }
-  const utf8 = new TextEncoder().encode(text);
-  // keyword NUL, compression flag 0, method 0, empty language tag NUL, empty translated keyword NUL.
-  const data = new Uint8Array(keyword.length + 5 + utf8.length);
-  data.set(latin1Bytes(keyword));
-  data.set(utf8, keyword.length + 5);
-  return chunkBytes("iTXt", data);
-}
-
-function metadataEntries(metadata: PngMetadata): [string, string][] {
-  if (metadata === null || typeof metadata !== "object" || Array.isArray(metadata)) {
-    throw new TypeError("metadata must be an object");
-  }
-  const entries: [string, string][] = [];
-  const add = (keyword: string, value: unknown) => {
-    if (value === undefined) return;
-    if (typeof value === "string") entries.push([keyword, value]);
-    else {
-      const json = JSON.stringify(value);
-      if (json === undefined) throw new TypeError(`metadata value for ${keyword} cannot be stored as JSON`);
-      entries.push([keyword, json]);
-    }
-  };
-  if (metadata.parameters !== undefined && typeof metadata.parameters !== "string") {
-    throw new TypeError("metadata.parameters must be a string");
-  }
-  add(PNG_PARAMETERS_KEYWORD, metadata.parameters);
-  add(PNG_JSON_KEYWORD, metadata.json);
-  for (const [key, value] of Object.entries(metadata)) {
-    if (key === "parameters" || key === "json") continue;
-    if (key === PNG_JSON_KEYWORD && metadata.json !== undefined) {
-      throw new JsdError("JSD_INVALID_ARGUMENT", `metadata has both 'json' and '${PNG_JSON_KEYWORD}'`);
-    }
-    add(key, value);
-  }
-  return entries;
-}
-
-/** Inserts text chunks right after IHDR of an existing PNG. */
-export function addPngText(png: Uint8Array, metadata: PngMetadata): Uint8Array {
-  const chunks = readPngChunks(png, new Set(["IHDR"]));
-  const insertAt = chunks[0].offset + 12 + chunks[0].data.length;
-  const extra = metadataEntries(metadata).map(([k, v]) => textChunk(k, v));
-  const total = png.length + extra.reduce((n, c) => n + c.length, 0);
-  const out = new Uint8Array(total);
-  out.set(png.subarray(0, insertAt));
-  let pos = insertAt;
-  for (const c of extra) {
-    out.set(c, pos);
-    pos += c.length;
-  }
-  out.set(png.subarray(insertAt), pos);
-  return out;
-}
 
 // ---- encode ---------------------------------------------------------------------------------
 
@@ -278,72 +76,7 @@ export function encodePng(
     data = new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.length);
   }
   const png = fastPngEncode({ width, height, data, channels: opaque ? 3 : 4, depth: 8 }, { zlib: { level: 6 } });
-  if (chunks.length === 0) return png;
-  // IHDR is always 13 bytes: signature (8) + length, type, data, CRC (25).
-  const insertAt = 33;
-  const out = new Uint8Array(png.length + chunks.reduce((n, c) => n + c.length, 0));
-  out.set(png.subarray(0, insertAt));
-  let pos = insertAt;
-  for (const c of chunks) {
-    out.set(c, pos);
-    pos += c.length;
-  }
-  out.set(png.subarray(insertAt), pos);
-  return out;
-}
-
-// ---- text -----------------------------------------------------------------------------------
-
-function inflateText(data: Uint8Array, what: string): Uint8Array {
-  try {
-    return inflateSync(data, { maxOutputLength: MAX_TEXT_BYTES });
-  } catch (error) {
-    throw new JsdError("JSD_BAD_FILE", `not a valid PNG file: cannot decompress ${what}: ${(error as Error).message}`, { cause: error });
-  }
-}
-
-function latin1String(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
-}
-
-function nul(data: Uint8Array, from: number, what: string): number {
-  const at = data.indexOf(0, from);
-  if (at < 0) throw badPng(`${what} chunk without NUL separator`);
-  return at;
-}
-
-/**
- * All text in a PNG's tEXt (Latin-1), zTXt (compressed Latin-1) and iTXt (UTF-8, compressed or
- * not) chunks, keyword -> text. A keyword that occurs more than once keeps its last value, as in
- * Pillow's `info`. Throws JSD_BAD_FILE for a malformed file or text chunk (CRCs of text chunks
- * are checked).
- */
-export function readPngText(png: Uint8Array): Record<string, string> {
-  const textTypes = new Set(["tEXt", "zTXt", "iTXt"]);
-  const out: Record<string, string> = {};
-  const utf8 = new TextDecoder("utf-8");
-  for (const { type, data } of readPngChunks(png, textTypes)) {
-    if (!textTypes.has(type)) continue;
-    const k = nul(data, 0, type);
-    const keyword = latin1String(data.subarray(0, k));
-    if (type === "tEXt") {
-      out[keyword] = latin1String(data.subarray(k + 1));
-    } else if (type === "zTXt") {
-      if (data[k + 1] !== 0) throw badPng(`zTXt chunk '${keyword}' has unknown compression method ${data[k + 1]}`);
-      out[keyword] = latin1String(inflateText(data.subarray(k + 2), `zTXt chunk '${keyword}'`));
-    } else {
-      if (k + 3 > data.length) throw badPng(`iTXt chunk '${keyword}' is too short`);
-      const compressed = data[k + 1];
-      if (compressed > 1 || (compressed === 1 && data[k + 2] !== 0)) {
-        throw badPng(`iTXt chunk '${keyword}' has unknown compression flag/method`);
-      }
-      const lang = nul(data, k + 3, type);
-      const translated = nul(data, lang + 1, type);
-      const body = data.subarray(translated + 1);
-      out[keyword] = utf8.decode(compressed ? inflateText(body, `iTXt chunk '${keyword}'`) : body);
-    }
-  }
-  return out;
+  return insertAfterIhdr(png, chunks);
 }
 
 // ---- decode -----------------------------------------------------------------------------------
