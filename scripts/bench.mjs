@@ -250,32 +250,8 @@ function oneLine(text, max = 160) {
 
 // ---- main ----
 
-async function main() {
-  const args = parseArgs(process.argv.slice(2));
-  let index;
-  try {
-    index = await import(pathToFileURL(join(root, "dist/index.js")).href);
-  } catch (error) {
-    console.error(`bench: cannot load dist/index.js (${error.message.split("\n")[0]}); run \`npm run build\` first`);
-    process.exit(1);
-  }
-  const { OUTPUT_TYPES } = await import(pathToFileURL(join(root, "dist/convert/index.js")).href);
-  const unknown = args.types.filter((t) => !OUTPUT_TYPES.includes(baseType(t)));
-  if (unknown.length) usage(`unknown type ${unknown.join(", ")} (known: ${OUTPUT_TYPES.join(", ")}; ggml's names, case-sensitive)`);
-  const sys = index.systemInfo();
-  const threads = args.threads ?? sys.threads;
-  const commit = git(["rev-parse", "HEAD"]);
-  const dirty = commit ? Boolean(git(["status", "--porcelain", "--untracked-files=no"])) : null;
-  const unetConfig = JSON.parse(readFileSync(join(root, "test/fixtures/sd1-full-configs/unet/config.json"), "utf8"));
-  const vaeConfig = JSON.parse(readFileSync(join(root, "test/fixtures/sd1-full-configs/vae/config.json"), "utf8"));
-  const f = 8; // SD v1's VAE scale factor (2^(levels-1))
-  const flopsAt = (size) => unetFlops(unetConfig, { latentHeight: size / f, latentWidth: size / f, batch: 2 });
-  const vaeFlopsAt = (size) => vaeDecoderFlops(vaeConfig, { latentHeight: size / f, latentWidth: size / f, batch: 1 });
-
-  log(`bench: types ${args.types.join(", ")}; sizes ${args.sizes.join(", ")}; ${threads} threads${args.cpuRun ? " + 1-thread runs" : ""}; reps ${args.reps}, VAE reps ${args.vaeReps}`);
-  const started = performance.now();
-
-  // 1. model files
+/** Phase 1: the random model folder and each type's model file (made once, then reused). */
+async function prepareModels(args) {
   const models = {};
   await mkdir(args.cache, { recursive: true });
   let folder;
@@ -304,7 +280,11 @@ async function main() {
     }
   }
 
-  // 2. mat-mul throughput, one child per type
+  return models;
+}
+
+/** Phase 2: mat-mul throughput, one child per type. */
+async function measureMatmul(args) {
   const matmul = {};
   if (args.matmul) {
     for (const type of args.types.filter((t) => baseType(t) === t)) {
@@ -314,7 +294,11 @@ async function main() {
     }
   }
 
-  // 3. scenarios: per type and size, a default-threads run and a 1-thread run
+  return matmul;
+}
+
+/** Phase 3: per type and size, a default-threads run and a 1-thread run, each in a child process. */
+async function runScenarios(args, models, { threads, flopsAt, vaeFlopsAt }) {
   const scenarios = [];
   const runsPerScenario = args.cpuRun && threads !== 1 ? 2 : 1;
   const totalRuns = args.types.length * args.sizes.length * runsPerScenario;
@@ -400,8 +384,12 @@ async function main() {
     }
   }
 
-  // 4. report
-  const report = {
+  return scenarios;
+}
+
+/** Phase 4: the table on stdout, and the JSON file. */
+async function report(args, { sys, threads, commit, dirty, flopsAt, vaeFlopsAt, matmul, scenarios, started }) {
+  const json = {
     commit,
     cpu: cpuModel(),
     threads,
@@ -427,7 +415,7 @@ async function main() {
   out.push(
     `## japanese-stable-diffusion ${sys.version} bench: ${commit ? commit.slice(0, 10) : "no commit"}${dirty ? " (uncommitted changes)" : ""}`,
     "",
-    `CPU: ${report.cpu}, ${sys.logicalCores} logical cores; ggml ${sys.ggmlBuild}, backends ${sys.backends.join(", ")}; ggml CPU features: ${sys.ggmlCpuFeatures.join(" ")}`,
+    `CPU: ${json.cpu}, ${sys.logicalCores} logical cores; ggml ${sys.ggmlBuild}, backends ${sys.backends.join(", ")}; ggml CPU features: ${sys.ggmlCpuFeatures.join(" ")}`,
     `Threads ${threads} (wall-time columns)${args.cpuRun ? " and 1 (CPU-second columns)" : "; 1-thread runs skipped (--no-cpu-run)"}; flash attention ${args.flashAttention ? "on" : "off"}; UNet step = median of ${args.reps} after 1 warm-up; VAE = median of ${args.vaeReps}, no warm-up.`,
     `UNet FLOPs per step with guidance (batch 2): ${args.sizes.map((s) => `${s}×${s} ${(flopsAt(s).total / 1e12).toFixed(3)} TFLOP`).join(", ")}; VAE decode: ${args.sizes.map((s) => `${s}×${s} ${(vaeFlopsAt(s).total / 1e12).toFixed(3)} TFLOP`).join(", ")}.`,
     "",
@@ -468,11 +456,42 @@ async function main() {
 
   if (args.json) {
     await mkdir(dirname(args.json), { recursive: true });
-    await writeFile(args.json, JSON.stringify(report, null, 2) + "\n");
+    await writeFile(args.json, JSON.stringify(json, null, 2) + "\n");
     log(`bench: wrote ${args.json}`);
   }
   const failed = scenarios.filter((s) => s.errors).length + Object.values(matmul).filter((m) => m.error).length;
   log(`bench: done in ${((performance.now() - started) / 1000).toFixed(0)} s${failed ? `, ${failed} with failures (see the table)` : ""}`);
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  let index;
+  try {
+    index = await import(pathToFileURL(join(root, "dist/index.js")).href);
+  } catch (error) {
+    console.error(`bench: cannot load dist/index.js (${error.message.split("\n")[0]}); run \`npm run build\` first`);
+    process.exit(1);
+  }
+  const { OUTPUT_TYPES } = await import(pathToFileURL(join(root, "dist/convert/index.js")).href);
+  const unknown = args.types.filter((t) => !OUTPUT_TYPES.includes(baseType(t)));
+  if (unknown.length) usage(`unknown type ${unknown.join(", ")} (known: ${OUTPUT_TYPES.join(", ")}; ggml's names, case-sensitive)`);
+  const sys = index.systemInfo();
+  const threads = args.threads ?? sys.threads;
+  const commit = git(["rev-parse", "HEAD"]);
+  const dirty = commit ? Boolean(git(["status", "--porcelain", "--untracked-files=no"])) : null;
+  const unetConfig = JSON.parse(readFileSync(join(root, "test/fixtures/sd1-full-configs/unet/config.json"), "utf8"));
+  const vaeConfig = JSON.parse(readFileSync(join(root, "test/fixtures/sd1-full-configs/vae/config.json"), "utf8"));
+  const f = 8; // SD v1's VAE scale factor (2^(levels-1))
+  const flopsAt = (size) => unetFlops(unetConfig, { latentHeight: size / f, latentWidth: size / f, batch: 2 });
+  const vaeFlopsAt = (size) => vaeDecoderFlops(vaeConfig, { latentHeight: size / f, latentWidth: size / f, batch: 1 });
+
+  log(`bench: types ${args.types.join(", ")}; sizes ${args.sizes.join(", ")}; ${threads} threads${args.cpuRun ? " + 1-thread runs" : ""}; reps ${args.reps}, VAE reps ${args.vaeReps}`);
+  const started = performance.now();
+
+  const models = await prepareModels(args);
+  const matmul = await measureMatmul(args);
+  const scenarios = await runScenarios(args, models, { threads, flopsAt, vaeFlopsAt });
+  await report(args, { sys, threads, commit, dirty, flopsAt, vaeFlopsAt, matmul, scenarios, started });
 }
 
 await main();
