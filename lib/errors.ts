@@ -28,6 +28,27 @@ export class JsdError extends Error {
   }
 }
 
+/**
+ * A bad argument type, with the package's code: still a TypeError (as JavaScript's own checks
+ * throw, and as callers test with instanceof), and named so.
+ */
+export class JsdTypeError extends TypeError {
+  readonly code = "JSD_INVALID_ARGUMENT" as const;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "TypeError";
+  }
+}
+
+/** A bad argument value, with the package's code: still a RangeError. */
+export class JsdRangeError extends RangeError {
+  readonly code = "JSD_INVALID_ARGUMENT" as const;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "RangeError";
+  }
+}
+
 /** True for errors raised by this package (from TS or from the native addon). */
 export function isJsdError(error: unknown): error is Error & { code: JsdErrorCode } {
   const code = (error as { code?: unknown } | null)?.code;

@@ -2,7 +2,7 @@
 // planModel(), which must decide alike. "auto" is resolved here by the backend table's one rule,
 // and names cross into native code as ggml's registry names.
 import { autoBackend, BACKEND_NAMES, nativeBackendName, type Backend } from "./native/backends.js";
-import { JsdError } from "./errors.js";
+import { JsdError, JsdTypeError, JsdRangeError } from "./errors.js";
 import type { NativeLoadOptions } from "./native/addon.js";
 import { DEFAULT_VAE_TILING, VAE_TILING_THRESHOLD } from "./pipeline/vae-tiles.js";
 import { listDevices } from "./system-info.js";
@@ -56,27 +56,27 @@ export interface LoadModelOptions {
 
 /** Checks loadModel()'s options (TypeError/RangeError/JSD_INVALID_ARGUMENT) and returns the addon's. */
 export function nativeLoadOptions(options: LoadModelOptions): NativeLoadOptions {
-  if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
+  if (options === null || typeof options !== "object") throw new JsdTypeError("options must be an object");
   const { threads, flashAttention, textEncoderOnCpu, vaeOnCpu, releaseIdleWeights, deviceMemoryLimit, plannedSize } = options;
   if (threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > 1024)) {
-    throw new RangeError("threads must be an integer from 1 to 1024");
+    throw new JsdRangeError("threads must be an integer from 1 to 1024");
   }
   for (const name of ["flashAttention", "verify", "textEncoderOnCpu", "vaeOnCpu", "releaseIdleWeights"] as const) {
-    if (options[name] !== undefined && typeof options[name] !== "boolean") throw new TypeError(`${name} must be a boolean`);
+    if (options[name] !== undefined && typeof options[name] !== "boolean") throw new JsdTypeError(`${name} must be a boolean`);
   }
   if (deviceMemoryLimit !== undefined && (!Number.isSafeInteger(deviceMemoryLimit) || deviceMemoryLimit < 1)) {
-    throw new RangeError("deviceMemoryLimit must be a positive integer (bytes)");
+    throw new JsdRangeError("deviceMemoryLimit must be a positive integer (bytes)");
   }
   if (plannedSize !== undefined) {
     const ok = (v: unknown) => Number.isInteger(v) && (v as number) >= 8 && (v as number) <= 4096;
     if (plannedSize === null || typeof plannedSize !== "object" || !ok(plannedSize.width) || !ok(plannedSize.height)) {
-      throw new RangeError("plannedSize must be { width, height } with integers from 8 to 4096");
+      throw new JsdRangeError("plannedSize must be { width, height } with integers from 8 to 4096");
     }
   }
   const requested = options.backend ?? "auto";
-  if (!BACKENDS.includes(requested)) throw new RangeError(`backend must be one of ${BACKENDS.join(", ")}, got ${String(requested)}`);
+  if (!BACKENDS.includes(requested)) throw new JsdRangeError(`backend must be one of ${BACKENDS.join(", ")}, got ${String(requested)}`);
   const device = options.device ?? 0;
-  if (!Number.isInteger(device) || device < 0 || device > 1024) throw new RangeError("device must be an integer from 0");
+  if (!Number.isInteger(device) || device < 0 || device > 1024) throw new JsdRangeError("device must be an integer from 0");
   const devices = listDevices();
   if (requested !== "auto" && !devices.some((d) => d.backend === requested)) {
     const available = [...new Set(devices.map((d) => d.backend))].join(", ");

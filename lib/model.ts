@@ -1,6 +1,6 @@
 // A loaded JSD model: the tokenizer plus the engine's low-level calls (text encoder, UNet,
 // VAE). The pipeline (generate) is built on these; they are public for tools and tests.
-import { JsdError } from "./errors.js";
+import { JsdError, JsdTypeError, JsdRangeError } from "./errors.js";
 import { verifyModelFile } from "./verify.js";
 import { generateImages, type GeneratedImage } from "./pipeline/generate.js";
 import type { GenerateOptions } from "./pipeline/options.js";
@@ -19,14 +19,14 @@ export { BACKENDS, type BackendName, type LoadModelOptions } from "./load-option
 
 function checkShape(shape: unknown, name: string): Shape4 {
   if (!Array.isArray(shape) || shape.length !== 4 || !shape.every((d) => Number.isInteger(d) && d >= 1)) {
-    throw new TypeError(`${name} must be [batch, channels, height, width] of positive integers`);
+    throw new JsdTypeError(`${name} must be [batch, channels, height, width] of positive integers`);
   }
   return shape as Shape4;
 }
 
 function checkFloats(values: unknown, length: number, name: string): Float32Array {
-  if (!(values instanceof Float32Array)) throw new TypeError(`${name} must be a Float32Array`);
-  if (values.length !== length) throw new RangeError(`${name} holds ${values.length} values; its shape needs ${length}`);
+  if (!(values instanceof Float32Array)) throw new JsdTypeError(`${name} must be a Float32Array`);
+  if (values.length !== length) throw new JsdRangeError(`${name} holds ${values.length} values; its shape needs ${length}`);
   return values;
 }
 
@@ -70,7 +70,7 @@ export class Model implements DiffusionModel {
 
   /** @internal use loadModel() */
   static async load(path: string, options: LoadModelOptions = {}): Promise<Model> {
-    if (typeof path !== "string" || path.length === 0) throw new TypeError("path must be a non-empty string");
+    if (typeof path !== "string" || path.length === 0) throw new JsdTypeError("path must be a non-empty string");
     const nativeOptions = nativeLoadOptions(options);
     if (options.verify) await verifyModelFile(path);
     const model = await native().loadModel(path, nativeOptions);
@@ -174,18 +174,18 @@ export class Model implements DiffusionModel {
   tokenize(text: string, options?: TokenizeOptions): PromptTokens;
   tokenize(text: string, options: TokenizeOptions = {}): PromptTokens {
     this.#open();
-    if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
+    if (options === null || typeof options !== "object") throw new JsdTypeError("options must be an object");
     const mode = options.mode ?? "reference";
-    if (!PROMPT_MODES.includes(mode)) throw new RangeError(`mode must be one of ${PROMPT_MODES.join(", ")}, got ${String(mode)}`);
+    if (!PROMPT_MODES.includes(mode)) throw new JsdRangeError(`mode must be one of ${PROMPT_MODES.join(", ")}, got ${String(mode)}`);
     return mode === "extended" ? tokenizeExtended(this.tokenizer, text) : tokenizeReference(this.tokenizer, text);
   }
 
   /** Runs the text encoder on [batch, length] ids; returns the last hidden state [batch, length, hidden]. */
   async encodeText(ids: Int32Array, batch = 1): Promise<Float32Array> {
     const model = this.#open();
-    if (!(ids instanceof Int32Array)) throw new TypeError("ids must be an Int32Array");
+    if (!(ids instanceof Int32Array)) throw new JsdTypeError("ids must be an Int32Array");
     if (!Number.isInteger(batch) || batch < 1 || ids.length % batch !== 0 || ids.length === 0) {
-      throw new RangeError("ids must hold batch sequences of equal length");
+      throw new JsdRangeError("ids must hold batch sequences of equal length");
     }
     return model.encodeText(ids, batch, ids.length / batch);
   }
@@ -197,11 +197,11 @@ export class Model implements DiffusionModel {
     const [n, c, h, w] = shape;
     const latents = checkFloats(input.latents, n * c * h * w, "latents");
     const timesteps = Float32Array.from(input.timesteps ?? []);
-    if (timesteps.length !== n) throw new RangeError(`timesteps must hold one value per batch entry (${n})`);
+    if (timesteps.length !== n) throw new JsdRangeError(`timesteps must hold one value per batch entry (${n})`);
     const hidden = this.#info.textHiddenSize;
     const textStates = input.textStates;
     if (!(textStates instanceof Float32Array) || textStates.length === 0 || textStates.length % (n * hidden) !== 0) {
-      throw new RangeError(`textStates must be a Float32Array of [${n}, length, ${hidden}]`);
+      throw new JsdRangeError(`textStates must be a Float32Array of [${n}, length, ${hidden}]`);
     }
     return model.predictNoise(latents, shape, timesteps, textStates, textStates.length / (n * hidden), hidden);
   }
@@ -304,6 +304,6 @@ export type Placement = NativePlacement;
  * buffer the planned image size needs). Rejects with JSD_OOM where loadModel() would.
  */
 export async function planModel(path: string = DEFAULT_MODEL_PATH, options: LoadModelOptions = {}): Promise<Placement> {
-  if (typeof path !== "string" || path.length === 0) throw new TypeError("path must be a non-empty string");
+  if (typeof path !== "string" || path.length === 0) throw new JsdTypeError("path must be a non-empty string");
   return native().planModel(path, nativeLoadOptions(options));
 }

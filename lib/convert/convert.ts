@@ -7,7 +7,7 @@
 // any failure or abort removes the temporary file.
 import { rename, stat, unlink } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { JsdError } from "../errors.js";
+import { JsdError, JsdTypeError } from "../errors.js";
 import { GgufWriter, type GgufTensorSpec } from "../formats/gguf-writer.js";
 import { native } from "../native/addon.js";
 import type { Component } from "./architecture.js";
@@ -142,9 +142,9 @@ export async function convert(inputFolder: string, outputPath: string, options: 
   const started = performance.now();
   if (typeof inputFolder !== "string" || inputFolder.length === 0) throw new JsdError("JSD_INVALID_ARGUMENT", "inputFolder must be a non-empty string");
   if (typeof outputPath !== "string" || outputPath.length === 0) throw new JsdError("JSD_INVALID_ARGUMENT", "outputPath must be a non-empty string");
-  if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal");
-  if (options.onProgress !== undefined && typeof options.onProgress !== "function") throw new TypeError("onProgress must be a function");
+  if (options === null || typeof options !== "object") throw new JsdTypeError("options must be an object");
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new JsdTypeError("signal must be an AbortSignal");
+  if (options.onProgress !== undefined && typeof options.onProgress !== "function") throw new JsdTypeError("onProgress must be a function");
   const fileType = parseOutputType(options.type ?? "f16", "type");
   const types: Record<Component, OutputType> = {
     text_encoder: options.textEncoderType !== undefined ? parseOutputType(options.textEncoderType, "text encoder type") : fileType,

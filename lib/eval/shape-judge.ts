@@ -36,6 +36,7 @@
 // public file's `reference_result`: with this engine's images all 30 triples match. Counting the
 // 20% share over labelled frame pixels only, or giving an odd middle row to the bottom half,
 // each breaks agreement on some prompts; the 3×3 edge handling makes no difference there.
+import { JsdRangeError } from "../errors.js";
 
 /** The palette of the rules, in order (the order is the tie-break order). */
 export const SHAPE_PALETTE: Readonly<Record<string, readonly [number, number, number]>> = Object.freeze({
@@ -136,9 +137,9 @@ export function judge(
   palette: Readonly<Record<string, readonly [number, number, number]>> = SHAPE_PALETTE,
 ): ShapeJudgement {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 2 * FRAME || height <= 2 * FRAME) {
-    throw new RangeError(`image must be larger than ${2 * FRAME}×${2 * FRAME}, got ${width}×${height}`);
+    throw new JsdRangeError(`image must be larger than ${2 * FRAME}×${2 * FRAME}, got ${width}×${height}`);
   }
-  if (rgba.length !== width * height * 4) throw new RangeError(`rgba must hold width*height*4 = ${width * height * 4} bytes, got ${rgba.length}`);
+  if (rgba.length !== width * height * 4) throw new JsdRangeError(`rgba must hold width*height*4 = ${width * height * 4} bytes, got ${rgba.length}`);
   const names = Object.keys(palette);
   const colours = Object.values(palette);
   const K = names.length;

@@ -1,6 +1,6 @@
 // PNG chunk framing: the signature, CRC-32, splitting a file into chunks, writing one chunk, and
 // splicing chunks in after IHDR (where text metadata goes). No pixels, no text.
-import { JsdError } from "../errors.js";
+import { JsdError, JsdTypeError } from "../errors.js";
 
 export const PNG_SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
 
@@ -52,7 +52,7 @@ function typeString(bytes: Uint8Array, at: number): string {
  * Throws JSD_BAD_FILE on anything malformed.
  */
 export function readPngChunks(png: Uint8Array, checkCrcOf: ReadonlySet<string> | "*" = "*"): PngChunk[] {
-  if (!(png instanceof Uint8Array)) throw new TypeError("png must be a Uint8Array");
+  if (!(png instanceof Uint8Array)) throw new JsdTypeError("png must be a Uint8Array");
   if (!hasPngSignature(png)) throw badPng("missing PNG signature");
   const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
   const chunks: PngChunk[] = [];

@@ -5,7 +5,7 @@
 // prompts) into an uncompressed UTF-8 `iTXt` chunk with empty language tag and translated keyword.
 // Readers of A1111 metadata (the web UI's "PNG Info", Pillow's `info`, exiftool) accept both.
 import { inflateSync } from "node:zlib";
-import { JsdError } from "../errors.js";
+import { JsdError, JsdTypeError } from "../errors.js";
 import { badPng, chunkBytes, insertAfterIhdr, readPngChunks } from "./png-chunks.js";
 
 /** Keyword of the JSON text chunk that `encodePng` writes from `metadata.json`. */
@@ -57,7 +57,7 @@ function checkKeyword(keyword: string): void {
 /** One tEXt (Latin-1 text) or iTXt (anything else, UTF-8) chunk, complete with length and CRC. */
 export function textChunk(keyword: string, text: string): Uint8Array {
   checkKeyword(keyword);
-  if (typeof text !== "string") throw new TypeError(`PNG text for ${keyword} must be a string`);
+  if (typeof text !== "string") throw new JsdTypeError(`PNG text for ${keyword} must be a string`);
   if (text.includes("\0")) throw new JsdError("JSD_INVALID_ARGUMENT", `PNG text for ${keyword} contains a NUL character`);
   if (isLatin1(text)) {
     const data = new Uint8Array(keyword.length + 1 + text.length);
@@ -78,7 +78,7 @@ export function textChunk(keyword: string, text: string): Uint8Array {
 
 export function metadataEntries(metadata: PngMetadata): [string, string][] {
   if (metadata === null || typeof metadata !== "object" || Array.isArray(metadata)) {
-    throw new TypeError("metadata must be an object");
+    throw new JsdTypeError("metadata must be an object");
   }
   const entries: [string, string][] = [];
   const add = (keyword: string, value: unknown) => {
@@ -86,12 +86,12 @@ export function metadataEntries(metadata: PngMetadata): [string, string][] {
     if (typeof value === "string") entries.push([keyword, value]);
     else {
       const json = JSON.stringify(value);
-      if (json === undefined) throw new TypeError(`metadata value for ${keyword} cannot be stored as JSON`);
+      if (json === undefined) throw new JsdTypeError(`metadata value for ${keyword} cannot be stored as JSON`);
       entries.push([keyword, json]);
     }
   };
   if (metadata.parameters !== undefined && typeof metadata.parameters !== "string") {
-    throw new TypeError("metadata.parameters must be a string");
+    throw new JsdTypeError("metadata.parameters must be a string");
   }
   add(PNG_PARAMETERS_KEYWORD, metadata.parameters);
   add(PNG_JSON_KEYWORD, metadata.json);

@@ -4,7 +4,7 @@
 // reader that stops at the first IDAT (Pillow before `load()`) still sees them.
 import { readFile } from "node:fs/promises";
 import { decode as fastPngDecode, encode as fastPngEncode, type DecodedPng } from "fast-png";
-import { JsdError } from "../errors.js";
+import { JsdError, JsdTypeError } from "../errors.js";
 import { badPng, hasPngSignature, insertAfterIhdr, readPngChunks } from "./png-chunks.js";
 import { metadataEntries, textChunk, type PngMetadata } from "./png-text.js";
 
@@ -49,7 +49,7 @@ export function encodePng(
   metadata?: PngMetadata,
 ): Uint8Array {
   if (!(rgba instanceof Uint8Array || rgba instanceof Uint8ClampedArray)) {
-    throw new TypeError("rgba must be a Uint8Array or Uint8ClampedArray");
+    throw new JsdTypeError("rgba must be a Uint8Array or Uint8ClampedArray");
   }
   checkDimensions(width, height);
   if (rgba.length !== width * height * 4) {
@@ -153,7 +153,7 @@ function toRgba(png: DecodedPng): DecodedImage {
  * `maxPixels` pixels.
  */
 export function decodeImageBytes(bytes: Uint8Array, options: DecodeImageOptions = {}): DecodedImage {
-  if (!(bytes instanceof Uint8Array)) throw new TypeError("bytes must be a Uint8Array");
+  if (!(bytes instanceof Uint8Array)) throw new JsdTypeError("bytes must be a Uint8Array");
   if (!hasPngSignature(bytes)) {
     if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
       throw new JsdError("JSD_BAD_FILE", "JPEG images are not supported: convert the image to PNG");

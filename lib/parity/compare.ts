@@ -1,3 +1,4 @@
+import { JsdRangeError } from "../errors.js";
 /** Error of a computed array against a reference: max abs, and max abs relative to the reference's range. */
 export interface ErrorStats {
   maxAbs: number;
@@ -6,7 +7,7 @@ export interface ErrorStats {
 }
 
 export function compareArrays(actual: ArrayLike<number>, expected: ArrayLike<number>): ErrorStats {
-  if (actual.length !== expected.length) throw new RangeError(`length ${actual.length} differs from the reference's ${expected.length}`);
+  if (actual.length !== expected.length) throw new JsdRangeError(`length ${actual.length} differs from the reference's ${expected.length}`);
   let maxAbs = 0;
   let sumAbs = 0;
   let range = 0;

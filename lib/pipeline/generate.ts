@@ -1,5 +1,5 @@
 // generate(): options in, PNG images out, on top of the sampling loop.
-import { JsdError, isJsdError } from "../errors.js";
+import { JsdError, isJsdError, JsdRangeError } from "../errors.js";
 import { vaeOutputToRgba8 } from "../image/convert.js";
 import { decodeImage, encodePng } from "../image/png.js";
 import type { DiffusionModel } from "./model-port.js";
@@ -46,12 +46,12 @@ async function toPixels(name: string, input: ImageInput): Promise<PixelImage> {
 
 function sizeOf(options: { width?: number; height?: number }, init: PixelImage | undefined, defaultSize: number) {
   if (!init) return { width: options.width ?? defaultSize, height: options.height ?? defaultSize };
-  if (init.width > 4096 || init.height > 4096) throw new RangeError(`initImage is ${init.width}x${init.height}; its sides must be at most 4096`);
+  if (init.width > 4096 || init.height > 4096) throw new JsdRangeError(`initImage is ${init.width}x${init.height}; its sides must be at most 4096`);
   if (init.width % 8 !== 0 || init.height % 8 !== 0) {
-    throw new RangeError(`initImage is ${init.width}x${init.height}; its sides must be multiples of 8 (resize it first)`);
+    throw new JsdRangeError(`initImage is ${init.width}x${init.height}; its sides must be multiples of 8 (resize it first)`);
   }
   if ((options.width !== undefined && options.width !== init.width) || (options.height !== undefined && options.height !== init.height)) {
-    throw new RangeError(`width/height (${options.width}x${options.height}) differ from initImage's size ${init.width}x${init.height}`);
+    throw new JsdRangeError(`width/height (${options.width}x${options.height}) differ from initImage's size ${init.width}x${init.height}`);
   }
   return { width: init.width, height: init.height };
 }
@@ -63,7 +63,7 @@ export async function generateImages(model: DiffusionModel, options: GenerateOpt
   const initImage = o.initImage === undefined ? undefined : await toPixels("initImage", o.initImage);
   const mask = o.mask === undefined ? undefined : await toPixels("mask", o.mask);
   if (mask && initImage && (mask.width !== initImage.width || mask.height !== initImage.height)) {
-    throw new RangeError(`mask is ${mask.width}x${mask.height} but initImage is ${initImage.width}x${initImage.height}`);
+    throw new JsdRangeError(`mask is ${mask.width}x${mask.height} but initImage is ${initImage.width}x${initImage.height}`);
   }
   const { width, height } = sizeOf(o, initImage, model.defaultImageSize);
   model.resetPeakComputeBytes();

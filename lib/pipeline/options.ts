@@ -4,6 +4,7 @@ import { PROMPT_MODES, type PromptMode } from "../prompt/tokens.js";
 import type { SchedulerName } from "../schedulers/index.js";
 import { SCHEDULER_NAMES } from "../schedulers/index.js";
 import type { LatentPreview } from "./preview.js";
+import { JsdTypeError, JsdRangeError } from "../errors.js";
 
 export type { PromptMode } from "../prompt/tokens.js";
 export type { LatentPreview } from "./preview.js";
@@ -119,20 +120,20 @@ const MAX_SIDE = 4096;
 const MAX_SEED = (1n << 64n) - 1n;
 
 function integer(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== "number") throw new TypeError(`${name} must be a number, got ${typeof value}`);
-  if (!Number.isInteger(value) || value < min || value > max) throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
+  if (typeof value !== "number") throw new JsdTypeError(`${name} must be a number, got ${typeof value}`);
+  if (!Number.isInteger(value) || value < min || value > max) throw new JsdRangeError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
   return value;
 }
 
 function finite(name: string, value: unknown): number {
-  if (typeof value !== "number") throw new TypeError(`${name} must be a number, got ${typeof value}`);
-  if (!Number.isFinite(value)) throw new RangeError(`${name} must be a finite number, got ${value}`);
+  if (typeof value !== "number") throw new JsdTypeError(`${name} must be a number, got ${typeof value}`);
+  if (!Number.isFinite(value)) throw new JsdRangeError(`${name} must be a finite number, got ${value}`);
   return value;
 }
 
 function side(name: string, value: unknown): number {
   const v = integer(name, value, 8, MAX_SIDE);
-  if (v % 8 !== 0) throw new RangeError(`${name} must be a multiple of 8, got ${v}`);
+  if (v % 8 !== 0) throw new JsdRangeError(`${name} must be a multiple of 8, got ${v}`);
   return v;
 }
 
@@ -142,11 +143,11 @@ function imageInput(name: string, value: unknown): ImageInput {
     const v = value as { width: unknown; height: unknown; rgba: unknown };
     integer(`${name}.width`, v.width, 1, MAX_SIDE);
     integer(`${name}.height`, v.height, 1, MAX_SIDE);
-    if (!(v.rgba instanceof Uint8Array || v.rgba instanceof Uint8ClampedArray)) throw new TypeError(`${name}.rgba must be a Uint8Array`);
-    if (v.rgba.length !== (v.width as number) * (v.height as number) * 4) throw new RangeError(`${name}.rgba must hold width*height*4 bytes`);
+    if (!(v.rgba instanceof Uint8Array || v.rgba instanceof Uint8ClampedArray)) throw new JsdTypeError(`${name}.rgba must be a Uint8Array`);
+    if (v.rgba.length !== (v.width as number) * (v.height as number) * 4) throw new JsdRangeError(`${name}.rgba must hold width*height*4 bytes`);
     return value as ImageInput;
   }
-  throw new TypeError(`${name} must be PNG bytes, a file path or { width, height, rgba }`);
+  throw new JsdTypeError(`${name} must be PNG bytes, a file path or { width, height, rgba }`);
 }
 
 /** A value for an error message; never throws (objects without a prototype cannot be stringified). */
@@ -159,38 +160,38 @@ export function randomSeed(): bigint {
 }
 
 export function resolveOptions(options: GenerateOptions): ResolvedOptions {
-  if (options === null || typeof options !== "object") throw new TypeError("generate() expects an options object");
+  if (options === null || typeof options !== "object") throw new JsdTypeError("generate() expects an options object");
   const o = options;
-  if (typeof o.prompt !== "string") throw new TypeError("prompt must be a string");
-  if (o.negativePrompt !== undefined && typeof o.negativePrompt !== "string") throw new TypeError("negativePrompt must be a string");
+  if (typeof o.prompt !== "string") throw new JsdTypeError("prompt must be a string");
+  if (o.negativePrompt !== undefined && typeof o.negativePrompt !== "string") throw new JsdTypeError("negativePrompt must be a string");
   const promptMode = o.promptMode ?? "reference";
-  if (typeof promptMode !== "string") throw new TypeError(`promptMode must be a string, got ${typeof promptMode}`);
-  if (!PROMPT_MODES.includes(promptMode)) throw new RangeError(`promptMode must be one of ${PROMPT_MODES.join(", ")}, got ${promptMode}`);
+  if (typeof promptMode !== "string") throw new JsdTypeError(`promptMode must be a string, got ${typeof promptMode}`);
+  if (!PROMPT_MODES.includes(promptMode)) throw new JsdRangeError(`promptMode must be one of ${PROMPT_MODES.join(", ")}, got ${promptMode}`);
   const scheduler = o.scheduler ?? "pndm";
-  if (!SCHEDULER_NAMES.includes(scheduler)) throw new RangeError(`scheduler must be one of ${SCHEDULER_NAMES.join(", ")}, got ${describe(scheduler)}`);
+  if (!SCHEDULER_NAMES.includes(scheduler)) throw new JsdRangeError(`scheduler must be one of ${SCHEDULER_NAMES.join(", ")}, got ${describe(scheduler)}`);
   let seed: bigint;
   if (o.seed === undefined) seed = randomSeed();
   else if (typeof o.seed === "bigint") seed = o.seed;
   else if (typeof o.seed === "number") seed = BigInt(integer("seed", o.seed, 0, Number.MAX_SAFE_INTEGER));
-  else throw new TypeError("seed must be a number or a bigint");
-  if (seed < 0n || seed > MAX_SEED) throw new RangeError("seed must be from 0 to 2^64 - 1");
+  else throw new JsdTypeError("seed must be a number or a bigint");
+  if (seed < 0n || seed > MAX_SEED) throw new JsdRangeError("seed must be from 0 to 2^64 - 1");
   const eta = o.eta === undefined ? 0 : finite("eta", o.eta);
-  if (eta < 0) throw new RangeError("eta must be ≥ 0");
-  if (eta !== 0 && scheduler !== "ddim") throw new RangeError(`eta is a DDIM option; scheduler is ${scheduler}`);
+  if (eta < 0) throw new JsdRangeError("eta must be ≥ 0");
+  if (eta !== 0 && scheduler !== "ddim") throw new JsdRangeError(`eta is a DDIM option; scheduler is ${scheduler}`);
   const karras = o.karras ?? false;
-  if (typeof karras !== "boolean") throw new TypeError("karras must be a boolean");
-  if (karras && !["lms", "euler", "euler_a"].includes(scheduler)) throw new RangeError(`karras needs scheduler lms, euler or euler_a, not ${scheduler}`);
+  if (typeof karras !== "boolean") throw new JsdTypeError("karras must be a boolean");
+  if (karras && !["lms", "euler", "euler_a"].includes(scheduler)) throw new JsdRangeError(`karras needs scheduler lms, euler or euler_a, not ${scheduler}`);
   const strength = o.strength === undefined ? 0.8 : finite("strength", o.strength);
-  if (strength < 0 || strength > 1) throw new RangeError(`strength must be from 0 to 1, got ${strength}`);
-  if (o.mask !== undefined && o.initImage === undefined) throw new TypeError("mask needs initImage (inpainting repaints part of an image)");
+  if (strength < 0 || strength > 1) throw new JsdRangeError(`strength must be from 0 to 1, got ${strength}`);
+  if (o.mask !== undefined && o.initImage === undefined) throw new JsdTypeError("mask needs initImage (inpainting repaints part of an image)");
   const vaeTiling = o.vaeTiling ?? "auto";
-  if (vaeTiling !== "auto" && typeof vaeTiling !== "boolean") throw new TypeError('vaeTiling must be true, false or "auto"');
-  if (o.onProgress !== undefined && typeof o.onProgress !== "function") throw new TypeError("onProgress must be a function");
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal");
-  if (o.interrupt !== undefined && !(o.interrupt instanceof AbortSignal)) throw new TypeError("interrupt must be an AbortSignal");
+  if (vaeTiling !== "auto" && typeof vaeTiling !== "boolean") throw new JsdTypeError('vaeTiling must be true, false or "auto"');
+  if (o.onProgress !== undefined && typeof o.onProgress !== "function") throw new JsdTypeError("onProgress must be a function");
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new JsdTypeError("signal must be an AbortSignal");
+  if (o.interrupt !== undefined && !(o.interrupt instanceof AbortSignal)) throw new JsdTypeError("interrupt must be an AbortSignal");
   if (o.previewEvery !== undefined) {
-    if (typeof o.previewEvery !== "number") throw new TypeError(`previewEvery must be a number, got ${typeof o.previewEvery}`);
-    if (!Number.isSafeInteger(o.previewEvery) || o.previewEvery < 1) throw new RangeError(`previewEvery must be an integer ≥ 1, got ${o.previewEvery}`);
+    if (typeof o.previewEvery !== "number") throw new JsdTypeError(`previewEvery must be a number, got ${typeof o.previewEvery}`);
+    if (!Number.isSafeInteger(o.previewEvery) || o.previewEvery < 1) throw new JsdRangeError(`previewEvery must be an integer ≥ 1, got ${o.previewEvery}`);
   }
   return {
     prompt: o.prompt,

@@ -4,6 +4,7 @@
 // correct, but it seems to work well to prevent artifacts", says A1111). A1111 takes the mean
 // over the batch of chunks it encodes together; here it is taken per chunk of one prompt, so a
 // prompt's states do not depend on what else is encoded with it.
+import { JsdRangeError } from "../errors.js";
 
 const f = Math.fround;
 
@@ -15,10 +16,10 @@ const f = Math.fround;
  */
 export function applyEmphasis(states: Float32Array, weights: Float32Array, seqLength: number, hidden: number): Float32Array {
   if (!Number.isInteger(seqLength) || seqLength < 1 || !Number.isInteger(hidden) || hidden < 1) {
-    throw new RangeError("seqLength and hidden must be positive integers");
+    throw new JsdRangeError("seqLength and hidden must be positive integers");
   }
   if (states.length !== weights.length * hidden || weights.length % seqLength !== 0) {
-    throw new RangeError(`states hold ${states.length} values, weights ${weights.length}: expected [chunks, ${seqLength}, ${hidden}]`);
+    throw new JsdRangeError(`states hold ${states.length} values, weights ${weights.length}: expected [chunks, ${seqLength}, ${hidden}]`);
   }
   if (weights.every((w) => w === 1)) return states;
   const out = new Float32Array(states.length);

@@ -23,6 +23,7 @@
 // an unclosed "(" up to the end of the prompt; we keep the user's text). Round and square pairs
 // are matched independently, each closing bracket with the latest open one of its kind, as
 // A1111's parse_prompt_attention does, so "(a [b) c]" gives a ×1.1, b ×1, c ÷1.1.
+import { JsdTypeError } from "../errors.js";
 
 /** One piece of a parsed prompt: text with its weight, or a BREAK. */
 export type PromptPart = { type: "text"; text: string; weight: number } | { type: "break" };
@@ -145,7 +146,7 @@ const BLANK_END = /\s+$/;
  *   parsePrompt("（桜：1.3）、富士山")  → [{ text: "桜", weight: 1.3 }, { text: "、富士山", weight: 1 }]
  */
 export function parsePrompt(text: string): PromptPart[] {
-  if (typeof text !== "string") throw new TypeError(`prompt must be a string, got ${text === null ? "null" : typeof text}`);
+  if (typeof text !== "string") throw new JsdTypeError(`prompt must be a string, got ${text === null ? "null" : typeof text}`);
   const lexemes = lex(text);
 
   // Match brackets: each kind on its own stack. factor[i] is set for matched openers,

@@ -1,7 +1,7 @@
 // A sentencepiece model on its own: raw pieces, without the T5Tokenizer rules that the
 // model's tokenizer adds (lower-casing, special tokens, padding to 77).
 import { readFile } from "node:fs/promises";
-import { JsdError } from "../errors.js";
+import { JsdError, JsdTypeError } from "../errors.js";
 import { native, type NativeSentencePiece } from "../native/addon.js";
 import { loneSurrogateIndex } from "./unicode.js";
 
@@ -19,7 +19,7 @@ export class SentencePieceModel {
 
   /** Parses a serialized sentencepiece model. Throws JSD_BAD_TOKENIZER when it is not one. */
   static fromBytes(bytes: Uint8Array): SentencePieceModel {
-    if (!(bytes instanceof Uint8Array)) throw new TypeError("bytes must be a Uint8Array");
+    if (!(bytes instanceof Uint8Array)) throw new JsdTypeError("bytes must be a Uint8Array");
     return new SentencePieceModel(new (native().SentencePiece)(bytes));
   }
 
@@ -50,7 +50,7 @@ export class SentencePieceModel {
   }
 
   encode(text: string): SentencePieceEncoding {
-    if (typeof text !== "string") throw new TypeError("text must be a string");
+    if (typeof text !== "string") throw new JsdTypeError("text must be a string");
     // Node would turn a lone surrogate into U+FFFD on its way to C++ and drop it silently.
     const bad = loneSurrogateIndex(text);
     if (bad >= 0) throw new JsdError("JSD_INVALID_ARGUMENT", `text has a lone UTF-16 surrogate at index ${bad}: it is not valid Unicode text`);
@@ -59,7 +59,7 @@ export class SentencePieceModel {
   }
 
   decode(ids: readonly number[]): string {
-    if (!Array.isArray(ids)) throw new TypeError("ids must be an array of numbers");
+    if (!Array.isArray(ids)) throw new JsdTypeError("ids must be an array of numbers");
     return this.#model.decode([...ids]);
   }
 

@@ -25,7 +25,7 @@
 // sentencepiece raises UnicodeEncodeError: "surrogates not allowed") throws a JsdError with code
 // JSD_INVALID_ARGUMENT. NUL and other control characters are passed on as the reference does:
 // sentencepiece's nmt_nfkc drops most C0 controls and has no piece for NUL, which becomes <unk>.
-import { JsdError } from "../errors.js";
+import { JsdError, JsdTypeError, JsdRangeError } from "../errors.js";
 import { SentencePieceModel } from "./sentencepiece.js";
 import { loneSurrogateIndex } from "./unicode.js";
 
@@ -203,8 +203,8 @@ export class JsdTokenizer {
   readonly #spUnk: number;
 
   constructor(sp: SentencePieceModel, config: TokenizerConfig = JSD_TOKENIZER_CONFIG) {
-    if (!(sp instanceof SentencePieceModel)) throw new TypeError("sp must be a SentencePieceModel");
-    if (config === null || typeof config !== "object") throw new TypeError("config must be an object");
+    if (!(sp instanceof SentencePieceModel)) throw new JsdTypeError("sp must be a SentencePieceModel");
+    if (config === null || typeof config !== "object") throw new JsdTypeError("config must be an object");
     const padId = checkId("padId", config.padId);
     const eosId = checkId("eosId", config.eosId);
     const unkId = checkId("unkId", config.unkId);
@@ -212,10 +212,10 @@ export class JsdTokenizer {
     if (typeof maxLength !== "number" || !Number.isInteger(maxLength) || maxLength < 2 || maxLength > 1 << 20) {
       throw new JsdError("JSD_INVALID_ARGUMENT", `tokenizer config: maxLength must be an integer from 2, got ${String(maxLength)}`);
     }
-    if (typeof config.doLowerCase !== "boolean") throw new TypeError("tokenizer config: doLowerCase must be a boolean");
+    if (typeof config.doLowerCase !== "boolean") throw new JsdTypeError("tokenizer config: doLowerCase must be a boolean");
     const specialTokens = config.specialTokens ?? { "</s>": eosId, "<unk>": unkId, "<pad>": padId };
     if (specialTokens === null || typeof specialTokens !== "object") {
-      throw new TypeError("tokenizer config: specialTokens must be an object of string -> id");
+      throw new JsdTypeError("tokenizer config: specialTokens must be an object of string -> id");
     }
     this.#special = new Map();
     for (const [token, id] of Object.entries(specialTokens)) {
@@ -256,7 +256,7 @@ export class JsdTokenizer {
    * no `</s>` appended, no padding. For splitting long prompts into several 77-id windows.
    */
   encodeRaw(text: string): RawTokens {
-    if (typeof text !== "string") throw new TypeError(`text must be a string, got ${text === null ? "null" : typeof text}`);
+    if (typeof text !== "string") throw new JsdTypeError(`text must be a string, got ${text === null ? "null" : typeof text}`);
     const bad = loneSurrogateIndex(text);
     if (bad >= 0) {
       throw new JsdError(
@@ -315,9 +315,9 @@ export class JsdTokenizer {
    * right-pad with padId. `droppedTokens` counts the ids cut off.
    */
   toInputIds(rawIds: readonly number[]): { ids: Int32Array; length: number; droppedTokens: number } {
-    if (!Array.isArray(rawIds)) throw new TypeError("rawIds must be an array of ids");
+    if (!Array.isArray(rawIds)) throw new JsdTypeError("rawIds must be an array of ids");
     for (const id of rawIds) {
-      if (!Number.isInteger(id) || id < 0 || id > 0x7fffffff) throw new RangeError(`token ids must be integers from 0 to 2^31 - 1, got ${id}`);
+      if (!Number.isInteger(id) || id < 0 || id > 0x7fffffff) throw new JsdRangeError(`token ids must be integers from 0 to 2^31 - 1, got ${id}`);
     }
     const { maxLength, eosId, padId } = this.config;
     let kept = rawIds;

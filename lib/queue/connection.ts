@@ -2,17 +2,18 @@
 // maxRetriesPerRequest null there); the server's connection fails commands at once while Redis is
 // away, so that a request gets 503 instead of waiting.
 import { Redis, type RedisOptions } from "ioredis";
+import { JsdTypeError } from "../errors.js";
 
 export function redisOptions(url: string): RedisOptions {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw new TypeError(`not a Redis URL: ${JSON.stringify(url)} (expected redis://host:port)`);
+    throw new JsdTypeError(`not a Redis URL: ${JSON.stringify(url)} (expected redis://host:port)`);
   }
-  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") throw new TypeError(`not a Redis URL: ${url} (expected redis://host:port)`);
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") throw new JsdTypeError(`not a Redis URL: ${url} (expected redis://host:port)`);
   const db = parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : 0;
-  if (!Number.isInteger(db) || db < 0) throw new TypeError(`bad Redis database in ${url}`);
+  if (!Number.isInteger(db) || db < 0) throw new JsdTypeError(`bad Redis database in ${url}`);
   return {
     host: parsed.hostname || "127.0.0.1",
     port: parsed.port ? Number(parsed.port) : 6379,

@@ -2,6 +2,7 @@
 // the job's request as JSON (images as base64 PNG, never a path), its progress, its result.
 import { decodeImageBytes, encodePng } from "../image/png.js";
 import type { JobOptions, JobRequest } from "../server/jobs.js";
+import { JsdTypeError } from "../errors.js";
 
 /** BullMQ's queue name when none is given. */
 export const DEFAULT_QUEUE = "jsd";
@@ -66,7 +67,7 @@ function pngBase64(image: unknown): string | undefined {
     return Buffer.from(encodePng(p.rgba, p.width, p.height)).toString("base64");
   }
   // A string would be a file path on this side: never sent, never read on the other.
-  throw new TypeError("initImage and mask must be pixels or PNG bytes");
+  throw new JsdTypeError("initImage and mask must be pixels or PNG bytes");
 }
 
 export function serializeRequest(request: JobRequest, client: string): QueueJobData {
@@ -83,6 +84,6 @@ export function deserializeRequest(data: QueueJobData): JobRequest {
   const m = pixels(mask);
   if (init) options.initImage = { width: init.width, height: init.height, rgba: init.rgba };
   if (m) options.mask = { width: m.width, height: m.height, rgba: m.rgba };
-  if (!/^[0-9]{1,20}$/.test(data.seed)) throw new TypeError("seed must be a decimal string");
+  if (!/^[0-9]{1,20}$/.test(data.seed)) throw new JsdTypeError("seed must be a decimal string");
   return { options, seed: BigInt(data.seed), images: data.images };
 }

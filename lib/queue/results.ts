@@ -5,6 +5,7 @@ import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Redis } from "ioredis";
 import { KEY_PREFIX } from "./protocol.js";
+import { JsdTypeError } from "../errors.js";
 
 export interface ResultStore {
   put(jobId: string, index: number, png: Uint8Array): Promise<void>;
@@ -13,7 +14,7 @@ export interface ResultStore {
 
 /** Job ids are ours (UUIDs) or BullMQ's (digits): anything else never reaches a key or a path. */
 function checkId(jobId: string): string {
-  if (!/^[0-9a-f-]{1,64}$/i.test(jobId)) throw new TypeError(`bad job id ${JSON.stringify(jobId)}`);
+  if (!/^[0-9a-f-]{1,64}$/i.test(jobId)) throw new JsdTypeError(`bad job id ${JSON.stringify(jobId)}`);
   return jobId;
 }
 

@@ -1,5 +1,6 @@
 // What one request may ask of the server: checked before a job is queued, so that a stranger's
 // request cannot tie the model up for hours or fill the memory. Every limit lives here.
+import { JsdTypeError, JsdRangeError } from "../errors.js";
 
 export interface ServerLimits {
   /** Denoising steps per image. */
@@ -45,9 +46,9 @@ export function resolveLimits(overrides: Partial<ServerLimits> = {}): ServerLimi
   const limits = { ...DEFAULT_LIMITS };
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) continue;
-    if (!(key in DEFAULT_LIMITS)) throw new TypeError(`unknown server limit ${key}`);
+    if (!(key in DEFAULT_LIMITS)) throw new JsdTypeError(`unknown server limit ${key}`);
     if (typeof value !== "number" || !Number.isInteger(value) || value < (key === "maxQueue" || key === "maxJobsPerClient" ? 0 : 1)) {
-      throw new RangeError(`server limit ${key} must be a positive integer, got ${String(value)}`);
+      throw new JsdRangeError(`server limit ${key} must be a positive integer, got ${String(value)}`);
     }
     limits[key as keyof ServerLimits] = value;
   }
