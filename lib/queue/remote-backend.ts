@@ -259,12 +259,7 @@ export class RemoteJobs implements JobBackend {
   }
 
   #finish(job: Job, status: Job["status"], error?: { code: string; message: string }): void {
-    job.status = status;
-    job.error = error;
-    job.finishedAt = Date.now();
-    job.emitEvent({ type: "finished", status, ...(error ? { error } : {}) });
-    job.removeAllListeners("event");
-    // Followed only while it matters; GET /v1/jobs/:id later reads it back from BullMQ.
+    job.finish(status, error, Date.now());    // Followed only while it matters; GET /v1/jobs/:id later reads it back from BullMQ.
     setTimeout(() => this.#jobs.delete(job.id), this.options.limits.keepJobsMs).unref();
   }
 }

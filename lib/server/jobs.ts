@@ -106,6 +106,15 @@ export class Job extends EventEmitter {
     this.emit("event", event);
   }
 
+  /** @internal Ends the job (whichever backend ran it): its state, the "finished" event, no more listeners. */
+  finish(status: JobStatus, error: JobError | undefined, now: number): void {
+    this.status = status;
+    this.error = error;
+    this.finishedAt = now;
+    this.emitEvent({ type: "finished", status, ...(error ? { error } : {}) });
+    this.removeAllListeners("event");
+  }
+
   /** @internal the queue's controls */
   abort(): void {
     this.#cancel.abort();
@@ -303,12 +312,8 @@ export class JobQueue {
   }
 
   #finish(job: Job, status: JobStatus, error?: JobError): void {
-    job.status = status;
-    job.error = error;
-    job.finishedAt = (this.options.now ?? Date.now)();
     this.#finishedJobs.push(job);
-    job.emitEvent({ type: "finished", status, ...(error ? { error } : {}) });
-    job.removeAllListeners("event");
+    job.finish(status, error, (this.options.now ?? Date.now)());
   }
 
   /** Drops finished jobs past the count, age or bytes limit, oldest first. */
