@@ -10,78 +10,20 @@
 // underflow, missing memo entries, ...) raise JSD_BAD_FILE. The stack, memo and value sizes are
 // bounded, and every opcode consumes input, so the run time is linear in the pickle's size.
 import { JsdError } from "../errors.js";
+import { memoIndex, decodeQuoted, decodeRawUnicodeEscape } from "./pickle-text.js";
+import {
+  DEFAULT_PICKLE_LIMITS,
+  describe,
+  isTuple,
+  PickleDict,
+  PickleGlobal,
+  type GlobalHandler,
+  type PickleCallContext,
+  type PickleLimits,
+  type UnpickleOptions,
+} from "./pickle-values.js";
 
-/** A reference to an allowlisted global, as pushed by GLOBAL / STACK_GLOBAL. */
-export class PickleGlobal {
-  constructor(
-    readonly module: string,
-    readonly name: string,
-    readonly handler: GlobalHandler,
-  ) {}
-  get qualifiedName(): string {
-    return `${this.module}.${this.name}`;
-  }
-}
-
-/** Context passed to global handlers, for error messages. */
-export interface PickleCallContext {
-  /** Byte offset of the REDUCE (or BUILD) opcode in the pickle. */
-  offset: number;
-  /** What is being read, for messages (a file path, an archive entry). */
-  source: string;
-}
-
-/**
- * What an allowlisted global may do. A global without `call` may only be referenced (e.g. a
- * storage type named inside a persistent id); REDUCE on it is rejected.
- */
-export interface GlobalHandler {
-  call?(args: readonly unknown[], context: PickleCallContext): unknown;
-}
-
-/** A Python dict (or OrderedDict) read from a pickle. `state` holds what BUILD set on it, if anything. */
-export class PickleDict extends Map<unknown, unknown> {
-  state: unknown = undefined;
-}
-
-/** Marks tuples: frozen arrays. Lists are ordinary (mutable) arrays. */
-export function isTuple(value: unknown): value is readonly unknown[] {
-  return Array.isArray(value) && Object.isFrozen(value);
-}
-
-export interface PickleLimits {
-  /** Most values on the stack (all mark levels together). */
-  maxStack: number;
-  /** Most nested MARKs. */
-  maxMarks: number;
-  /** Most memo entries. */
-  maxMemo: number;
-  /** Longest GLOBAL module / name, text integer, float or LONG. */
-  maxTextArg: number;
-  /** Largest LONG1 / LONG4 payload in bytes. */
-  maxLongBytes: number;
-  /** Most items in one container (list, dict, set). */
-  maxContainer: number;
-}
-
-export const DEFAULT_PICKLE_LIMITS: PickleLimits = {
-  maxStack: 1 << 20,
-  maxMarks: 1 << 16,
-  maxMemo: 1 << 22,
-  maxTextArg: 1024,
-  maxLongBytes: 64,
-  maxContainer: 1 << 24,
-};
-
-export interface UnpickleOptions {
-  /** Allowlisted globals, keyed by "module.name". Anything else is rejected. */
-  globals?: ReadonlyMap<string, GlobalHandler>;
-  /** Resolves persistent ids (PERSID / BINPERSID); without it those opcodes are rejected. */
-  persistentLoad?(pid: unknown, context: PickleCallContext): unknown;
-  /** Names the pickle in messages. */
-  source?: string;
-  limits?: Partial<PickleLimits>;
-}
+export { DEFAULT_PICKLE_LIMITS, describe, isTuple, PickleDict, PickleGlobal, type GlobalHandler, type PickleCallContext, type PickleLimits, type UnpickleOptions } from "./pickle-values.js";
 
 /** Opcodes that exist only to import or instantiate arbitrary objects. Never supported. */
 const UNSAFE_OPCODES: Record<number, string> = {
@@ -546,61 +488,4 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
     opcode.run(m);
   }
   return m.result;
-}
-
-function memoIndex(text: string, bad: (why: string) => JsdError): number {
-  if (!/^\d{1,10}$/.test(text)) throw bad(`'${text}' is not a memo index`);
-  return Number(text);
-}
-
-/** A short description of a value's kind, for messages. */
-export function describe(value: unknown): string {
-  if (value === null) return "None";
-  if (value instanceof PickleGlobal) return `global ${value.qualifiedName}`;
-  if (value instanceof PickleDict) return "dict";
-  if (isTuple(value)) return "tuple";
-  if (Array.isArray(value)) return "list";
-  if (value instanceof Uint8Array) return "bytes";
-  if (value instanceof Set) return "set";
-  if (typeof value === "object") return (value as object).constructor?.name ?? "object";
-  if (typeof value === "number") return Number.isInteger(value) ? "int" : "float";
-  if (typeof value === "bigint") return "int";
-  if (typeof value === "boolean") return "bool";
-  if (typeof value === "string") return "str";
-  return typeof value;
-}
-
-/** Decodes protocol-0 STRING arguments: a quoted Python 2 repr with backslash escapes. */
-function decodeQuoted(text: string, bad: (why: string) => JsdError): string {
-  const q = text[0];
-  if (text.length < 2 || (q !== "'" && q !== '"') || text[text.length - 1] !== q) throw bad("STRING argument is not quoted");
-  const body = text.slice(1, -1);
-  const simple: Record<string, string> = { "\\": "\\", "'": "'", '"': '"', n: "\n", r: "\r", t: "\t", a: "\x07", b: "\b", f: "\f", v: "\v", "0": "\0" };
-  let out = "";
-  for (let i = 0; i < body.length; i++) {
-    const ch = body[i];
-    if (ch !== "\\") {
-      out += ch;
-      continue;
-    }
-    const next = body[++i];
-    if (next === "x" && /^[0-9a-fA-F]{2}$/.test(body.slice(i + 1, i + 3))) {
-      out += String.fromCharCode(parseInt(body.slice(i + 1, i + 3), 16));
-      i += 2;
-    } else if (next !== undefined && next in simple) {
-      out += simple[next];
-    } else {
-      throw bad(`unsupported escape in STRING argument`);
-    }
-  }
-  return out;
-}
-
-/** Decodes protocol-0 UNICODE arguments (raw-unicode-escape: \uXXXX and \UXXXXXXXX only). */
-function decodeRawUnicodeEscape(text: string, bad: (why: string) => JsdError): string {
-  return text.replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_, four: string | undefined, eight: string | undefined) => {
-    const code = parseInt((four ?? eight) as string, 16);
-    if (code > 0x10ffff) throw bad("UNICODE escape out of range");
-    return String.fromCodePoint(code);
-  });
 }
