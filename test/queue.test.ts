@@ -130,7 +130,7 @@ describe.skipIf(!redisServer)("a queue on Redis: jsd serve --redis and jsd worke
       const v = (await (await fetch(`${base}/v1/jobs/${bad.id}`)).json()) as { status: string; error: { code: string; message: string } | null };
       return v.status === "failed" ? v : undefined;
     }, 20_000);
-    expect(failed.error!.message).toMatch(/32x32/);
+    expect(failed.error).toMatchObject({ code: "JSD_INVALID_ARGUMENT", message: expect.stringMatching(/^mask is 16x16: it must be at least 32x32/) });
     const { Queue } = await import("bullmq");
     const queue = new Queue("jsd", { connection: { host: "127.0.0.1", port: redis.port } });
     expect((await queue.getJob(bad.id))!.attemptsMade).toBe(1);

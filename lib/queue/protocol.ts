@@ -45,6 +45,13 @@ export interface QueueResult {
   interrupted: boolean;
 }
 
+/**
+ * How a worker fails a job that must not be retried, so that the server can tell why: the request
+ * is bad (its message follows the prefix), or the job was cancelled.
+ */
+export const BAD_REQUEST_PREFIX = "bad request: ";
+export const CANCELLED_REASON = "cancelled";
+
 /** A control message to the worker running a job (Redis pub/sub: BullMQ's cancelJob() is per process). */
 export interface ControlMessage {
   action: "cancel" | "interrupt" | "skip";

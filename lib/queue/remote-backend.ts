@@ -10,7 +10,7 @@ import { ServerError } from "../server/errors.js";
 import { Job, type JobImage, type JobRequest } from "../server/jobs.js";
 import type { ServerLimits } from "../server/limits.js";
 import { failFastConnection, waitingConnection } from "./connection.js";
-import { controlChannel, DEFAULT_QUEUE, serializeRequest, type ControlMessage, type QueueJobData, type QueueProgress, type QueueResult } from "./protocol.js";
+import { BAD_REQUEST_PREFIX, CANCELLED_REASON, controlChannel, DEFAULT_QUEUE, serializeRequest, type ControlMessage, type QueueJobData, type QueueProgress, type QueueResult } from "./protocol.js";
 import { FolderResultStore, RedisResultStore, type ResultStore } from "./results.js";
 import { liveWorkers } from "./worker.js";
 import type { Model } from "../model.js";
@@ -30,8 +30,6 @@ const unavailable = (error: unknown) =>
 /** How long a call waits for the very first connection before answering 503. */
 const FIRST_CONNECT_MS = 3000;
 
-/** "cancelled" is what the worker fails a job with when it was cancelled (worker.ts). */
-const CANCELLED = "cancelled";
 
 export class RemoteJobs implements JobBackend {
   readonly queueName: string;
@@ -254,8 +252,9 @@ export class RemoteJobs implements JobBackend {
   #onFailed(jobId: string, reason: string): void {
     const job = this.#jobs.get(jobId);
     if (!job || job.finished) return;
-    if (reason === CANCELLED) this.#finish(job, "cancelled");
-    else this.#finish(job, "failed", { code: reason.startsWith("bad request") ? "JSD_INVALID_ARGUMENT" : "JSD_INTERNAL", message: reason });
+    if (reason === CANCELLED_REASON) this.#finish(job, "cancelled");
+    else if (reason.startsWith(BAD_REQUEST_PREFIX)) this.#finish(job, "failed", { code: "JSD_INVALID_ARGUMENT", message: reason.slice(BAD_REQUEST_PREFIX.length) });
+    else this.#finish(job, "failed", { code: "JSD_INTERNAL", message: reason });
   }
 
   #finish(job: Job, status: Job["status"], error?: { code: string; message: string }): void {

@@ -7,11 +7,11 @@
 import { hostname } from "node:os";
 import { UnrecoverableError, Worker, type Job as BullJob } from "bullmq";
 import type { Redis } from "ioredis";
-import { isJsdError } from "../errors.js";
+import { classify } from "../server/errors.js";
 import { encodePng } from "../image/png.js";
 import { DEFAULT_MODEL_PATH, loadModel, type LoadModelOptions, type Model } from "../model.js";
 import { waitingConnection } from "./connection.js";
-import { controlChannel, DEFAULT_QUEUE, deserializeRequest, workersKey, type ControlMessage, type QueueJobData, type QueueProgress, type QueueResult } from "./protocol.js";
+import { BAD_REQUEST_PREFIX, CANCELLED_REASON, controlChannel, DEFAULT_QUEUE, deserializeRequest, workersKey, type ControlMessage, type QueueJobData, type QueueProgress, type QueueResult } from "./protocol.js";
 import { FolderResultStore, RedisResultStore, type ResultStore } from "./results.js";
 
 export interface WorkerOptions {
@@ -50,7 +50,7 @@ export interface JsdWorker {
 const HEARTBEAT_MS = 5000;
 
 function isBadRequest(error: unknown): boolean {
-  return error instanceof TypeError || error instanceof RangeError || (isJsdError(error) && error.code === "JSD_INVALID_ARGUMENT");
+  return classify(error).code === "JSD_INVALID_ARGUMENT";
 }
 
 export async function createWorker(options: WorkerOptions): Promise<JsdWorker> {
@@ -69,7 +69,7 @@ export async function createWorker(options: WorkerOptions): Promise<JsdWorker> {
     try {
       request = deserializeRequest(job.data);
     } catch (error) {
-      throw new UnrecoverableError(`bad request: ${(error as Error).message}`);
+      throw new UnrecoverableError(BAD_REQUEST_PREFIX + (error as Error).message);
     }
     const control = { interrupt: new AbortController(), skip: new AbortController() };
     controls.set(job.id!, control);
@@ -103,8 +103,8 @@ export async function createWorker(options: WorkerOptions): Promise<JsdWorker> {
       return result;
     } catch (error) {
       // Cancelled, or a request generate() refuses: failing again would not help.
-      if (signal?.aborted) throw new UnrecoverableError("cancelled");
-      if (isBadRequest(error)) throw new UnrecoverableError((error as Error).message);
+      if (signal?.aborted) throw new UnrecoverableError(CANCELLED_REASON);
+      if (isBadRequest(error)) throw new UnrecoverableError(BAD_REQUEST_PREFIX + (error as Error).message);
       throw error;
     } finally {
       controls.delete(job.id!);
@@ -129,7 +129,7 @@ export async function createWorker(options: WorkerOptions): Promise<JsdWorker> {
     } catch {
       return;
     }
-    if (message.action === "cancel") worker.cancelJob(message.jobId, "cancelled");
+    if (message.action === "cancel") worker.cancelJob(message.jobId, CANCELLED_REASON);
     else controls.get(message.jobId)?.[message.action].abort();
   });
 

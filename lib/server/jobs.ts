@@ -4,11 +4,10 @@
 // early with what it has, skip ends only the image in progress. Finished jobs are kept for a while.
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { isJsdError } from "../errors.js";
 import { encodePng } from "../image/png.js";
 import type { GeneratedImage } from "../pipeline/generate.js";
 import type { GenerateOptions, GenerateProgress } from "../pipeline/options.js";
-import { ServerError } from "./errors.js";
+import { classify, ServerError } from "./errors.js";
 import type { ServerLimits } from "./limits.js";
 
 export type JobStatus = "queued" | "running" | "done" | "failed" | "cancelled";
@@ -307,7 +306,7 @@ export class JobQueue {
       this.#finish(job, job.cancelSignal.aborted ? "cancelled" : "done");
     } catch (error) {
       if (job.cancelSignal.aborted) this.#finish(job, "cancelled");
-      else this.#finish(job, "failed", { code: isJsdError(error) ? error.code : error instanceof RangeError || error instanceof TypeError ? "JSD_INVALID_ARGUMENT" : "JSD_INTERNAL", message: (error as Error).message });
+      else this.#finish(job, "failed", { code: classify(error).code, message: (error as Error).message });
     }
   }
 
