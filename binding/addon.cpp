@@ -7,6 +7,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   InitBackends(env, exports);
   InitSentencePiece(env, exports, *this);
   InitQuantize(env, exports);
+  InitDiagnostics(env, exports);
   InitModel(env, exports, *this);
 }
 

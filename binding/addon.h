@@ -19,6 +19,7 @@ void InitSystemInfo(Napi::Env env, Napi::Object exports);
 void InitBackends(Napi::Env env, Napi::Object exports);
 void InitSentencePiece(Napi::Env env, Napi::Object exports, Addon& addon);
 void InitQuantize(Napi::Env env, Napi::Object exports);
+void InitDiagnostics(Napi::Env env, Napi::Object exports);
 void InitModel(Napi::Env env, Napi::Object exports, Addon& addon);
 
 }  // namespace jsd_binding

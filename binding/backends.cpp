@@ -2,7 +2,7 @@
 // GPU plugins lib/native/addon.ts chose (after probing each in a child process). Plugin loading is
 // quick (dlopen, a device list), so it runs on the calling thread, once per process.
 #include "addon.h"
-#include "backend_loader.h"
+#include "runtime/backend_loader.h"
 #include "errors.h"
 
 namespace jsd_binding {

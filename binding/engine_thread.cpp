@@ -2,7 +2,6 @@
 
 #include <thread>
 
-#include "error.h"
 #include "errors.h"
 
 namespace jsd_binding {
@@ -40,23 +39,12 @@ void EngineThread::Stop() {
 }
 
 JobResult Capture(const std::function<JobResult()>& fn) {
-  JobResult failed;
   try {
     return fn();
-  } catch (const jsd::Error& e) {
-    failed.error_code = jsd::error_code_name(e.code());
-    failed.error_message = e.what();
-  } catch (const std::bad_alloc&) {
-    failed.error_code = "JSD_OOM";
-    failed.error_message = "out of memory";
-  } catch (const std::exception& e) {
-    failed.error_code = "JSD_INTERNAL";
-    failed.error_message = std::string("internal error: ") + e.what();
   } catch (...) {
-    failed.error_code = "JSD_INTERNAL";
-    failed.error_message = "internal error: unknown exception";
+    Failure failure = CurrentFailure();
+    return JobResult{nullptr, std::move(failure.code), std::move(failure.message)};
   }
-  return failed;
 }
 
 Napi::Promise EngineThread::Post(Napi::Env env, std::function<JobResult()> work) {
@@ -78,7 +66,7 @@ Napi::Promise EngineThread::Post(Napi::Env env, std::function<JobResult()> work)
       auto result = std::make_shared<JobResult>(Capture(work));
       tsfn->BlockingCall([result, deferred](Napi::Env env, Napi::Function) {
         if (!result->error_code.empty()) {
-          deferred->Reject(MakeError(env, result->error_code.c_str(), result->error_message).Value());
+          deferred->Reject(MakeError(env, result->error_code, result->error_message).Value());
           return;
         }
         try {

@@ -1,33 +1,42 @@
-// Turns engine failures into JS errors with a stable `code`. Every binding entry point runs
-// its native work inside Guarded(), so no C++ exception ever crosses into Node-API.
+// The one place where failures become JS errors with a stable `code`. Every binding entry point
+// runs its native work inside Guarded() (on the JS thread) or Capture() (on a compute thread),
+// and both read the exception through CurrentFailure(), so no C++ exception ever crosses into
+// Node-API and each kind of exception gets the same code wherever it is thrown.
 #pragma once
 
 #include <napi.h>
 
-#include <new>
 #include <string>
 
-#include "error.h"
+#include "runtime/error.h"
 
 namespace jsd_binding {
 
-Napi::Error MakeError(Napi::Env env, const char* code, const std::string& message);
+// A failure as JS will see it.
+struct Failure {
+  std::string code;
+  std::string message;
+};
 
-// Runs fn; jsd::Error, std::bad_alloc and any other exception become a thrown JS Error.
+// The exception being handled, as a Failure: jsd::Error keeps its code, std::bad_alloc is
+// JSD_OOM, anything else JSD_INTERNAL. Call only inside a catch block.
+Failure CurrentFailure();
+
+Napi::Error MakeError(Napi::Env env, const std::string& code, const std::string& message);
+Napi::Error MakeError(Napi::Env env, const Failure& failure);
+// A TypeError / RangeError for a bad argument, coded JSD_INVALID_ARGUMENT like the library's own.
+Napi::TypeError ArgumentTypeError(Napi::Env env, const std::string& message);
+Napi::RangeError ArgumentRangeError(Napi::Env env, const std::string& message);
+
+// Runs fn on the JS thread; any exception but a JS one becomes a thrown coded JS Error.
 template <typename Fn>
 auto Guarded(Napi::Env env, Fn&& fn) -> decltype(fn()) {
   try {
     return fn();
   } catch (const Napi::Error&) {
     throw;
-  } catch (const jsd::Error& e) {
-    throw MakeError(env, jsd::error_code_name(e.code()), e.what());
-  } catch (const std::bad_alloc&) {
-    throw MakeError(env, "JSD_OOM", "out of memory");
-  } catch (const std::exception& e) {
-    throw MakeError(env, "JSD_INTERNAL", std::string("internal error: ") + e.what());
   } catch (...) {
-    throw MakeError(env, "JSD_INTERNAL", "internal error: unknown exception");
+    throw MakeError(env, CurrentFailure());
   }
 }
 

@@ -5,9 +5,9 @@
 #include <vector>
 
 #include "addon.h"
-#include "engine.h"
+#include "runtime/engine.h"
 #include "engine_thread.h"
-#include "error.h"
+#include "runtime/error.h"
 #include "errors.h"
 
 namespace jsd_binding {
@@ -21,7 +21,7 @@ struct ModelState {
 
 std::vector<float> CopyFloats(const Napi::Value& v, const char* what) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Float32Array");
+    throw ArgumentTypeError(v.Env(), std::string(what) + " must be a Float32Array");
   }
   Napi::Float32Array a = v.As<Napi::Float32Array>();
   return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
@@ -48,16 +48,16 @@ Napi::Object PlacementObject(Napi::Env env, const jsd::Placement& p) {
 }
 
 int64_t Integer(const Napi::Value& v, const char* what, int64_t lo, int64_t hi) {
-  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a number");
+  if (!v.IsNumber()) throw ArgumentTypeError(v.Env(), std::string(what) + " must be a number");
   const double d = v.As<Napi::Number>().DoubleValue();
   if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != static_cast<double>(static_cast<int64_t>(d))) {
-    throw Napi::RangeError::New(v.Env(), std::string(what) + " must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+    throw ArgumentRangeError(v.Env(), std::string(what) + " must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
   }
   return static_cast<int64_t>(d);
 }
 
 jsd::TensorShape4 Shape(const Napi::Value& v, const char* what) {
-  if (!v.IsArray() || v.As<Napi::Array>().Length() != 4) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be [n, c, h, w]");
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != 4) throw ArgumentTypeError(v.Env(), std::string(what) + " must be [n, c, h, w]");
   Napi::Array a = v.As<Napi::Array>();
   return {Integer(a.Get(0u), what, 1, 1 << 16), Integer(a.Get(1u), what, 1, 1 << 16), Integer(a.Get(2u), what, 1, 1 << 16),
           Integer(a.Get(3u), what, 1, 1 << 16)};
@@ -65,7 +65,7 @@ jsd::TensorShape4 Shape(const Napi::Value& v, const char* what) {
 
 void CheckLength(Napi::Env env, size_t have, int64_t want, const char* what) {
   if (static_cast<int64_t>(have) != want) {
-    throw Napi::RangeError::New(env, std::string(what) + " holds " + std::to_string(have) + " values but its shape needs " + std::to_string(want));
+    throw ArgumentRangeError(env, std::string(what) + " holds " + std::to_string(have) + " values but its shape needs " + std::to_string(want));
   }
 }
 
@@ -98,7 +98,7 @@ class Model : public Napi::ObjectWrap<Model> {
 
   // Constructed only by loadModel, with an External holding the loaded state.
   explicit Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
-    if (info.Length() != 1 || !info[0].IsExternal()) throw Napi::TypeError::New(info.Env(), "use loadModel() to load a model");
+    if (info.Length() != 1 || !info[0].IsExternal()) throw ArgumentTypeError(info.Env(), "use loadModel() to load a model");
     auto* state = info[0].As<Napi::External<std::shared_ptr<ModelState>>>().Data();
     state_ = *state;
   }
@@ -126,7 +126,7 @@ class Model : public Napi::ObjectWrap<Model> {
     Napi::Env env = info.Env();
     ModelState& s = Open(env);
     if (info.Length() < 3 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-      throw Napi::TypeError::New(env, "encodeText expects (Int32Array ids, batch, length)");
+      throw ArgumentTypeError(env, "encodeText expects (Int32Array ids, batch, length)");
     }
     Napi::Int32Array ids = info[0].As<Napi::Int32Array>();
     const int64_t n = Integer(info[1], "batch", 1, 64);
@@ -144,7 +144,7 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value PredictNoise(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ModelState& s = Open(env);
-    if (info.Length() < 6) throw Napi::TypeError::New(env, "predictNoise expects (latents, shape, timesteps, textStates, textLength, textDim)");
+    if (info.Length() < 6) throw ArgumentTypeError(env, "predictNoise expects (latents, shape, timesteps, textStates, textLength, textDim)");
     auto latents = std::make_shared<std::vector<float>>(CopyFloats(info[0], "latents"));
     const jsd::TensorShape4 shape = Shape(info[1], "shape");
     auto timesteps = std::make_shared<std::vector<float>>(CopyFloats(info[2], "timesteps"));
@@ -165,7 +165,7 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value DecodeLatents(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ModelState& s = Open(env);
-    if (info.Length() < 2) throw Napi::TypeError::New(env, "decodeLatents expects (latents, shape)");
+    if (info.Length() < 2) throw ArgumentTypeError(env, "decodeLatents expects (latents, shape)");
     auto z = std::make_shared<std::vector<float>>(CopyFloats(info[0], "latents"));
     const jsd::TensorShape4 shape = Shape(info[1], "shape");
     CheckLength(env, z->size(), shape.numel(), "latents");
@@ -179,7 +179,7 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value EncodeImage(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ModelState& s = Open(env);
-    if (info.Length() < 2) throw Napi::TypeError::New(env, "encodeImage expects (pixels, shape)");
+    if (info.Length() < 2) throw ArgumentTypeError(env, "encodeImage expects (pixels, shape)");
     auto pixels = std::make_shared<std::vector<float>>(CopyFloats(info[0], "pixels"));
     const jsd::TensorShape4 shape = Shape(info[1], "shape");
     CheckLength(env, pixels->size(), shape.numel(), "pixels");
@@ -320,7 +320,7 @@ jsd::EngineOptions ReadEngineOptions(const Napi::CallbackInfo& info) {
 // loadModel(path, options) -> Promise<NativeModel>
 Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "loadModel expects a file path");
+  if (info.Length() < 1 || !info[0].IsString()) throw ArgumentTypeError(env, "loadModel expects a file path");
   const std::string path = info[0].As<Napi::String>().Utf8Value();
   const jsd::EngineOptions options = ReadEngineOptions(info);
   Addon* addon = env.GetInstanceData<Addon>();
@@ -347,7 +347,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
 // loading weights (building and measuring the graphs takes a moment: off the JS thread).
 Napi::Value PlanModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "planModel expects a file path");
+  if (info.Length() < 1 || !info[0].IsString()) throw ArgumentTypeError(env, "planModel expects a file path");
   const std::string path = info[0].As<Napi::String>().Utf8Value();
   const jsd::EngineOptions options = ReadEngineOptions(info);
   auto thread = EngineThread::Start();

@@ -5,10 +5,8 @@
 #include "addon.h"
 #include "errors.h"
 #include "ggml.h"
-#include "attention_check.h"
-#include "matmul_bench.h"
-#include "q8_gemm.h"
-#include "quantize.h"
+#include "kernels/q8_gemm.h"
+#include "model/quantize.h"
 
 namespace jsd_binding {
 
@@ -35,15 +33,9 @@ class ConvertWorker : public Napi::AsyncWorker {
         out_.resize(plain.size());
         jsd::q8_interleave(plain.data(), out_.data(), rows, row_size_);
       }
-    } catch (const jsd::Error& e) {
-      code_ = jsd::error_code_name(e.code());
-      SetError(e.what());
-    } catch (const std::bad_alloc&) {
-      code_ = "JSD_OOM";
-      SetError("out of memory while converting a tensor");
-    } catch (const std::exception& e) {
-      code_ = "JSD_INTERNAL";
-      SetError(e.what());
+    } catch (...) {
+      failure_ = CurrentFailure();
+      SetError(failure_.message);
     }
   }
 
@@ -55,7 +47,7 @@ class ConvertWorker : public Napi::AsyncWorker {
     deferred_.Resolve(buffer);
   }
 
-  void OnError(const Napi::Error& error) override { deferred_.Reject(MakeError(Env(), code_, error.Message()).Value()); }
+  void OnError(const Napi::Error& error) override { deferred_.Reject(MakeError(Env(), failure_).Value()); }
 
  private:
   Napi::Promise::Deferred deferred_;
@@ -66,7 +58,7 @@ class ConvertWorker : public Napi::AsyncWorker {
   jsd::TypeTraits type_;
   bool interleave_;
   std::vector<uint8_t> out_;
-  const char* code_ = "JSD_INTERNAL";
+  Failure failure_;
 };
 
 Napi::Object TraitsToObject(Napi::Env env, const jsd::TypeTraits& t) {
@@ -82,22 +74,22 @@ Napi::Object TraitsToObject(Napi::Env env, const jsd::TypeTraits& t) {
 // typeTraits(name) -> { name, ggmlType, blockSize, typeSize, quantized }
 Napi::Value TypeTraits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "typeTraits expects a type name");
+  if (info.Length() < 1 || !info[0].IsString()) throw ArgumentTypeError(env, "typeTraits expects a type name");
   const std::string name = info[0].As<Napi::String>().Utf8Value();
   return Guarded(env, [&]() -> Napi::Value { return TraitsToObject(env, jsd::type_traits(name)); });
 }
 
 // convertTensor(values: Float32Array, rowSize: number, type: string, interleave?: boolean) -> Promise<Buffer>
-// interleave: q8_0 rows in the CPU kernel's layout (native/q8_gemm.h), 16 rows at a time.
+// interleave: q8_0 rows in the CPU kernel's layout (native/kernels/q8_gemm.h), 16 rows at a time.
 Napi::Value ConvertTensor(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
       !info[1].IsNumber() || !info[2].IsString()) {
-    throw Napi::TypeError::New(env, "convertTensor expects (Float32Array, rowSize, typeName)");
+    throw ArgumentTypeError(env, "convertTensor expects (Float32Array, rowSize, typeName)");
   }
   const double row_size = info[1].As<Napi::Number>().DoubleValue();
   if (!(row_size >= 1 && row_size <= 1e12) || row_size != static_cast<double>(static_cast<int64_t>(row_size))) {
-    throw Napi::RangeError::New(env, "rowSize must be a positive integer");
+    throw ArgumentRangeError(env, "rowSize must be a positive integer");
   }
   const std::string name = info[2].As<Napi::String>().Utf8Value();
   jsd::TypeTraits type = Guarded(env, [&]() { return jsd::type_traits(name); });
@@ -108,78 +100,11 @@ Napi::Value ConvertTensor(const Napi::CallbackInfo& info) {
   return promise;
 }
 
-// Arguments [first, first + count) as integers; a TypeError quoting `usage` otherwise. With
-// first = 1, argument 0 must be a type name.
-std::vector<int64_t> IntegerArgs(const Napi::CallbackInfo& info, size_t first, size_t count, const char* usage) {
-  Napi::Env env = info.Env();
-  if (info.Length() < first + count || (first == 1 && !info[0].IsString())) throw Napi::TypeError::New(env, std::string("expected ") + usage);
-  std::vector<int64_t> v(count);
-  for (size_t i = 0; i < count; ++i) {
-    if (!info[first + i].IsNumber()) throw Napi::TypeError::New(env, std::string("expected ") + usage);
-    v[i] = info[first + i].As<Napi::Number>().Int64Value();
-  }
-  return v;
-}
-
-// { maxAbsDiff, maxAbs } of a kernel check, plus one field naming what ran.
-template <typename Value>
-Napi::Object CheckResult(Napi::Env env, const char* key, Value what, double max_abs_diff, double max_abs) {
-  Napi::Object out = Napi::Object::New(env);
-  out.Set(key, what);
-  out.Set("maxAbsDiff", max_abs_diff);
-  out.Set("maxAbs", max_abs);
-  return out;
-}
-
-// benchMatmul(type, m, n, k, threads, runs, repack?) -> { secondsPerRun, cpuSecondsPerRun, flops,
-// kernel }. Blocks the calling thread: for benchmarks only.
-Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const std::vector<int64_t> v = IntegerArgs(info, 1, 5, "benchMatmul(type, m, n, k, threads, runs, repack?)");
-  const std::string type = info[0].As<Napi::String>().Utf8Value();
-  return Guarded(env, [&]() -> Napi::Value {
-    const bool repack = info.Length() > 6 && info[6].ToBoolean().Value();
-    const jsd::MatmulBenchResult r = jsd::bench_matmul(type, v[0], v[1], v[2], static_cast<int>(v[3]), static_cast<int>(v[4]), repack);
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("secondsPerRun", r.seconds_per_run);
-    out.Set("cpuSecondsPerRun", r.cpu_seconds_per_run);
-    out.Set("flops", r.flops);
-    out.Set("kernel", r.kernel);
-    return out;
-  });
-}
-
-// compareMatmul(type, m, n, k, threads) -> { kernel, maxAbsDiff, maxAbs }: the engine's matrix
-// product against ggml's plain one on random data. Blocks the calling thread: for tests only.
-Napi::Value CompareMatmul(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const std::vector<int64_t> v = IntegerArgs(info, 1, 4, "compareMatmul(type, m, n, k, threads)");
-  const std::string type = info[0].As<Napi::String>().Utf8Value();
-  return Guarded(env, [&]() -> Napi::Value {
-    const jsd::MatmulCompareResult r = jsd::compare_matmul(type, v[0], v[1], v[2], static_cast<int>(v[3]));
-    return CheckResult(env, "kernel", r.kernel, r.max_abs_diff, r.max_abs);
-  });
-}
-
-// compareAttention(heads, headDim, lq, lk, batch, threads) -> { fused, maxAbsDiff, maxAbs }: the
-// fused CPU attention against ggml's ops on random data. Blocks the calling thread: for tests only.
-Napi::Value CompareAttention(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const std::vector<int64_t> v = IntegerArgs(info, 0, 6, "compareAttention(heads, headDim, lq, lk, batch, threads)");
-  return Guarded(env, [&]() -> Napi::Value {
-    const jsd::AttentionCheck r = jsd::compare_attention(static_cast<int>(v[0]), v[1], v[2], v[3], v[4], static_cast<int>(v[5]));
-    return CheckResult(env, "fused", r.fused, r.max_abs_diff, r.max_abs);
-  });
-}
-
 }  // namespace
 
 void InitQuantize(Napi::Env env, Napi::Object exports) {
   exports.Set("typeTraits", Napi::Function::New(env, TypeTraits, "typeTraits"));
   exports.Set("convertTensor", Napi::Function::New(env, ConvertTensor, "convertTensor"));
-  exports.Set("benchMatmul", Napi::Function::New(env, BenchMatmul, "benchMatmul"));
-  exports.Set("compareMatmul", Napi::Function::New(env, CompareMatmul, "compareMatmul"));
-  exports.Set("compareAttention", Napi::Function::New(env, CompareAttention, "compareAttention"));
 }
 
 }  // namespace jsd_binding

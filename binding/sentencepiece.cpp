@@ -4,7 +4,7 @@
 
 #include "addon.h"
 #include "errors.h"
-#include "sentencepiece_model.h"
+#include "tokenizer/sentencepiece_model.h"
 
 namespace jsd_binding {
 
@@ -27,7 +27,7 @@ class SentencePiece : public Napi::ObjectWrap<SentencePiece> {
   explicit SentencePiece(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SentencePiece>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsTypedArray()) {
-      throw Napi::TypeError::New(env, "SentencePiece expects the model's bytes as a Uint8Array");
+      throw ArgumentTypeError(env, "SentencePiece expects the model's bytes as a Uint8Array");
     }
     Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
     std::string data(reinterpret_cast<const char*>(bytes.Data()), bytes.ByteLength());
@@ -37,7 +37,7 @@ class SentencePiece : public Napi::ObjectWrap<SentencePiece> {
  private:
   Napi::Value Encode(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "encode expects a string");
+    if (info.Length() < 1 || !info[0].IsString()) throw ArgumentTypeError(env, "encode expects a string");
     const std::string text = info[0].As<Napi::String>().Utf8Value();
     return Guarded(env, [&]() -> Napi::Value {
       const jsd::Encoding enc = model_->encode(text);
@@ -56,16 +56,16 @@ class SentencePiece : public Napi::ObjectWrap<SentencePiece> {
 
   Napi::Value Decode(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "decode expects an array of token ids");
+    if (info.Length() < 1 || !info[0].IsArray()) throw ArgumentTypeError(env, "decode expects an array of token ids");
     Napi::Array array = info[0].As<Napi::Array>();
     std::vector<int32_t> ids;
     ids.reserve(array.Length());
     for (uint32_t i = 0; i < array.Length(); ++i) {
       Napi::Value v = array.Get(i);
-      if (!v.IsNumber()) throw Napi::TypeError::New(env, "decode expects an array of token ids");
+      if (!v.IsNumber()) throw ArgumentTypeError(env, "decode expects an array of token ids");
       const double d = v.As<Napi::Number>().DoubleValue();
       if (!(d >= -2147483648.0 && d <= 2147483647.0) || d != static_cast<double>(static_cast<int32_t>(d))) {
-        throw Napi::RangeError::New(env, "token ids must be integers");
+        throw ArgumentRangeError(env, "token ids must be integers");
       }
       ids.push_back(static_cast<int32_t>(d));
     }
@@ -74,13 +74,13 @@ class SentencePiece : public Napi::ObjectWrap<SentencePiece> {
 
   Napi::Value PieceToId(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "pieceToId expects a string");
+    if (info.Length() < 1 || !info[0].IsString()) throw ArgumentTypeError(env, "pieceToId expects a string");
     return Napi::Number::New(env, model_->piece_to_id(info[0].As<Napi::String>().Utf8Value()));
   }
 
   Napi::Value IdToPiece(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "idToPiece expects a number");
+    if (info.Length() < 1 || !info[0].IsNumber()) throw ArgumentTypeError(env, "idToPiece expects a number");
     const int id = info[0].As<Napi::Number>().Int32Value();
     return Guarded(env, [&]() -> Napi::Value { return Napi::String::New(env, model_->id_to_piece(id)); });
   }

@@ -1,6 +1,6 @@
-#include "system_info.h"
+#include "runtime/system_info.h"
 
-#include "devices.h"
+#include "runtime/devices.h"
 
 #include "addon.h"
 #include "errors.h"

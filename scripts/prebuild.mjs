@@ -3,7 +3,7 @@
 // node-gyp-build finds it before any local build. Beside the addon (node.napi.node) lie ggml's
 // shared libraries (libggml-base, libggml) and its CPU backend as ggml's CPU variant plugins
 // (GGML_CPU_ALL_VARIANTS: x64 from plain SSE2 up to AVX-512 and AMX, arm64 by instruction-set
-// level): at run time native/backend_loader.cpp loads the best variant the CPU can run, so one
+// level): at run time native/runtime/backend_loader.cpp loads the best variant the CPU can run, so one
 // prebuild runs on any CPU of its architecture at that CPU's speed. The shared libraries the
 // addon needs beyond the C/C++ runtime (sentencepiece) are copied too, found through the $ORIGIN
 // rpath, so users need no compiler and no libsentencepiece.

@@ -1,4 +1,4 @@
-// The fused CPU attention (native/cpu_attention.cpp) against the ggml ops it replaces
+// The fused CPU attention (native/kernels/cpu_attention.cpp) against the ggml ops it replaces
 // (mul_mat, soft_max_ext, mul_mat) on random data: the same f32 sums in another order and its
 // own exp(), so the outputs agree to about 2e-6 of their magnitude (measured); the stated
 // tolerance is 2e-5. Shapes cover SD v1's heads (40, 80, 160 wide), the VAE's single 512-wide
@@ -24,7 +24,7 @@ const shapes: Array<[number, number, number, number, number]> = [
 describe("fused CPU attention", () => {
   it.each(shapes)("heads=%i d=%i Lq=%i Lk=%i batch=%i matches ggml's ops", (heads, d, lq, lk, batch) => {
     for (const threads of [1, 3]) {
-      const r = native().compareAttention(heads, d, lq, lk, batch, threads);
+      const r = native().diagnostics.compareAttention(heads, d, lq, lk, batch, threads);
       expect(r.fused).toBe(avx512);
       expect(r.maxAbs).toBeGreaterThan(1);
       expect(r.maxAbsDiff).toBeLessThanOrEqual(tolerance * r.maxAbs);
@@ -32,7 +32,7 @@ describe("fused CPU attention", () => {
   });
 
   it("rejects sizes out of range", () => {
-    expect(() => native().compareAttention(0, 40, 8, 8, 1, 1)).toThrow(/out of range/);
-    expect(() => native().compareAttention(8, 40, 8, 8, 1, 0)).toThrow(/out of range/);
+    expect(() => native().diagnostics.compareAttention(0, 40, 8, 8, 1, 1)).toThrow(/out of range/);
+    expect(() => native().diagnostics.compareAttention(8, 40, 8, 8, 1, 0)).toThrow(/out of range/);
   });
 });

@@ -1,5 +1,5 @@
 // The engine's own matrix kernels against ggml's plain mul_mat of the same quantized weights:
-// q8_0 interleaved for the AVX-512 VNNI kernel (native/q8_gemm.cpp) and ggml's repacked q4_0.
+// q8_0 interleaved for the AVX-512 VNNI kernel (native/kernels/q8_gemm.cpp) and ggml's repacked q4_0.
 // Both sides quantize the activations to q8_0 blocks; ggml keeps each block's scale as f16 and
 // the VNNI kernel as f32, so products differ by up to about 2^-11 of their magnitude. The stated
 // tolerance is 2e-3 of the largest product; a wrong layout or offset gives errors of order 1.
@@ -28,7 +28,7 @@ const shapes: Array<[number, number, number]> = [
 describe("q8_0 matrix kernel", () => {
   it.each(shapes)("m=%i n=%i k=%i matches ggml's mul_mat", (m, n, k) => {
     for (const threads of [1, 3]) {
-      const r = native().compareMatmul("q8_0", m, n, k, threads);
+      const r = native().diagnostics.compareMatmul("q8_0", m, n, k, threads);
       if (vnni) expect(r.kernel).toBe("q8-vnni");
       expect(r.maxAbs).toBeGreaterThan(0);
       expect(r.maxAbsDiff).toBeLessThanOrEqual(tolerance * r.maxAbs);
@@ -36,21 +36,21 @@ describe("q8_0 matrix kernel", () => {
   });
 
   it("leaves matrices whose rows are not a multiple of 16 to ggml", () => {
-    const r = native().compareMatmul("q8_0", 40, 7, 64, 2);
+    const r = native().diagnostics.compareMatmul("q8_0", 40, 7, 64, 2);
     expect(r.kernel).toBe("ggml");
     expect(r.maxAbsDiff).toBe(0);
   });
 
   it("q4_0 in ggml's repacking buffer matches too", () => {
-    const r = native().compareMatmul("q4_0", 64, 30, 256, 2);
+    const r = native().diagnostics.compareMatmul("q4_0", 64, 30, 256, 2);
     // ggml repacks q4_0 on x86 CPUs with AVX2 (and some ARM ones).
     if (features.includes("avx2") && !process.env.JSD_NO_REPACK) expect(r.kernel).toBe("ggml-repack");
     expect(r.maxAbsDiff).toBeLessThanOrEqual(tolerance * r.maxAbs);
   });
 
   it("rejects sizes out of range", () => {
-    expect(() => native().compareMatmul("q8_0", 0, 1, 32, 1)).toThrow(/out of range/);
-    expect(() => native().compareMatmul("q8_0", 16, 1, 32, 0)).toThrow(/out of range/);
+    expect(() => native().diagnostics.compareMatmul("q8_0", 0, 1, 32, 1)).toThrow(/out of range/);
+    expect(() => native().diagnostics.compareMatmul("q8_0", 16, 1, 32, 0)).toThrow(/out of range/);
   });
 });
 

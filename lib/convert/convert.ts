@@ -95,14 +95,14 @@ interface Chunk {
 }
 
 /**
- * q8_0 matrices the CPU kernel can read interleaved, by the engine's rule (native/weights.cpp):
+ * q8_0 matrices the CPU kernel can read interleaved, by the engine's rule (native/model/weights.cpp):
  * rows in groups of 16, and no "embedding" in the name (token embeddings are read by row lookups).
  */
 function interleavable(t: PlannedTensor): boolean {
   return t.layout.type === "q8_0" && t.layout.ne.length === 2 && t.layout.ne[1] % INTERLEAVE_ROWS === 0 && !t.name.includes("embedding");
 }
 
-/** Rows per group of the CPU kernel's q8_0 layout (native/q8_gemm.h). */
+/** Rows per group of the CPU kernel's q8_0 layout (native/kernels/q8_gemm.h). */
 const INTERLEAVE_ROWS = 16;
 
 function* chunksOf(plan: readonly PlannedTensor[], interleaved: ReadonlySet<string>): Generator<Chunk> {

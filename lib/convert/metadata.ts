@@ -55,7 +55,7 @@ export function sourceDescription(folder: DiffusersFolder): string {
   });
 }
 
-/** The q8_0 matrices stored in the CPU kernel's interleaved layout (native/q8_gemm.h), if any. */
+/** The q8_0 matrices stored in the CPU kernel's interleaved layout (native/kernels/q8_gemm.h), if any. */
 export const INTERLEAVED_Q8_KEY = "jsd.q8_0_interleaved";
 
 export function buildMetadata(folder: DiffusersFolder, fileType: string, ids: TokenizerIds): Array<[string, GgufValue]> {

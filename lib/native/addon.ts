@@ -142,6 +142,24 @@ export interface NativePlacement {
   networks: NativeNetworkPlacement[];
 }
 
+/** The addon's development diagnostics (binding/diagnostics.cpp): not for users, and blocking. */
+export interface NativeDiagnostics {
+  /** ggml mul_mat throughput of a weight type: weights [k, m] times f32 [k, n]. */
+  benchMatmul(
+    type: string,
+    m: number,
+    n: number,
+    k: number,
+    threads: number,
+    runs: number,
+    repack?: boolean,
+  ): { secondsPerRun: number; cpuSecondsPerRun: number; flops: number; kernel: string };
+  /** The engine's matrix product against ggml's plain one on random data. */
+  compareMatmul(type: string, m: number, n: number, k: number, threads: number): { kernel: string; maxAbsDiff: number; maxAbs: number };
+  /** The fused CPU attention against ggml's ops on random data. */
+  compareAttention(heads: number, headDim: number, lq: number, lk: number, batch: number, threads: number): { fused: boolean; maxAbsDiff: number; maxAbs: number };
+}
+
 export interface NativeAddon {
   /** Registers ggml's CPU backend from cpuDir (the addon's folder), then each GPU plugin file; once each per process. */
   loadBackends(cpuDir: string, plugins: string[]): PluginLoadResult[];
@@ -153,20 +171,10 @@ export interface NativeAddon {
   /** Storage traits of a ggml type by its name ("f16", "q8_0", "q4_K", ...). */
   typeTraits(name: string): NativeTypeTraits;
   /** Converts float32 rows of `rowSize` values to a ggml type with ggml's own routines (off the JS thread). */
-  /** interleave: q8_0 rows (a multiple of 16 of them) in the CPU kernel's layout (native/q8_gemm.h). */
+  /** interleave: q8_0 rows (a multiple of 16 of them) in the CPU kernel's layout (native/kernels/q8_gemm.h). */
   convertTensor(values: Float32Array, rowSize: number, type: string, interleave?: boolean): Promise<Uint8Array>;
-  /** ggml mul_mat throughput of a weight type: weights [k, m] times f32 [k, n]. Blocks the calling thread (benchmarks only). */
-  benchMatmul(
-    type: string,
-    m: number,
-    n: number,
-    k: number,
-    threads: number,
-    runs: number,
-    repack?: boolean,
-  ): { secondsPerRun: number; cpuSecondsPerRun: number; flops: number; kernel: string };
-  compareMatmul(type: string, m: number, n: number, k: number, threads: number): { kernel: string; maxAbsDiff: number; maxAbs: number };
-  compareAttention(heads: number, headDim: number, lq: number, lk: number, batch: number, threads: number): { fused: boolean; maxAbsDiff: number; maxAbs: number };
+  /** Development diagnostics (benchmarks and kernel checks); they block the calling thread. */
+  diagnostics: NativeDiagnostics;
   SentencePiece: new (bytes: Uint8Array) => NativeSentencePiece;
 }
 

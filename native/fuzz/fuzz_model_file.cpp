@@ -11,16 +11,16 @@
 #include <unistd.h>
 #include <vector>
 
-#include "config.h"
-#include "engine.h"
-#include "error.h"
+#include "model/config.h"
+#include "runtime/engine.h"
+#include "runtime/error.h"
 #include "sanitizer_options.h"
 #include "ggml-backend.h"
-#include "cpu_backend.h"
+#include "runtime/cpu_backend.h"
 #include "ggml.h"
-#include "log.h"
-#include "model_file.h"
-#include "weights.h"
+#include "runtime/log.h"
+#include "model/model_file.h"
+#include "model/weights.h"
 
 namespace {
 

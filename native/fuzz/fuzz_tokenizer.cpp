@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "error.h"
+#include "runtime/error.h"
 #include "sanitizer_options.h"
-#include "sentencepiece_model.h"
+#include "tokenizer/sentencepiece_model.h"
 
 #ifndef JSD_FUZZ_SPIECE
 #error "JSD_FUZZ_SPIECE (the fixture's spiece.model) must be defined"

@@ -15,11 +15,11 @@
 #include <string>
 #include <vector>
 
-#include "engine.h"
-#include "error.h"
+#include "runtime/engine.h"
+#include "runtime/error.h"
 #include "ggml.h"
 #include "gguf.h"
-#include "log.h"
+#include "runtime/log.h"
 
 namespace fs = std::filesystem;
 

@@ -182,8 +182,8 @@ async function runMatmul() {
     let r;
     try {
       // As the engine runs it: q4_0/q4_K in ggml's repacking buffer, q8_0 interleaved for the
-      // AVX-512 VNNI kernel where the CPU has one (native/q8_gemm.h).
-      r = addon.benchMatmul(type, s.m, s.n, s.k, 1, runs, true);
+      // AVX-512 VNNI kernel where the CPU has one (native/kernels/q8_gemm.h).
+      r = addon.diagnostics.benchMatmul(type, s.m, s.n, s.k, 1, runs, true);
     } catch (error) {
       results.push({ ...s, error: error?.code ? `${error.code}: ${error.message}` : String(error?.message ?? error) });
       log(`${s.name}: failed: ${results.at(-1).error}`);

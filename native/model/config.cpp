@@ -1,0 +1,115 @@
+#include "model/config.h"
+
+#include "runtime/error.h"
+#include "model/model_file.h"
+
+namespace jsd {
+
+namespace {
+
+// Config values become tensor sizes; bound them so a hostile file cannot ask for absurd graphs.
+int bounded(const ModelFile& file, const std::string& key, int lo, int hi) {
+  const uint32_t v = file.u32(key);
+  if (v < static_cast<uint32_t>(lo) || v > static_cast<uint32_t>(hi)) {
+    throw Error(ErrorCode::BadModel, "metadata '" + key + "' = " + std::to_string(v) + " is outside [" + std::to_string(lo) + ", " +
+                                         std::to_string(hi) + "]");
+  }
+  return static_cast<int>(v);
+}
+
+std::vector<int> bounded_array(const ModelFile& file, const std::string& key, int lo, int hi) {
+  std::vector<int> out;
+  for (uint32_t v : file.u32_array(key)) {
+    if (v < static_cast<uint32_t>(lo) || v > static_cast<uint32_t>(hi)) {
+      throw Error(ErrorCode::BadModel, "metadata '" + key + "' holds " + std::to_string(v) + ", outside [" + std::to_string(lo) + ", " +
+                                           std::to_string(hi) + "]");
+    }
+    out.push_back(static_cast<int>(v));
+  }
+  return out;
+}
+
+float positive(const ModelFile& file, const std::string& key) {
+  const float v = file.f32(key);
+  if (!(v > 0.0f && v < 1.0f)) throw Error(ErrorCode::BadModel, "metadata '" + key + "' must be in (0, 1)");
+  return v;
+}
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw Error(ErrorCode::BadModel, "inconsistent model config: " + what);
+}
+
+}  // namespace
+
+TextEncoderConfig read_text_encoder_config(const ModelFile& file) {
+  TextEncoderConfig c;
+  c.vocab_size = bounded(file, "jsd.text_encoder.vocab_size", 3, 1 << 20);
+  c.hidden_size = bounded(file, "jsd.text_encoder.hidden_size", 1, 1 << 14);
+  c.intermediate_size = bounded(file, "jsd.text_encoder.intermediate_size", 1, 1 << 16);
+  c.num_hidden_layers = bounded(file, "jsd.text_encoder.num_hidden_layers", 1, 256);
+  c.num_attention_heads = bounded(file, "jsd.text_encoder.num_attention_heads", 1, 256);
+  c.max_position_embeddings = bounded(file, "jsd.text_encoder.max_position_embeddings", 2, 4096);
+  c.layer_norm_eps = positive(file, "jsd.text_encoder.layer_norm_eps");
+  const std::string act = file.str("jsd.text_encoder.hidden_act");
+  require(act == "quick_gelu" || act == "gelu", "text encoder hidden_act '" + act + "' is not supported");
+  c.quick_gelu = act == "quick_gelu";
+  require(c.hidden_size % c.num_attention_heads == 0, "text encoder hidden_size is not a multiple of num_attention_heads");
+  return c;
+}
+
+UNetConfig read_unet_config(const ModelFile& file) {
+  UNetConfig c;
+  c.in_channels = bounded(file, "jsd.unet.in_channels", 1, 64);
+  c.out_channels = bounded(file, "jsd.unet.out_channels", 1, 64);
+  c.layers_per_block = bounded(file, "jsd.unet.layers_per_block", 1, 16);
+  c.cross_attention_dim = bounded(file, "jsd.unet.cross_attention_dim", 1, 1 << 14);
+  c.norm_num_groups = bounded(file, "jsd.unet.norm_num_groups", 1, 1024);
+  c.sample_size = bounded(file, "jsd.unet.sample_size", 1, 4096);
+  c.freq_shift = bounded(file, "jsd.unet.freq_shift", 0, 1);
+  c.norm_eps = positive(file, "jsd.unet.norm_eps");
+  c.flip_sin_to_cos = file.boolean("jsd.unet.flip_sin_to_cos");
+  c.block_out_channels = bounded_array(file, "jsd.unet.block_out_channels", 1, 1 << 14);
+  c.attention_heads = bounded_array(file, "jsd.unet.attention_head_dim", 1, 1024);
+  const auto down = file.str_array("jsd.unet.down_block_types");
+  const auto up = file.str_array("jsd.unet.up_block_types");
+  const size_t levels = c.block_out_channels.size();
+  require(levels >= 1 && levels <= 8, "the UNet needs 1 to 8 levels");
+  require(down.size() == levels && up.size() == levels, "down/up block type lists must have one entry per level");
+  require(c.attention_heads.size() == levels, "attention_head_dim must have one entry per level");
+  for (size_t i = 0; i < levels; ++i) {
+    require(down[i] == "CrossAttnDownBlock2D" || down[i] == "DownBlock2D", "unsupported down block type '" + down[i] + "'");
+    require(up[i] == "CrossAttnUpBlock2D" || up[i] == "UpBlock2D", "unsupported up block type '" + up[i] + "'");
+    c.down_has_attention.push_back(down[i] == "CrossAttnDownBlock2D");
+    c.up_has_attention.push_back(up[i] == "CrossAttnUpBlock2D");
+    require(c.block_out_channels[i] % c.norm_num_groups == 0, "block_out_channels must be multiples of norm_num_groups");
+    require(c.block_out_channels[i] % c.attention_heads[i] == 0, "block_out_channels must be multiples of the head count");
+  }
+  return c;
+}
+
+VaeConfig read_vae_config(const ModelFile& file) {
+  VaeConfig c;
+  c.in_channels = bounded(file, "jsd.vae.in_channels", 1, 64);
+  c.out_channels = bounded(file, "jsd.vae.out_channels", 1, 64);
+  c.latent_channels = bounded(file, "jsd.vae.latent_channels", 1, 64);
+  c.layers_per_block = bounded(file, "jsd.vae.layers_per_block", 1, 16);
+  c.norm_num_groups = bounded(file, "jsd.vae.norm_num_groups", 1, 1024);
+  c.scaling_factor = file.f32("jsd.vae.scaling_factor");
+  require(c.scaling_factor > 0.0f && c.scaling_factor < 100.0f, "vae scaling_factor out of range");
+  c.block_out_channels = bounded_array(file, "jsd.vae.block_out_channels", 1, 1 << 14);
+  require(!c.block_out_channels.empty() && c.block_out_channels.size() <= 8, "the VAE needs 1 to 8 levels");
+  for (int ch : c.block_out_channels) require(ch % c.norm_num_groups == 0, "vae block_out_channels must be multiples of norm_num_groups");
+  return c;
+}
+
+TokenizerConfig read_tokenizer_config(const ModelFile& file) {
+  TokenizerConfig c;
+  c.pad_id = file.i32("jsd.tokenizer.pad_id");
+  c.eos_id = file.i32("jsd.tokenizer.eos_id");
+  c.unk_id = file.i32("jsd.tokenizer.unk_id");
+  c.do_lower_case = file.boolean("jsd.tokenizer.do_lower_case");
+  c.model_max_length = bounded(file, "jsd.tokenizer.model_max_length", 2, 4096);
+  return c;
+}
+
+}  // namespace jsd

@@ -1,0 +1,441 @@
+#include "runtime/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include "runtime/compute_buffer.h"
+#include "kernels/cpu_attention.h"
+#include "runtime/error.h"
+#include "ggml-alloc.h"
+#include "runtime/cpu_backend.h"
+#include "runtime/devices.h"
+#include "runtime/log.h"
+#include "model/model_file.h"
+#include "runtime/network.h"
+#include "tools/profile.h"
+#include "runtime/system_info.h"
+#include "networks/text_encoder.h"
+#include "networks/unet.h"
+#include "networks/vae.h"
+#include "model/weights.h"
+
+namespace jsd {
+
+namespace {
+
+// Latent sides above this are refused before any allocation (4096 px images).
+constexpr int64_t kMaxLatentSide = 512;
+
+void check_shape(const TensorShape4& s, int64_t channels, int64_t max_side, const char* what) {
+  if (s.n < 1 || s.n > 64) throw Error(ErrorCode::InvalidArgument, std::string(what) + ": batch must be 1 to 64");
+  if (s.c != channels) {
+    throw Error(ErrorCode::InvalidArgument, std::string(what) + ": expected " + std::to_string(channels) + " channels, got " + std::to_string(s.c));
+  }
+  if (s.h < 1 || s.w < 1 || s.h > max_side || s.w > max_side) {
+    throw Error(ErrorCode::InvalidArgument, std::string(what) + ": height and width must be 1 to " + std::to_string(max_side));
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// Compute buffers are large and change with every switch between networks; glibc keeps freed
+// blocks of that size on its heap (its mmap threshold rises after the first free), so a process
+// would grow across runs without this.
+void return_freed_memory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
+// Matrix-product work of a graph, in FLOPs.
+double graph_flops(ggml_cgraph* graph) {
+  double flops = 0;
+  for (int i = 0; i < ggml_graph_n_nodes(graph); ++i) {
+    const ggml_tensor* t = ggml_graph_node(graph, i);
+    if (t->op == GGML_OP_MUL_MAT) flops += 2.0 * static_cast<double>(t->src[0]->ne[0]) * static_cast<double>(ggml_nelements(t));
+  }
+  return flops;
+}
+
+// Below this much work per graph, extra threads cost more in synchronisation (ggml's threads
+// meet at a barrier after every node) than they save, badly so on a busy machine.
+constexpr double kMultiThreadFlops = 2e9;
+
+}  // namespace
+
+namespace {
+
+void set_up_cpu_backend(ggml_backend_t backend, int threads, std::atomic<bool>* abort) {
+  set_cpu_threads(backend, threads);
+  set_cpu_abort_callback(
+      backend, [](void* flag) { return static_cast<std::atomic<bool>*>(flag)->load(); }, abort);
+}
+
+}  // namespace
+
+int Engine::threads_for(ggml_cgraph* graph) const {
+  if (options_.threads > 0) return options_.threads;  // the caller's explicit choice
+  return graph_flops(graph) >= kMultiThreadFlops ? threads_ : 1;
+}
+
+Engine::Engine(const std::string& path, const EngineOptions& options) : Engine(path, options, true) {}
+
+Placement Engine::plan(const std::string& path, const EngineOptions& options) { return Engine(path, options, false).placement_; }
+
+Engine::Engine(const std::string& path, const EngineOptions& options, bool load) : options_(options) {
+  install_ggml_logger();
+  threads_ = options.threads > 0 ? options.threads : physical_core_count();
+  nn_options_.flash_attention = options.flash_attention;
+  file_ = std::make_unique<ModelFile>(path);
+
+  // Configs and weight shapes are all checked before anything large is allocated.
+  text_config_ = read_text_encoder_config(*file_);
+  unet_config_ = read_unet_config(*file_);
+  vae_config_ = read_vae_config(*file_);
+  tokenizer_config_ = read_tokenizer_config(*file_);
+  sentencepiece_ = file_->bytes("jsd.tokenizer.sentencepiece");
+  for (const auto& [key, id] : {std::pair<const char*, int>{"pad_id", tokenizer_config_.pad_id},
+                                {"eos_id", tokenizer_config_.eos_id},
+                                {"unk_id", tokenizer_config_.unk_id}}) {
+    if (id < 0 || id >= text_config_.vocab_size) {
+      throw Error(ErrorCode::BadModel, std::string("metadata 'jsd.tokenizer.") + key + "' = " + std::to_string(id) + " is outside the text encoder's vocabulary [0, " +
+                                           std::to_string(text_config_.vocab_size) + ")");
+    }
+  }
+  if (unet_config_.cross_attention_dim != text_config_.hidden_size) {
+    throw Error(ErrorCode::BadModel, "the UNet's cross_attention_dim does not match the text encoder's hidden size");
+  }
+  if (unet_config_.in_channels != vae_config_.latent_channels) {
+    throw Error(ErrorCode::BadModel, "the UNet's in_channels does not match the VAE's latent_channels");
+  }
+  for (const char* key : {"jsd.model_index", "jsd.text_encoder.config", "jsd.unet.config", "jsd.vae.config", "jsd.scheduler.config",
+                          "jsd.tokenizer.config", "jsd.source", "jsd.file_type", "jsd.converter", "general.name", "jsd.data_sha256"}) {
+    if (file_->has(key)) metadata_.emplace_back(key, file_->str(key));
+  }
+  const std::set<std::string> interleaved = WeightStore::interleaved_in_file(*file_);
+  text_ = std::make_unique<Network>("text_encoder", std::make_unique<WeightStore>(*file_, "te.", interleaved), 1);
+  unet_net_ = std::make_unique<Network>("unet", std::make_unique<WeightStore>(*file_, "unet.", interleaved), 1);
+  vae_net_ = std::make_unique<Network>("vae", std::make_unique<WeightStore>(*file_, "vae.", interleaved), 2);
+  text_encoder_ = std::make_unique<TextEncoder>(*text_->weights, text_config_);
+  unet_ = std::make_unique<UNet>(*unet_net_->weights, unet_config_);
+  vae_ = std::make_unique<Vae>(*vae_net_->weights, vae_config_, true, true);
+
+  ggml_backend_dev_t device = choose_device(options.backend, options.device, &backend_name_);
+  // GPU backends set their devices up on first use, and ggml-vulkan's is not safe to race: two
+  // models loading at once (each on its own thread) take turns here.
+  static std::mutex device_setup;
+  std::unique_lock<std::mutex> setup(device_setup);
+  placement_ = make_placement(device);
+  if (!load) return;
+
+  try {
+    if (placement_.gpu) {
+      backend_ = ggml_backend_dev_init(device, nullptr);
+      if (backend_ == nullptr) throw Error(ErrorCode::Internal, "cannot initialise ggml's " + backend_name_ + " backend");
+    } else {
+      backend_name_ = "cpu";
+      backend_ = init_cpu_backend();
+    }
+    setup.unlock();
+    cpu_ = is_cpu_backend(backend_);
+    if (cpu_) set_up_cpu_backend(backend_, threads_, &abort_);
+    Network* networks[] = {text_.get(), unet_net_.get(), vae_net_.get()};
+    for (size_t i = 0; i < 3; ++i) {
+      networks[i]->backend = placement_.networks[i].on_cpu ? cpu_backend() : backend_;
+      networks[i]->weights->load(*file_, networks[i]->backend, threads_);
+    }
+  } catch (...) {
+    text_encoder_.reset();
+    unet_.reset();
+    vae_.reset();
+    text_.reset();
+    unet_net_.reset();
+    vae_net_.reset();
+    if (cpu_backend_) ggml_backend_free(cpu_backend_);
+    if (backend_) ggml_backend_free(backend_);
+    throw;
+  }
+  update_memory_snapshot();
+}
+
+Placement Engine::make_placement(ggml_backend_dev_t device) {
+  PlacementInput input;
+  input.gpu = ggml_backend_dev_type(device) != GGML_BACKEND_DEVICE_TYPE_CPU;
+  input.cpu_fallback = options_.cpu_fallback;
+  input.device = std::string(ggml_backend_dev_name(device)) + " (" + ggml_backend_dev_description(device) + ")";
+  Network* networks[] = {text_.get(), unet_net_.get(), vae_net_.get()};
+  const bool forced[] = {options_.text_encoder_on_cpu, false, options_.vae_on_cpu};
+  for (size_t i = 0; i < 3; ++i) input.networks.push_back({networks[i]->name, 0, 0, forced[i]});
+  if (!input.gpu) return plan_placement(input);
+
+  size_t free_bytes = 0, total_bytes = 0;
+  ggml_backend_dev_memory(device, &free_bytes, &total_bytes);
+  input.device_budget = options_.device_memory_limit > 0 ? std::min(options_.device_memory_limit, free_bytes) : free_bytes;
+  // The planned latent size: the caller's image size, else the model's sample size. The UNet's
+  // batch of 2 runs the prompt and the negative prompt together; the VAE decodes one image (or tile).
+  const int64_t factor = int64_t{1} << (vae_config_.block_out_channels.size() - 1);
+  auto latent = [&](int pixels) { return pixels > 0 ? std::max<int64_t>(1, pixels / factor) : static_cast<int64_t>(unet_config_.sample_size); };
+  const int64_t h = latent(options_.plan_height), w = latent(options_.plan_width);
+  const bool tiled = options_.vae_tile > 0 && h * w > options_.vae_tile_threshold;
+  const TensorShape4 unet_shape{2, unet_config_.in_channels, h, w};
+  const TensorShape4 vae_shape{1, vae_config_.latent_channels, tiled ? std::min<int64_t>(h, options_.vae_tile) : h, tiled ? std::min<int64_t>(w, options_.vae_tile) : w};
+  ggml_backend_buffer_type_t buft = ggml_backend_dev_buffer_type(device);
+  nn::Options gpu_options = nn_options_;
+  gpu_options.threads = threads_;
+  const GraphBuilder builders[] = {
+      [&](CachedGraph& g) { build_text(g, 2, text_config_.max_position_embeddings, gpu_options); },
+      [&](CachedGraph& g) { build_unet(g, unet_shape, text_config_.max_position_embeddings, gpu_options); },
+      [&](CachedGraph& g) { build_decode(g, vae_shape, gpu_options); },
+  };
+  for (size_t i = 0; i < 3; ++i) {
+    input.networks[i].weight_bytes = networks[i]->weights->buffer_bytes(buft);
+    input.networks[i].compute_bytes = measure_compute_bytes(*networks[i]->weights, buft, builders[i]);
+  }
+  return plan_placement(input);
+}
+
+nn::Options Engine::nn_options_for(ggml_backend_t backend) const {
+  nn::Options options = nn_options_;
+  options.cpu_attention = is_cpu_backend(backend) && cpu_attention_available();
+  options.threads = threads_;
+  return options;
+}
+
+ggml_backend_t Engine::cpu_backend() {
+  if (cpu_) return backend_;
+  if (cpu_backend_ == nullptr) {
+    cpu_backend_ = init_cpu_backend();
+    set_up_cpu_backend(cpu_backend_, threads_, &abort_);
+  }
+  return cpu_backend_;
+}
+
+std::string Engine::backend_name_of(ggml_backend_t backend) const { return backend == backend_ ? backend_name_ : "cpu"; }
+
+Engine::~Engine() {
+  // Graphs and weights (the networks) before the backends they were allocated on.
+  text_.reset();
+  unet_net_.reset();
+  vae_net_.reset();
+  if (cpu_backend_) ggml_backend_free(cpu_backend_);
+  if (backend_) ggml_backend_free(backend_);
+}
+
+std::vector<float> Engine::run(Network& network, size_t kind, const std::string& key, const std::function<void(CachedGraph&)>& build,
+                               const std::vector<std::pair<const void*, size_t>>& inputs) {
+  abort_.store(false);
+  ggml_backend_t backend = network.backend;
+  std::unique_ptr<CachedGraph>& slot = network.graphs[kind];
+  if (!slot || slot->key != key) {
+    slot.reset();  // free the old compute buffer before allocating the new one
+    return_freed_memory();
+    std::unique_ptr<CachedGraph> graph = build_graph(key, build);
+    graph->allocr = ggml_gallocr_new(is_cpu_backend(backend) ? cpu_compute_buffer_type() : ggml_backend_get_default_buffer_type(backend));
+    LogCapture capture;
+    if (!ggml_gallocr_alloc_graph(graph->allocr, graph->graph)) {
+      throw Error(ErrorCode::OutOfMemory, "cannot allocate the compute buffer for " + key + ": " + capture.last_error("out of memory"));
+    }
+    graph->threads = threads_for(graph->graph);
+    slot = std::move(graph);
+  }
+  update_memory_snapshot();  // also after the other networks' graphs were freed for this one
+  CachedGraph& g = *slot;
+  if (is_cpu_backend(backend)) set_cpu_threads(backend, g.threads);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (ggml_nbytes(g.inputs[i]) != inputs[i].second) throw Error(ErrorCode::Internal, "input size mismatch for " + key);
+    ggml_backend_tensor_set(g.inputs[i], inputs[i].first, 0, inputs[i].second);
+  }
+  const ggml_status status = profiling_enabled() ? compute_profiled(backend, g.graph, key.c_str()) : ggml_backend_graph_compute(backend, g.graph);
+  if (status == GGML_STATUS_ABORTED) throw Error(ErrorCode::Aborted, "the computation was aborted");
+  if (status != GGML_STATUS_SUCCESS) throw Error(ErrorCode::Internal, "ggml could not compute " + key);
+  std::vector<float> out(ggml_nelements(g.output));
+  ggml_backend_tensor_get(g.output, out.data(), 0, out.size() * sizeof(float));
+  return out;
+}
+
+void Engine::build_text(CachedGraph& g, int64_t n, int64_t length, const nn::Options& options) const {
+  ggml_tensor* input = ggml_new_tensor_2d(g.ctx, GGML_TYPE_I32, length, n);
+  ggml_set_input(input);
+  g.inputs = {input};
+  g.output = text_encoder_->build(g.ctx, input, options);
+  ggml_set_output(g.output);
+}
+
+void Engine::build_unet(CachedGraph& g, const TensorShape4& s, int64_t text_length, const nn::Options& options) const {
+  const int64_t temb_dim = unet_config_.block_out_channels[0];
+  ggml_tensor* sample = ggml_new_tensor_4d(g.ctx, GGML_TYPE_F32, s.w, s.h, s.c, s.n);
+  ggml_tensor* t = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, temb_dim, s.n);
+  ggml_tensor* context = ggml_new_tensor_3d(g.ctx, GGML_TYPE_F32, unet_config_.cross_attention_dim, text_length, s.n);
+  for (ggml_tensor* in : {sample, t, context}) ggml_set_input(in);
+  g.inputs = {sample, t, context};
+  g.output = unet_->build(g.ctx, sample, t, context, options);
+  ggml_set_output(g.output);
+}
+
+void Engine::build_decode(CachedGraph& g, const TensorShape4& s, const nn::Options& options) const {
+  ggml_tensor* input = ggml_new_tensor_4d(g.ctx, GGML_TYPE_F32, s.w, s.h, s.c, s.n);
+  ggml_set_input(input);
+  g.inputs = {input};
+  g.output = vae_->decode(g.ctx, input, options);
+  ggml_set_output(g.output);
+}
+
+std::vector<float> Engine::encode_text(const std::vector<int32_t>& ids, int64_t n, int64_t length) {
+  if (n < 1 || n > 64) throw Error(ErrorCode::InvalidArgument, "encodeText: batch must be 1 to 64");
+  if (length < 1 || length > text_config_.max_position_embeddings) {
+    throw Error(ErrorCode::InvalidArgument, "encodeText: sequences must hold 1 to " + std::to_string(text_config_.max_position_embeddings) + " ids");
+  }
+  if (static_cast<int64_t>(ids.size()) != n * length) throw Error(ErrorCode::InvalidArgument, "encodeText: ids do not fill [batch, length]");
+  for (int32_t id : ids) {
+    if (id < 0 || id >= text_config_.vocab_size) {
+      throw Error(ErrorCode::InvalidArgument, "encodeText: token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                                                  std::to_string(text_config_.vocab_size) + ")");
+    }
+  }
+  const std::string key = "text_encoder " + std::to_string(n) + "x" + std::to_string(length);
+  text_->weights->make_resident(*file_, threads_);
+  const nn::Options options = nn_options_for(text_->backend);
+  std::vector<float> states = run(*text_, 0, key, [&](CachedGraph& g) { build_text(g, n, length, options); }, {{ids.data(), ids.size() * sizeof(int32_t)}});
+  if (options_.release_idle_weights) text_->weights->release_resident_pages();
+  return states;
+}
+
+void Engine::release_idle(Network& network) {
+  if (!options_.release_idle_weights || !network.resident) return;
+  network.weights->release_resident_pages();
+  network.resident = false;
+}
+
+void Engine::make_resident(Network& network) {
+  network.weights->make_resident(*file_, threads_);
+  network.resident = true;
+}
+
+// Only one large compute buffer at a time: the UNet's and the VAE's are never needed together,
+// and holding both would add hundreds of MB to the peak of a txt2img run.
+void Engine::free_other_graphs(const Network& keep) {
+  for (Network* other : {unet_net_.get(), vae_net_.get()}) {
+    if (other == &keep || !other->graphs_built()) continue;
+    other->release_graphs();
+    return_freed_memory();
+  }
+}
+
+std::vector<float> Engine::predict_noise(const float* latents, const TensorShape4& s, const std::vector<float>& timesteps,
+                                         const float* text_states, int64_t text_length, int64_t text_dim) {
+  check_shape(s, unet_config_.in_channels, kMaxLatentSide, "predictNoise");
+  if (static_cast<int64_t>(timesteps.size()) != s.n) throw Error(ErrorCode::InvalidArgument, "predictNoise: give one timestep per latent");
+  if (text_dim != unet_config_.cross_attention_dim) {
+    throw Error(ErrorCode::InvalidArgument, "predictNoise: text states must be " + std::to_string(unet_config_.cross_attention_dim) + " wide");
+  }
+  if (text_length < 1 || text_length > 77 * 64) throw Error(ErrorCode::InvalidArgument, "predictNoise: text states must have 1 to 4928 positions");
+  free_other_graphs(*unet_net_);
+  release_idle(*vae_net_);
+  make_resident(*unet_net_);
+  const std::vector<float> temb = unet_->timestep_embedding(timesteps);
+  const std::string key = "unet " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w) + " text " + std::to_string(text_length);
+  const nn::Options options = nn_options_for(unet_net_->backend);
+  return run(*unet_net_, 0, key, [&](CachedGraph& g) { build_unet(g, s, text_length, options); },
+             {{latents, s.numel() * sizeof(float)},
+              {temb.data(), temb.size() * sizeof(float)},
+              {text_states, static_cast<size_t>(s.n * text_length * text_dim) * sizeof(float)}});
+}
+
+namespace {
+
+// The VAE's graph kinds (Network::graphs).
+constexpr size_t kDecode = 0;
+constexpr size_t kEncode = 1;
+
+}  // namespace
+
+std::vector<float> Engine::decode_latents(const float* z, const TensorShape4& s) {
+  check_shape(s, vae_config_.latent_channels, kMaxLatentSide, "decodeLatents");
+  free_other_graphs(*vae_net_);
+  release_idle(*unet_net_);
+  make_resident(*vae_net_);
+  const std::string key = "vae decode " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
+  const nn::Options options = nn_options_for(vae_net_->backend);
+  return run(*vae_net_, kDecode, key, [&](CachedGraph& g) { build_decode(g, s, options); }, {{z, s.numel() * sizeof(float)}});
+}
+
+std::vector<float> Engine::encode_image(const float* image, const TensorShape4& s) {
+  check_shape(s, vae_config_.in_channels, kMaxLatentSide * 8, "encodeImage");
+  const int64_t factor = int64_t{1} << (vae_config_.block_out_channels.size() - 1);
+  if (s.h % factor != 0 || s.w % factor != 0) {
+    throw Error(ErrorCode::InvalidArgument, "encodeImage: height and width must be multiples of " + std::to_string(factor));
+  }
+  free_other_graphs(*vae_net_);
+  vae_net_->graphs[kDecode].reset();  // see free_other_graphs: one large buffer at a time
+  release_idle(*unet_net_);
+  make_resident(*vae_net_);
+  const std::string key = "vae encode " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
+  const nn::Options options = nn_options_for(vae_net_->backend);
+  return run(*vae_net_, kEncode, key,
+             [&](CachedGraph& g) {
+               ggml_tensor* input = ggml_new_tensor_4d(g.ctx, GGML_TYPE_F32, s.w, s.h, s.c, s.n);
+               ggml_set_input(input);
+               g.inputs = {input};
+               g.output = vae_->encode(g.ctx, input, options);
+               ggml_set_output(g.output);
+             },
+             {{image, s.numel() * sizeof(float)}});
+}
+
+std::vector<std::pair<std::string, std::string>> Engine::metadata() const { return metadata_; }
+
+size_t Engine::current_compute_bytes() const { return text_->compute_bytes() + unet_net_->compute_bytes() + vae_net_->compute_bytes(); }
+
+void Engine::release_compute_buffers() {
+  for (Network* n : {text_.get(), unet_net_.get(), vae_net_.get()}) n->release_graphs();
+  return_freed_memory();
+  update_memory_snapshot();
+}
+
+void Engine::update_memory_snapshot() {
+  std::vector<ComponentMemory> now = measure_memory();
+  const size_t compute = current_compute_bytes();
+  std::lock_guard<std::mutex> lock(memory_mutex_);
+  memory_snapshot_ = std::move(now);
+  peak_compute_bytes_ = std::max(peak_compute_bytes_, compute);
+}
+
+std::vector<ComponentMemory> Engine::memory() const {
+  std::lock_guard<std::mutex> lock(memory_mutex_);
+  return memory_snapshot_;
+}
+
+size_t Engine::peak_compute_bytes() const {
+  std::lock_guard<std::mutex> lock(memory_mutex_);
+  return peak_compute_bytes_;
+}
+
+void Engine::reset_peak_compute_bytes() {
+  std::lock_guard<std::mutex> lock(memory_mutex_);
+  peak_compute_bytes_ = 0;
+  for (const ComponentMemory& m : memory_snapshot_) peak_compute_bytes_ += m.compute_bytes;
+}
+
+std::vector<ComponentMemory> Engine::measure_memory() const {
+  std::vector<ComponentMemory> out;
+  for (const Network* n : {text_.get(), unet_net_.get(), vae_net_.get()}) {
+    ComponentMemory m;
+    m.name = n->name;
+    m.backend = backend_name_of(n->backend);
+    m.weight_bytes = n->weights->bytes();
+    m.packed_bytes = n->weights->packed_bytes();
+    const size_t rest = m.weight_bytes - std::min(m.weight_bytes, m.packed_bytes);
+    (n->weights->mapped() ? m.mapped_bytes : m.device_bytes) = rest;
+    m.compute_bytes = n->compute_bytes();
+    out.push_back(m);
+  }
+  return out;
+}
+
+}  // namespace jsd
