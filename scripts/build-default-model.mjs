@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Converts the embedded default model (models/tiny-jsd-shapes, a diffusers folder trained by
 // this project) into the GGUF that loadModel() uses when no path is given. Skips the work when
-// the GGUF is newer than every source file. Needs the TS build (dist/).
+// the GGUF is newer than every source file and of the converter's format version. Needs the TS
+// build (dist/).
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,7 +20,20 @@ function newestMtime(dir) {
   return newest;
 }
 
-if (existsSync(target) && statSync(target).mtimeMs >= newestMtime(source)) {
+async function currentFormat(path) {
+  const { GgufFile } = await import(join(root, "dist", "formats", "gguf-reader.js"));
+  const { FORMAT_VERSION } = await import(join(root, "dist", "convert", "metadata.js"));
+  const file = await GgufFile.open(path);
+  try {
+    return file.getNumber("jsd.format_version") === FORMAT_VERSION;
+  } catch {
+    return false;
+  } finally {
+    await file.close();
+  }
+}
+
+if (existsSync(target) && statSync(target).mtimeMs >= newestMtime(source) && (await currentFormat(target))) {
   console.error(`default model: ${target} is up to date`);
 } else {
   const { convert } = await import(join(root, "dist", "convert", "index.js"));

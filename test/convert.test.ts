@@ -285,6 +285,7 @@ describe("convert", () => {
         "jsd.file_type": "string",
         "jsd.model_index": "string",
         "jsd.data_sha256": "string",
+        "jsd.embeddings": "array:string",
         "jsd.tokenizer.sentencepiece": "array:u8",
         "jsd.tokenizer.pad_id": "i32",
         "jsd.tokenizer.eos_id": "i32",
@@ -316,7 +317,8 @@ describe("convert", () => {
       const text = (p: string) => readFile(join(TINY, p), "utf8");
       expect(file.getString("general.architecture")).toBe("jsd");
       expect(file.getString("general.name")).toBe("tiny-jsd");
-      expect(file.getNumber("jsd.format_version")).toBe(1);
+      expect(file.getNumber("jsd.format_version")).toBe(2);
+      expect(file.metadata.get("jsd.embeddings")?.value).toEqual(["te.embeddings.token_embedding.weight", "te.embeddings.position_embedding.weight"]);
       expect(file.getString("jsd.converter")).toMatch(/^japanese-stable-diffusion@\d+\.\d+\.\d+/);
       expect(file.getString("jsd.file_type")).toBe("f32");
       expect(JSON.parse(file.getString("jsd.source"))).toMatchObject({ weights: { unet: { file: COMPONENT_FILES.unet, format: "safetensors" } } });
@@ -608,7 +610,7 @@ describe("jsd CLI", () => {
 
     const i = await run(["info", out]);
     expect(i.code).toBe(0);
-    expect(i.stdout).toMatch(/JSD model, format version 1, GGUF v3/);
+    expect(i.stdout).toMatch(/JSD model, format version 2, GGUF v3/);
     expect(i.stdout).toMatch(/file type: +q8_0/);
     expect(i.stdout).toMatch(/text encoder +36 /);
     expect(i.stdout).toMatch(/unet +684 +2,446,788 /);
@@ -617,7 +619,7 @@ describe("jsd CLI", () => {
     const j = await run(["info", out, "--json", "--verify"]);
     expect(j.code).toBe(0);
     const summary = JSON.parse(j.stdout);
-    expect(summary).toMatchObject({ formatVersion: 1, fileType: "q8_0", tensors: 964, verified: true, ggufVersion: 3 });
+    expect(summary).toMatchObject({ formatVersion: 2, fileType: "q8_0", tensors: 964, verified: true, ggufVersion: 3 });
     expect(summary.components.vae.types).toEqual({ f32: expect.any(Number), f16: expect.any(Number) });
     expect(summary.config.unet.block_out_channels).toEqual([32, 32, 64, 64]);
     expect(summary.configFiles.scheduler._class_name).toBe("PNDMScheduler");

@@ -82,6 +82,20 @@ describe("loadModel() on bad files", () => {
     await expectBadModel(absurd, /layers_per_block' = 100000 is outside/);
   });
 
+  it("a plan of row lookups that is missing, names no tensor, or leaves out an embedding", async () => {
+    const model = await tinyModel("f32");
+    const missing = await editGguf(model, scratchPath("noembeddings.gguf"), { dropMetadata: ["jsd.embeddings"] });
+    await expectBadModel(missing, /lacks the metadata key 'jsd.embeddings'/);
+    const unknown = await editGguf(model, scratchPath("unknown-embedding.gguf"), {
+      setMetadata: { "jsd.embeddings": gguf.strs(["te.embeddings.token_embedding.weight", "te.nothing.weight"]) },
+    });
+    await expectBadModel(unknown, /jsd.embeddings lists 'te.nothing.weight', which the file does not hold/);
+    const partial = await editGguf(model, scratchPath("partial-embeddings.gguf"), {
+      setMetadata: { "jsd.embeddings": gguf.strs(["te.embeddings.position_embedding.weight"]) },
+    });
+    await expectBadModel(partial, /'te.embeddings.token_embedding.weight' is read by rows, but the file's jsd.embeddings does not list it/);
+  });
+
   it("a missing tensor", async () => {
     const path = await editGguf(await tinyModel("f32"), scratchPath("missing.gguf"), { dropTensor: "unet.mid_block.attentions.0.blocks.0.attn2.to_k.weight" });
     await expectBadModel(path, /lacks tensor 'unet.mid_block.attentions.0.blocks.0.attn2.to_k.weight'/);

@@ -22,6 +22,11 @@ export type TensorRole =
   /** A non-parameter buffer that is not converted (the int64 `position_ids`). */
   | "buffer";
 
+/** Tensors read as tables of rows (ggml_get_rows, views), never multiplied as matrices. */
+export function isRowLookup(role: TensorRole): boolean {
+  return role === "embedding" || role === "position_embedding";
+}
+
 export interface ArchTensor {
   component: Component;
   /** State-dict name as in the 2022 checkpoints. */

@@ -10,7 +10,7 @@ import { dirname, resolve } from "node:path";
 import { JsdError, JsdTypeError } from "../errors.js";
 import { GgufWriter, type GgufTensorSpec } from "../formats/gguf-writer.js";
 import { native } from "../native/addon.js";
-import type { Component } from "./architecture.js";
+import { isRowLookup, type Component } from "./architecture.js";
 import { bytesToFloat32 } from "./dtype.js";
 import { readDiffusersFolder } from "./folder.js";
 import { INTERLEAVED_Q8_KEY, SHA256_KEY, buildMetadata, tokenizerIds } from "./metadata.js";
@@ -96,10 +96,10 @@ interface Chunk {
 
 /**
  * q8_0 matrices the CPU kernel can read interleaved, by the engine's rule (native/model/weights.cpp):
- * rows in groups of 16, and no "embedding" in the name (token embeddings are read by row lookups).
+ * rows in groups of 16, and not read by rows (embeddings are read by row lookups).
  */
 function interleavable(t: PlannedTensor): boolean {
-  return t.layout.type === "q8_0" && t.layout.ne.length === 2 && t.layout.ne[1] % INTERLEAVE_ROWS === 0 && !t.name.includes("embedding");
+  return t.layout.type === "q8_0" && t.layout.ne.length === 2 && t.layout.ne[1] % INTERLEAVE_ROWS === 0 && !isRowLookup(t.role);
 }
 
 /** Rows per group of the CPU kernel's q8_0 layout (native/kernels/q8_gemm.h). */
@@ -187,7 +187,12 @@ export async function convert(inputFolder: string, outputPath: string, options: 
 
     const specs: GgufTensorSpec[] = plan.map((t) => ({ name: t.name, ne: t.layout.ne, ggmlType: typeInfo(t.layout.type).ggmlType, nbytes: t.layout.nbytes }));
     const interleaved = new Set(options.cpuLayout ? plan.filter(interleavable).map((t) => t.name) : []);
-    const metadata = buildMetadata(folder, fileType, ids);
+    const metadata = buildMetadata(
+      folder,
+      fileType,
+      ids,
+      plan.filter((t) => isRowLookup(t.role)).map((t) => t.name),
+    );
     if (interleaved.size > 0) metadata.push([INTERLEAVED_Q8_KEY, { type: "array", itemType: "string", value: [...interleaved] }]);
     writer = await GgufWriter.create(tmp, metadata, specs, { sha256Key: SHA256_KEY });
     const w = writer;

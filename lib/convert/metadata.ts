@@ -5,7 +5,8 @@ import { SentencePieceModel } from "../prompt/sentencepiece.js";
 import { version } from "../system-info.js";
 import type { DiffusersFolder } from "./folder.js";
 
-export const FORMAT_VERSION = 1;
+/** 2: the converter's plan names the tensors read by rows (`jsd.embeddings`). */
+export const FORMAT_VERSION = 2;
 export const SHA256_KEY = "jsd.data_sha256";
 export const SHA256_PLACEHOLDER = "0".repeat(64);
 export const ALIGNMENT = 32;
@@ -58,7 +59,8 @@ export function sourceDescription(folder: DiffusersFolder): string {
 /** The q8_0 matrices stored in the CPU kernel's interleaved layout (native/kernels/q8_gemm.h), if any. */
 export const INTERLEAVED_Q8_KEY = "jsd.q8_0_interleaved";
 
-export function buildMetadata(folder: DiffusersFolder, fileType: string, ids: TokenizerIds): Array<[string, GgufValue]> {
+/** embeddings: the tensors read as tables of rows (the plan's embedding roles), which the engine never reorders for a matrix kernel. */
+export function buildMetadata(folder: DiffusersFolder, fileType: string, ids: TokenizerIds, embeddings: readonly string[]): Array<[string, GgufValue]> {
   const te = folder.textEncoder;
   const unet = folder.unet;
   const vae = folder.vae;
@@ -72,6 +74,7 @@ export function buildMetadata(folder: DiffusersFolder, fileType: string, ids: To
     ["jsd.file_type", gguf.str(fileType)],
     ["jsd.model_index", gguf.str(folder.modelIndex)],
     [SHA256_KEY, gguf.str(SHA256_PLACEHOLDER)],
+    ["jsd.embeddings", gguf.strs([...embeddings])],
 
     ["jsd.tokenizer.sentencepiece", gguf.bytes(folder.spiece)],
     ["jsd.tokenizer.pad_id", gguf.i32(ids.pad)],

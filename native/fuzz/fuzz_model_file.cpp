@@ -98,7 +98,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     for (const char* prefix : {"te.", "unet.", "vae."}) {
       expect_jsd_error([&] {
-        jsd::WeightStore weights(file, prefix, jsd::WeightStore::interleaved_in_file(file));
+        jsd::WeightStore weights(file, prefix, jsd::FileWeightPlan::read(file));
         weights.load(file, g_backend);
         (void)weights.bytes();
         (void)weights.packed_bytes();

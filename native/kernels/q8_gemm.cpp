@@ -4,8 +4,6 @@
 #include <array>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
-#include <set>
 #include <utility>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -29,29 +27,6 @@ constexpr int kBlock = 32;          // q8_0 block width
 constexpr int kGroup = 16;          // output rows per group (one 512-bit register of int32)
 constexpr int kBlockBytes = 34;     // ggml's block_q8_0: f16 scale + 32 int8
 }  // namespace
-
-namespace {
-std::mutex registry_mutex;
-std::set<const ggml_tensor*>& registry() {
-  static std::set<const ggml_tensor*> weights;
-  return weights;
-}
-}  // namespace
-
-void q8_register(const ggml_tensor* weight) {
-  std::lock_guard<std::mutex> lock(registry_mutex);
-  registry().insert(weight);
-}
-
-void q8_unregister(const ggml_tensor* weight) {
-  std::lock_guard<std::mutex> lock(registry_mutex);
-  registry().erase(weight);
-}
-
-bool q8_is_interleaved(const ggml_tensor* weight) {
-  std::lock_guard<std::mutex> lock(registry_mutex);
-  return registry().count(weight) != 0;
-}
 
 bool q8_interleavable(const ggml_tensor* weight) {
   return weight->type == GGML_TYPE_Q8_0 && ggml_n_dims(weight) == 2 && weight->ne[1] % kGroup == 0 && weight->ne[0] % kBlock == 0;

@@ -27,12 +27,6 @@ bool q8_gemm_available();
 // Whether a q8_0 matrix [k, n] can be interleaved (n a multiple of 16).
 bool q8_interleavable(const ggml_tensor* weight);
 
-// Interleaved matrices are registered while they live, so that graph building can tell an
-// interleaved matrix (which only q8_mul_mat can read) from a plain one.
-void q8_register(const ggml_tensor* weight);
-void q8_unregister(const ggml_tensor* weight);
-bool q8_is_interleaved(const ggml_tensor* weight);
-
 // Interleaves n rows of k/32 q8_0 blocks (ggml's block_q8_0 layout) from src into dst, which has
 // the same size; q8_deinterleave undoes it.
 void q8_interleave(const void* src, void* dst, int64_t n, int64_t k);

@@ -27,28 +27,29 @@ namespace jsd {
 namespace {
 
 // Matrices ggml's CPU repacking buffer accepts (its x86 and ARM kernels need rows in groups of 8).
-// Embeddings are read by row lookups (get_rows), which repacked or interleaved data cannot serve.
-bool embedding(const std::string& name) { return name.find("embedding") != std::string::npos; }
-
-bool repackable(const ggml_tensor* t, const std::string& name) {
+bool repackable(const ggml_tensor* t) {
   const bool type_ok = t->type == GGML_TYPE_Q4_0 || t->type == GGML_TYPE_Q4_K || t->type == GGML_TYPE_IQ4_NL;
-  return type_ok && ggml_n_dims(t) == 2 && t->ne[1] % 8 == 0 && !embedding(name);
+  return type_ok && ggml_n_dims(t) == 2 && t->ne[1] % 8 == 0;
 }
 
 }  // namespace
 
-std::set<std::string> WeightStore::interleaved_in_file(const ModelFile& file) {
-  std::set<std::string> names;
-  if (!file.has(kInterleavedQ8Key)) return names;
+FileWeightPlan FileWeightPlan::read(const ModelFile& file) {
+  FileWeightPlan plan;
+  for (const std::string& name : file.str_array(kEmbeddingsKey)) {
+    if (file.tensor(name) == nullptr) throw Error(ErrorCode::BadModel, std::string(kEmbeddingsKey) + " lists '" + name + "', which the file does not hold");
+    plan.row_lookups.insert(name);
+  }
+  if (!file.has(kInterleavedQ8Key)) return plan;
   for (const std::string& name : file.str_array(kInterleavedQ8Key)) {
     const ggml_tensor* t = file.tensor(name);
     if (t == nullptr) throw Error(ErrorCode::BadModel, std::string(kInterleavedQ8Key) + " lists '" + name + "', which the file does not hold");
-    if (!q8_interleavable(t) || embedding(name)) {
+    if (!q8_interleavable(t) || plan.row_lookups.count(name)) {
       throw Error(ErrorCode::BadModel, std::string(kInterleavedQ8Key) + " lists '" + name + "', which is not a q8_0 matrix with rows in groups of 16");
     }
-    names.insert(name);
+    plan.interleaved.insert(name);
   }
-  return names;
+  return plan;
 }
 
 namespace {
@@ -61,8 +62,8 @@ std::string shape_string(const int64_t* ne, int n) {
 
 }  // namespace
 
-WeightStore::WeightStore(const ModelFile& file, const std::string& prefix, const std::set<std::string>& file_interleaved)
-    : prefix_(prefix), file_interleaved_(file_interleaved) {
+WeightStore::WeightStore(const ModelFile& file, const std::string& prefix, const FileWeightPlan& plan)
+    : prefix_(prefix), file_interleaved_(plan.interleaved) {
   const auto names = file.tensor_names(prefix);
   if (names.empty()) throw Error(ErrorCode::BadModel, "model file holds no '" + prefix + "*' tensors");
   ggml_init_params params{ggml_tensor_overhead() * (names.size() + 1), nullptr, /*no_alloc=*/true};
@@ -75,22 +76,24 @@ WeightStore::WeightStore(const ModelFile& file, const std::string& prefix, const
   for (const auto& name : names) {
     ggml_tensor* meta = file.tensor(name);
     if (meta == nullptr) continue;
-    const bool matrix = !embedding(name);
+    const bool matrix = plan.row_lookups.count(name) == 0;
     // q8_ctx_ holds the q8_0 matrices that need a copy in the other layout: plain in the file
     // and interleaved for the kernel, or interleaved in the file and no kernel to read them.
     const bool in_file = file_interleaved_.count(name) != 0;
     const bool copy = in_file ? !kernel : kernel && matrix && q8_interleavable(meta);
-    ggml_context* ctx = repack && repackable(meta, name) ? packed_ctx_ : copy ? q8_ctx_ : ctx_;
+    ggml_context* ctx = repack && matrix && repackable(meta) ? packed_ctx_ : copy ? q8_ctx_ : ctx_;
     ggml_tensor* t = ggml_dup_tensor(ctx, meta);
     ggml_set_name(t, name.c_str());
     tensors_[name.substr(prefix.size())] = t;
+    // On the CPU the kernel reads a matrix interleaved wherever it runs: copied so, or in place.
+    if (kernel && (in_file || copy)) cpu_interleaved_.insert(t);
+    if (!matrix) row_lookups_.insert(t);
   }
 }
 
 WeightStore::~WeightStore() {
   if (buffer_) ggml_backend_buffer_free(buffer_);
   if (packed_buffer_) ggml_backend_buffer_free(packed_buffer_);
-  for (const ggml_tensor* t : registered_) q8_unregister(t);
   if (q8_buffer_) ggml_backend_buffer_free(q8_buffer_);
   if (ctx_) ggml_free(ctx_);
   if (packed_ctx_) ggml_free(packed_ctx_);
@@ -140,13 +143,15 @@ void WeightStore::copy_q8(const ModelFile& file, const std::vector<ggml_tensor*>
   if (failure) std::rethrow_exception(failure);
 }
 
-void WeightStore::register_interleaved(ggml_tensor* t) {
-  q8_register(t);
-  registered_.push_back(t);
+bool WeightStore::q8_copies_interleaved() const { return q8_copies_on_cpu_ && q8_gemm_available(); }
+
+WeightLayout WeightStore::layout_of(const ggml_tensor* t) const {
+  return loaded_on_cpu_ && cpu_interleaved_.count(t) ? WeightLayout::Q8Interleaved : WeightLayout::Ggml;
 }
 
 void WeightStore::load(const ModelFile& file, ggml_backend_t backend, int threads) {
   const bool cpu = is_cpu_backend(backend);
+  loaded_on_cpu_ = cpu;
   std::vector<uint8_t> staging;
   // Tensor names in the contexts are the file's full names.
   std::vector<uint8_t> scratch;
@@ -185,9 +190,6 @@ void WeightStore::load(const ModelFile& file, ggml_backend_t backend, int thread
     if (cpu) {
       q8_copies_on_cpu_ = true;
       copy_q8(file, matrices, threads, q8_copies_interleaved());
-      if (q8_copies_interleaved()) {
-        for (ggml_tensor* t : matrices) register_interleaved(t);
-      }
     } else {
       for (ggml_tensor* t : matrices) read_into(t);
     }
@@ -217,9 +219,6 @@ void WeightStore::load(const ModelFile& file, ggml_backend_t backend, int thread
           throw Error(ErrorCode::Internal, std::string("cannot place tensor '") + ggml_get_name(t) + "' in the mapped file");
         }
       }
-      for (ggml_tensor* t = ggml_get_first_tensor(ctx_); t != nullptr; t = ggml_get_next_tensor(ctx_, t)) {
-        if (file_interleaved_.count(ggml_get_name(t))) register_interleaved(t);
-      }
       mapped_ = true;
       mapped_begin_ = begin;
       mapped_end_ = end;
@@ -231,7 +230,6 @@ void WeightStore::load(const ModelFile& file, ggml_backend_t backend, int thread
   ggml_backend_buffer_set_usage(buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
   for (ggml_tensor* t = ggml_get_first_tensor(ctx_); t != nullptr; t = ggml_get_next_tensor(ctx_, t)) {
     read_into(t);
-    if (cpu && file_interleaved_.count(ggml_get_name(t))) register_interleaved(t);
   }
 }
 
@@ -312,9 +310,18 @@ ggml_tensor* WeightStore::require(const std::string& name, std::initializer_list
   return t;
 }
 
+ggml_tensor* WeightStore::rows(const std::string& name, std::initializer_list<int64_t> shape, bool f32_only) {
+  ggml_tensor* t = require(name, shape, f32_only);
+  if (!row_lookups_.count(t)) {
+    throw Error(ErrorCode::BadModel, "tensor '" + prefix_ + name + "' is read by rows, but the file's " + kEmbeddingsKey + " does not list it");
+  }
+  return t;
+}
+
 Linear WeightStore::linear(const std::string& name, int64_t in, int64_t out, bool bias) {
   Linear l;
   l.weight = require(name + ".weight", {in, out}, false);
+  l.layout = layout_of(l.weight);
   if (bias) l.bias = require(name + ".bias", {out}, true);
   return l;
 }
@@ -343,6 +350,7 @@ Conv2d WeightStore::conv(const std::string& name, int kernel, int64_t in, int64_
       throw Error(ErrorCode::BadModel, "convolution '" + prefix_ + w + "' is " + ggml_type_name(type) + " but not flattened");
     }
   }
+  c.layout = layout_of(c.weight);
   c.bias = require(name + ".bias", {out}, true);
   return c;
 }

@@ -10,15 +10,20 @@
 
 #include "ggml-backend.h"
 #include "ggml.h"
-#include "kernels/q8_gemm.h"
 
 namespace jsd {
 
 class ModelFile;
 
+// How a matrix's bytes are laid out, which decides the kernel that multiplies by it: ggml's own
+// rows (ggml_mul_mat, including the rows ggml's repacking buffer reorders behind its own buffer
+// type), or q8_gemm.h's interleaved q8_0 groups (q8_mul_mat, CPU only).
+enum class WeightLayout { Ggml, Q8Interleaved };
+
 struct Linear {
   ggml_tensor* weight = nullptr;  // [in, out], any type
   ggml_tensor* bias = nullptr;    // [out] f32, or null
+  WeightLayout layout = WeightLayout::Ggml;
 };
 
 struct Norm {
@@ -32,27 +37,35 @@ struct Conv2d {
   int kernel = 1;
   int in = 0;
   int out = 0;
+  WeightLayout layout = WeightLayout::Ggml;  // of the flattened [k*k*in, out] matrix
+};
+
+// What the file says about how its tensors are used and stored (the converter's plan): the
+// tensors read by row lookups (embeddings: no matrix kernel may reorder them), and the q8_0
+// matrices it stores interleaved already (`jsd convert --cpu-layout`). Read and checked once per
+// file by read().
+struct FileWeightPlan {
+  std::set<std::string> row_lookups;
+  std::set<std::string> interleaved;
+  static FileWeightPlan read(const ModelFile& file);
 };
 
 class WeightStore {
  public:
-  // Creates metadata tensors for every file tensor whose name starts with prefix. On the CPU,
-  // q4_0/q4_K matrices go to ggml's repacking buffer (interleaved rows for its int8 kernels,
-  // 2-2.5x faster there), q8_0 matrices are interleaved for q8_gemm.h's kernel where the CPU has
-  // AVX-512 VNNI (in place when the file stores them so); everything else is used in place from
-  // the mapped file.
-  // file_interleaved: the file's q8_0 matrices stored interleaved already (interleaved_in_file).
-  WeightStore(const ModelFile& file, const std::string& prefix, const std::set<std::string>& file_interleaved);
-
-  // The q8_0 matrices a file stores in the kernel's layout (jsd convert --cpu-layout), checked:
-  // each must be a q8_0 matrix the kernel can read, and not an embedding.
-  static std::set<std::string> interleaved_in_file(const ModelFile& file);
+  // Creates metadata tensors for every file tensor whose name starts with prefix, and decides once
+  // where each one lives and how the CPU would read it (the placement plan): q4_0/q4_K matrices go
+  // to ggml's repacking buffer (interleaved rows for its int8 kernels, 2-2.5x faster there); q8_0
+  // matrices are interleaved for q8_gemm.h's kernel where the CPU has AVX-512 VNNI (in place when
+  // the file stores them so); row lookups and everything else are used in place from the mapped
+  // file.
+  WeightStore(const ModelFile& file, const std::string& prefix, const FileWeightPlan& plan);
   ~WeightStore();
   WeightStore(const WeightStore&) = delete;
   WeightStore& operator=(const WeightStore&) = delete;
 
-  // Gives the tensors their data: in place in the mapped file when the backend can read host
-  // memory, else copied into a backend buffer.
+  // Gives the tensors their data by the plan: in place in the mapped file when the backend can read
+  // host memory, else copied into a backend buffer. Layer structs taken after a load on the CPU
+  // carry the CPU's layouts; before a load, and after one on another backend, ggml's.
   // threads: how many threads may reorder weights into a CPU layout.
   void load(const ModelFile& file, ggml_backend_t backend, int threads = 1);
   // Bytes of weight data this network uses.
@@ -83,6 +96,9 @@ class WeightStore {
   void make_resident(const ModelFile& file, int threads);
 
   ggml_tensor* require(const std::string& name, std::initializer_list<int64_t> shape, bool f32_only);
+  // A table read by rows (ggml_get_rows or a view): the file's plan must list it as one, so that
+  // no matrix kernel has reordered it.
+  ggml_tensor* rows(const std::string& name, std::initializer_list<int64_t> shape, bool f32_only);
   Linear linear(const std::string& name, int64_t in, int64_t out, bool bias = true);
   Norm norm(const std::string& name, int64_t channels);
   Conv2d conv(const std::string& name, int kernel, int64_t in, int64_t out);
@@ -95,9 +111,10 @@ class WeightStore {
   void read_layout(const ModelFile& file, const ggml_tensor* t, bool interleaved, uint8_t* dst, std::vector<uint8_t>& scratch) const;
   // read_layout into each matrix's host memory, on up to `threads` threads.
   void copy_q8(const ModelFile& file, const std::vector<ggml_tensor*>& matrices, int threads, bool interleaved);
-  void register_interleaved(ggml_tensor* t);
+  // The layout a layer struct gets for t: its planned CPU layout once loaded on the CPU.
+  WeightLayout layout_of(const ggml_tensor* t) const;
   // The copies are in the kernel's layout (and rebuilt after a release).
-  bool q8_copies_interleaved() const { return q8_copies_on_cpu_ && q8_gemm_available(); }
+  bool q8_copies_interleaved() const;
 
   std::string prefix_;
   ggml_context* ctx_ = nullptr;         // tensors used as stored
@@ -109,8 +126,10 @@ class WeightStore {
   bool mapped_ = false;
   bool q8_copies_on_cpu_ = false;      // q8_ctx_'s tensors are copies in host memory
   bool q8_released_ = false;            // the interleaved copies' pages were dropped
+  bool loaded_on_cpu_ = false;
   std::set<std::string> file_interleaved_;   // q8_0 matrices the file stores interleaved
-  std::vector<const ggml_tensor*> registered_;  // tensors registered with q8_register
+  std::set<const ggml_tensor*> cpu_interleaved_;  // the plan: matrices the CPU reads interleaved
+  std::set<const ggml_tensor*> row_lookups_;      // the file's plan: tables read by rows
   const uint8_t* mapped_begin_ = nullptr;  // the span of the file the mapped tensors lie in
   const uint8_t* mapped_end_ = nullptr;
   std::map<std::string, ggml_tensor*> tensors_;

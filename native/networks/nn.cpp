@@ -21,12 +21,12 @@ int64_t direct_conv_bytes() {
 }
 }  // namespace
 
-ggml_tensor* matmul(ggml_context* ctx, ggml_tensor* weight, ggml_tensor* x) {
-  return q8_is_interleaved(weight) ? q8_mul_mat(ctx, weight, x) : ggml_mul_mat(ctx, weight, x);
+ggml_tensor* matmul(ggml_context* ctx, ggml_tensor* weight, WeightLayout layout, ggml_tensor* x) {
+  return layout == WeightLayout::Q8Interleaved ? q8_mul_mat(ctx, weight, x) : ggml_mul_mat(ctx, weight, x);
 }
 
 ggml_tensor* linear(ggml_context* ctx, ggml_tensor* x, const Linear& l) {
-  ggml_tensor* y = matmul(ctx, l.weight, x);
+  ggml_tensor* y = matmul(ctx, l.weight, l.layout, x);
   return l.bias ? ggml_add(ctx, y, l.bias) : y;
 }
 
@@ -54,7 +54,7 @@ ggml_tensor* conv2d_im2col(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, g
   const int64_t ow = cols->ne[1];
   const int64_t oh = cols->ne[2];
   cols = ggml_reshape_2d(ctx, cols, cols->ne[0], ow * oh * n);
-  ggml_tensor* out = ggml_add(ctx, matmul(ctx, w2d, cols), c.bias);  // [out, ow*oh*n]
+  ggml_tensor* out = ggml_add(ctx, matmul(ctx, w2d, c.layout, cols), c.bias);  // [out, ow*oh*n]
   out = ggml_reshape_4d(ctx, out, c.out, ow, oh, n);
   return ggml_cont(ctx, ggml_permute(ctx, out, 2, 0, 1, 3));  // [ow, oh, out, n]
 }
@@ -102,7 +102,7 @@ ggml_tensor* conv2d(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stri
   // The product comes out channels-first ([out, pixels]); the bias is added there, where it is
   // a contiguous row per pixel, before the transpose back to [W, H, C, N].
   if (c.kernel == 1 && stride == 1 && padding == 0) {
-    ggml_tensor* out = ggml_add(ctx, matmul(ctx, w2d, image_to_sequence(ctx, x)), c.bias);
+    ggml_tensor* out = ggml_add(ctx, matmul(ctx, w2d, c.layout, image_to_sequence(ctx, x)), c.bias);
     return sequence_to_image(ctx, out, x->ne[0], x->ne[1]);
   }
   // A large image would need a huge im2col matrix (9*C floats per pixel: 1.2 GB for a 128-channel

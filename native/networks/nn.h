@@ -13,8 +13,9 @@ struct Options {
   int threads = 1;               // the most threads a graph will be computed with
 };
 
-// weight [in, out] times x [in, ...]: ggml_mul_mat, or q8_gemm.h's kernel for interleaved q8_0.
-ggml_tensor* matmul(ggml_context* ctx, ggml_tensor* weight, ggml_tensor* x);
+// weight [in, out] times x [in, ...]: ggml_mul_mat, or q8_gemm.h's kernel for interleaved q8_0,
+// as the weight's layout says.
+ggml_tensor* matmul(ggml_context* ctx, ggml_tensor* weight, WeightLayout layout, ggml_tensor* x);
 ggml_tensor* linear(ggml_context* ctx, ggml_tensor* x, const Linear& l);
 ggml_tensor* layer_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, float eps);
 ggml_tensor* group_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, int groups, float eps);

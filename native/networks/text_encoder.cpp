@@ -6,8 +6,8 @@ namespace jsd {
 
 TextEncoder::TextEncoder(WeightStore& w, const TextEncoderConfig& c) : config_(c) {
   const int64_t h = c.hidden_size;
-  token_embedding = w.require("embeddings.token_embedding.weight", {h, c.vocab_size}, false);
-  position_embedding = w.require("embeddings.position_embedding.weight", {h, c.max_position_embeddings}, true);
+  token_embedding = w.rows("embeddings.token_embedding.weight", {h, c.vocab_size}, false);
+  position_embedding = w.rows("embeddings.position_embedding.weight", {h, c.max_position_embeddings}, true);
   for (int i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = "encoder.layers." + std::to_string(i) + ".";
     Layer l;

@@ -118,13 +118,11 @@ Engine::Engine(const std::string& path, const EngineOptions& options, bool load)
                           "jsd.tokenizer.config", "jsd.source", "jsd.file_type", "jsd.converter", "general.name", "jsd.data_sha256"}) {
     if (file_->has(key)) metadata_.emplace_back(key, file_->str(key));
   }
-  const std::set<std::string> interleaved = WeightStore::interleaved_in_file(*file_);
-  text_ = std::make_unique<Network>("text_encoder", std::make_unique<WeightStore>(*file_, "te.", interleaved), 1);
-  unet_net_ = std::make_unique<Network>("unet", std::make_unique<WeightStore>(*file_, "unet.", interleaved), 1);
-  vae_net_ = std::make_unique<Network>("vae", std::make_unique<WeightStore>(*file_, "vae.", interleaved), 2);
-  text_encoder_ = std::make_unique<TextEncoder>(*text_->weights, text_config_);
-  unet_ = std::make_unique<UNet>(*unet_net_->weights, unet_config_);
-  vae_ = std::make_unique<Vae>(*vae_net_->weights, vae_config_, true, true);
+  const FileWeightPlan weight_plan = FileWeightPlan::read(*file_);
+  text_ = std::make_unique<Network>("text_encoder", std::make_unique<WeightStore>(*file_, "te.", weight_plan), 1);
+  unet_net_ = std::make_unique<Network>("unet", std::make_unique<WeightStore>(*file_, "unet.", weight_plan), 1);
+  vae_net_ = std::make_unique<Network>("vae", std::make_unique<WeightStore>(*file_, "vae.", weight_plan), 2);
+  bind_networks();
 
   ggml_backend_dev_t device = choose_device(options.backend, options.device, &backend_name_);
   // GPU backends set their devices up on first use, and ggml-vulkan's is not safe to race: two
@@ -150,6 +148,7 @@ Engine::Engine(const std::string& path, const EngineOptions& options, bool load)
       networks[i]->backend = placement_.networks[i].on_cpu ? cpu_backend() : backend_;
       networks[i]->weights->load(*file_, networks[i]->backend, threads_);
     }
+    bind_networks();
   } catch (...) {
     text_encoder_.reset();
     unet_.reset();
@@ -162,6 +161,12 @@ Engine::Engine(const std::string& path, const EngineOptions& options, bool load)
     throw;
   }
   update_memory_snapshot();
+}
+
+void Engine::bind_networks() {
+  text_encoder_ = std::make_unique<TextEncoder>(*text_->weights, text_config_);
+  unet_ = std::make_unique<UNet>(*unet_net_->weights, unet_config_);
+  vae_ = std::make_unique<Vae>(*vae_net_->weights, vae_config_, true, true);
 }
 
 Placement Engine::make_placement(ggml_backend_dev_t device) {

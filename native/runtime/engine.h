@@ -115,6 +115,9 @@ class Engine {
   // Reads configs and creates the weight stores; with load, also places and loads the networks.
   Engine(const std::string& path, const EngineOptions& options, bool load);
   int threads_for(ggml_cgraph* graph) const;
+  // (Re)builds the networks' layer structs from the weight stores: before loading, for the plan's
+  // measurements, and after, when each weight's layout on its backend is known.
+  void bind_networks();
   size_t current_compute_bytes() const;
   std::vector<ComponentMemory> measure_memory() const;
   void update_memory_snapshot();

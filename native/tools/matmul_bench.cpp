@@ -51,7 +51,6 @@ class Product {
     }
     if (interleaved_) {
       q8_interleave(weight.data(), a_->data, m, k);
-      q8_register(a_);
     } else {
       ggml_backend_tensor_set(a_, weight.data(), 0, weight.size());  // repacks in the repacking buffer
     }
@@ -76,7 +75,6 @@ class Product {
 
  private:
   void release_weight() {
-    if (interleaved_) q8_unregister(a_);
     ggml_backend_buffer_free(weight_buffer_);
     ggml_free(wctx_);
   }
