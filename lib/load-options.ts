@@ -2,7 +2,8 @@
 // planModel(), which must decide alike. "auto" is resolved here by the backend table's one rule,
 // and names cross into native code as ggml's registry names.
 import { autoBackend, BACKEND_NAMES, nativeBackendName, type Backend } from "./native/backends.js";
-import { JsdError, JsdTypeError, JsdRangeError } from "./errors.js";
+import { JsdError, JsdRangeError } from "./errors.js";
+import { optionalBoolean, optionsObject } from "./validate.js";
 import type { NativeLoadOptions } from "./native/addon.js";
 import { DEFAULT_VAE_TILING, VAE_TILING_THRESHOLD } from "./pipeline/vae-tiles.js";
 import { listDevices } from "./system-info.js";
@@ -56,14 +57,12 @@ export interface LoadModelOptions {
 
 /** Checks loadModel()'s options (TypeError/RangeError/JSD_INVALID_ARGUMENT) and returns the addon's. */
 export function nativeLoadOptions(options: LoadModelOptions): NativeLoadOptions {
-  if (options === null || typeof options !== "object") throw new JsdTypeError("options must be an object");
+  optionsObject("options", options);
   const { threads, flashAttention, textEncoderOnCpu, vaeOnCpu, releaseIdleWeights, deviceMemoryLimit, plannedSize } = options;
   if (threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > 1024)) {
     throw new JsdRangeError("threads must be an integer from 1 to 1024");
   }
-  for (const name of ["flashAttention", "verify", "textEncoderOnCpu", "vaeOnCpu", "releaseIdleWeights"] as const) {
-    if (options[name] !== undefined && typeof options[name] !== "boolean") throw new JsdTypeError(`${name} must be a boolean`);
-  }
+  for (const name of ["flashAttention", "verify", "textEncoderOnCpu", "vaeOnCpu", "releaseIdleWeights"] as const) optionalBoolean(name, options[name]);
   if (deviceMemoryLimit !== undefined && (!Number.isSafeInteger(deviceMemoryLimit) || deviceMemoryLimit < 1)) {
     throw new JsdRangeError("deviceMemoryLimit must be a positive integer (bytes)");
   }

@@ -13,22 +13,10 @@ import { join } from "node:path";
 
 import { backendOfRegistryName } from "./native/backends.js";
 import { nativeLoadOptions, type LoadModelOptions } from "./load-options.js";
+import { float32Array, shape4 } from "./validate.js";
 export type { Shape4, PredictNoiseInput, EncodedImage, DiffusionModel } from "./pipeline/model-port.js";
 
 export { BACKENDS, type BackendName, type LoadModelOptions } from "./load-options.js";
-
-function checkShape(shape: unknown, name: string): Shape4 {
-  if (!Array.isArray(shape) || shape.length !== 4 || !shape.every((d) => Number.isInteger(d) && d >= 1)) {
-    throw new JsdTypeError(`${name} must be [batch, channels, height, width] of positive integers`);
-  }
-  return shape as Shape4;
-}
-
-function checkFloats(values: unknown, length: number, name: string): Float32Array {
-  if (!(values instanceof Float32Array)) throw new JsdTypeError(`${name} must be a Float32Array`);
-  if (values.length !== length) throw new JsdRangeError(`${name} holds ${values.length} values; its shape needs ${length}`);
-  return values;
-}
 
 /** diffusers' default size: the UNet's sample_size (from its stored config) × the VAE's scale factor. */
 function defaultImageSize(path: string, info: NativeModelInfo): number {
@@ -193,9 +181,9 @@ export class Model implements DiffusionModel {
   /** One UNet evaluation: the predicted noise for a batch of latents at their timesteps. */
   async predictNoise(input: PredictNoiseInput): Promise<Float32Array> {
     const model = this.#open();
-    const shape = checkShape(input?.shape, "shape");
+    const shape = shape4("shape", input?.shape);
     const [n, c, h, w] = shape;
-    const latents = checkFloats(input.latents, n * c * h * w, "latents");
+    const latents = float32Array("latents", input.latents, n * c * h * w);
     const timesteps = Float32Array.from(input.timesteps ?? []);
     if (timesteps.length !== n) throw new JsdRangeError(`timesteps must hold one value per batch entry (${n})`);
     const hidden = this.#info.textHiddenSize;
@@ -209,16 +197,16 @@ export class Model implements DiffusionModel {
   /** VAE decoder: latents (already multiplied by 1/scalingFactor) to an image NCHW in about [-1, 1]. */
   async decodeLatents(latents: Float32Array, shape: Shape4): Promise<Float32Array> {
     const model = this.#open();
-    checkShape(shape, "shape");
-    checkFloats(latents, shape[0] * shape[1] * shape[2] * shape[3], "latents");
+    shape4("shape", shape);
+    float32Array("latents", latents, shape[0] * shape[1] * shape[2] * shape[3]);
     return model.decodeLatents(latents, shape);
   }
 
   /** VAE encoder: an image NCHW in [-1, 1] to the posterior's mean and log-variance. */
   async encodeImage(pixels: Float32Array, shape: Shape4): Promise<EncodedImage> {
     const model = this.#open();
-    checkShape(shape, "shape");
-    checkFloats(pixels, shape[0] * shape[1] * shape[2] * shape[3], "pixels");
+    shape4("shape", shape);
+    float32Array("pixels", pixels, shape[0] * shape[1] * shape[2] * shape[3]);
     const moments = await model.encodeImage(pixels, shape);
     const f = this.#info.vaeScaleFactor;
     const latent = this.#info.latentChannels;

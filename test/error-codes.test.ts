@@ -23,6 +23,17 @@ describe("argument errors carry a code", () => {
     expect(plain).toEqual([]);
   });
 
+  it("lib/ throws no uncoded Error: a plain one is only ever the cause of a coded one", () => {
+    const uncoded = sources(join(packageRoot, "lib")).flatMap((file) =>
+      readFileSync(file, "utf8")
+        .split("\n")
+        .map((line, i) => [line, i] as const)
+        .filter(([line]) => /\bnew Error\(/.test(line) && !line.includes("// an uncoded cause:"))
+        .map(([, i]) => `${file.slice(packageRoot.length)}:${i + 1}`),
+    );
+    expect(uncoded).toEqual([]);
+  });
+
   it("they are still TypeErrors and RangeErrors, with code JSD_INVALID_ARGUMENT", () => {
     const wrongType = (() => {
       try {

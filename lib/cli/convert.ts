@@ -50,7 +50,7 @@ export function registerConvert(program: Command, io: CliIo): void {
       parseOutputType(opts.vaeType, "--vae-type");
       if (opts.textEncoderType !== undefined) parseOutputType(opts.textEncoderType, "--text-encoder-type");
       const controller = new AbortController();
-      const onSignal = () => controller.abort(new Error("interrupted"));
+      const onSignal = () => controller.abort(new Error("interrupted"));  // an uncoded cause: wrapped in a coded error before it leaves the package
       process.once("SIGINT", onSignal);
       process.once("SIGTERM", onSignal);
       const progress = opts.quiet ? undefined : progressReporter(io);

@@ -161,7 +161,7 @@ export async function convert(inputFolder: string, outputPath: string, options: 
   }
 
   try {
-    if (!(await stat(dirname(output))).isDirectory()) throw new Error("not a folder");
+    if (!(await stat(dirname(output))).isDirectory()) throw new Error("not a folder");  // an uncoded cause: wrapped in a coded error before it leaves the package
   } catch (error) {
     throw new JsdError("JSD_NOT_FOUND", `the output folder ${dirname(output)} does not exist`, { cause: error });
   }

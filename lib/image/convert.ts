@@ -12,14 +12,8 @@
 //    then `1 - mask`: the result is the *keep* mask (1 = keep the init image, 0 = repaint).
 import { JsdError } from "../errors.js";
 import { roundHalfEven } from "../schedulers/common.js";
+import { imageSize } from "../validate.js";
 
-function checkSize(width: unknown, height: unknown): void {
-  for (const [name, v] of [["width", width], ["height", height]] as const) {
-    if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
-      throw new JsdError("JSD_INVALID_ARGUMENT", `${name} must be a positive integer, got ${String(v)}`);
-    }
-  }
-}
 
 function checkLength(what: string, array: ArrayLike<number>, expected: number): void {
   if (array.length !== expected) {
@@ -40,7 +34,7 @@ function unitToByte(x: number): number {
  * `(image * 255).round().astype("uint8")` as diffusers' `numpy_to_pil`.
  */
 export function unitHwcToRgba8(image: Float32Array, width: number, height: number): Uint8Array {
-  checkSize(width, height);
+  imageSize(width, height);
   checkLength("image", image, width * height * 3);
   const out = new Uint8Array(width * height * 4);
   for (let p = 0, i = 0; i < image.length; i += 3, p += 4) {
@@ -58,7 +52,7 @@ export function unitHwcToRgba8(image: Float32Array, width: number, height: numbe
  * NaN stays NaN (torch's clamp keeps it); unitHwcToRgba8 turns it into 0.
  */
 export function vaeOutputToUnitHwc(decoded: Float32Array, width: number, height: number, batchIndex = 0): Float32Array {
-  checkSize(width, height);
+  imageSize(width, height);
   const plane = width * height;
   if (!Number.isInteger(batchIndex) || batchIndex < 0 || (batchIndex + 1) * 3 * plane > decoded.length) {
     throw new JsdError("JSD_INVALID_ARGUMENT", `batch entry ${batchIndex} is outside the decoded tensor (${decoded.length} values)`);
@@ -87,7 +81,7 @@ export function vaeOutputToRgba8(decoded: Float32Array, width: number, height: n
  * `2 * (u8 / 255) - 1` with float32 rounding at each step. Alpha is dropped.
  */
 export function rgba8ToSignedNchw(rgba: Uint8Array | Uint8ClampedArray, width: number, height: number): Float32Array {
-  checkSize(width, height);
+  imageSize(width, height);
   checkLength("rgba", rgba, width * height * 4);
   const plane = width * height;
   const out = new Float32Array(3 * plane);
@@ -103,7 +97,7 @@ export function rgba8ToSignedNchw(rgba: Uint8Array | Uint8ClampedArray, width: n
 
 /** Pillow's `convert("L")` of RGB(A) pixels: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16; alpha ignored. */
 export function rgba8ToLuma(rgba: Uint8Array | Uint8ClampedArray, width: number, height: number): Uint8Array {
-  checkSize(width, height);
+  imageSize(width, height);
   checkLength("rgba", rgba, width * height * 4);
   const out = new Uint8Array(width * height);
   for (let p = 0; p < out.length; p++) {

@@ -7,6 +7,7 @@ import { decode as fastPngDecode, encode as fastPngEncode, type DecodedPng } fro
 import { JsdError, JsdTypeError } from "../errors.js";
 import { badPng, hasPngSignature, insertAfterIhdr, readPngChunks } from "./png-chunks.js";
 import { metadataEntries, textChunk, type PngMetadata } from "./png-text.js";
+import { imageSize } from "../validate.js";
 
 export { crc32, readPngChunks, type PngChunk } from "./png-chunks.js";
 export { addPngText, readPngText, textChunk, PNG_JSON_KEYWORD, PNG_PARAMETERS_KEYWORD, type PngMetadata } from "./png-text.js";
@@ -29,13 +30,6 @@ const DEFAULT_MAX_PIXELS = 1 << 26;
 
 // ---- encode ---------------------------------------------------------------------------------
 
-function checkDimensions(width: unknown, height: unknown): void {
-  for (const [name, v] of [["width", width], ["height", height]] as const) {
-    if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 0x7fffffff) {
-      throw new JsdError("JSD_INVALID_ARGUMENT", `${name} must be a positive integer, got ${String(v)}`);
-    }
-  }
-}
 
 /**
  * Encodes 8-bit RGBA pixels (row-major, top row first) as a PNG, with optional text metadata.
@@ -51,7 +45,7 @@ export function encodePng(
   if (!(rgba instanceof Uint8Array || rgba instanceof Uint8ClampedArray)) {
     throw new JsdTypeError("rgba must be a Uint8Array or Uint8ClampedArray");
   }
-  checkDimensions(width, height);
+  imageSize(width, height);
   if (rgba.length !== width * height * 4) {
     throw new JsdError("JSD_INVALID_ARGUMENT", `rgba has ${rgba.length} bytes, expected ${width}x${height}x4 = ${width * height * 4}`);
   }

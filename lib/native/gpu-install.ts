@@ -52,7 +52,7 @@ function runProgram(command: string, args: string[]): Promise<string> {
       (error, stdout, stderr) => {
         if (!error) return done(stdout);
         const tail = String(stderr).trim().split("\n").slice(-5).join("\n");
-        fail(new Error(`\`${command} ${args.join(" ")}\` failed${tail ? `: ${tail}` : ` (${error.message})`}`, { cause: error }));
+        fail(new Error(`\`${command} ${args.join(" ")}\` failed${tail ? `: ${tail}` : ` (${error.message})`}`, { cause: error }));  // an uncoded cause: wrapped in a coded error before it leaves the package
       },
     );
   });

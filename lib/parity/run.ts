@@ -5,6 +5,7 @@ import type { CaseFile } from "./cases.js";
 import { compareArrays, worst, type ErrorStats } from "./compare.js";
 import { PIPELINE_TOLERANCES, runPipelineCase } from "./pipeline.js";
 import { runSchedulerCases, runTorchRngCase } from "./schedulers.js";
+import { JsdError } from "../errors.js";
 
 export interface CaseResult {
   name: string;
@@ -33,13 +34,13 @@ type Handler = (model: Model, c: CaseFile) => Promise<Array<{ name: string; stat
 
 function tensor(c: CaseFile, name: string): Float32Array {
   const t = c.tensors.get(name);
-  if (!t) throw new Error(`${c.path} lacks tensor '${name}'`);
+  if (!t) throw new JsdError("JSD_BAD_FILE", `${c.path} lacks tensor '${name}'`);
   return toFloat32(t);
 }
 
 function shape4(c: CaseFile, name: string): Shape4 {
   const s = c.tensors.get(name)?.shape;
-  if (!s || s.length !== 4) throw new Error(`${c.path}: tensor '${name}' is not 4-D`);
+  if (!s || s.length !== 4) throw new JsdError("JSD_BAD_FILE", `${c.path}: tensor '${name}' is not 4-D`);
   return s as Shape4;
 }
 

@@ -4,6 +4,7 @@ import { TorchGenerator } from "../rng/torch-generator.js";
 import { createScheduler, SCHEDULER_CLASS_NAMES, type SchedulerName } from "../schedulers/index.js";
 import type { CaseFile } from "./cases.js";
 import { compareArrays, worst, type ErrorStats } from "./compare.js";
+import { JsdError } from "../errors.js";
 
 interface RngCases {
   cases: Array<{ name: string; seed: number | string; calls: Array<{ shape: number[]; tensor: string }> }>;
@@ -28,7 +29,7 @@ type Line = { name: string; stats: ErrorStats; note?: string; pass?: boolean };
 
 function tensorOf(c: CaseFile, name: string): Float32Array {
   const t = c.tensors.get(name);
-  if (!t) throw new Error(`${c.path} lacks tensor '${name}'`);
+  if (!t) throw new JsdError("JSD_BAD_FILE", `${c.path} lacks tensor '${name}'`);
   return toFloat32(t);
 }
 
@@ -43,7 +44,7 @@ export function runTorchRngCase(c: CaseFile): Line[] {
 
 function schedulerName(className: string): SchedulerName {
   const found = Object.entries(SCHEDULER_CLASS_NAMES).find(([, cls]) => cls === className);
-  if (!found) throw new Error(`no scheduler for ${className}`);
+  if (!found) throw new JsdError("JSD_BAD_FILE", `no scheduler for ${className}`);
   return found[0] as SchedulerName;
 }
 

@@ -5,6 +5,7 @@ import type { SchedulerName } from "../schedulers/index.js";
 import { SCHEDULER_NAMES } from "../schedulers/index.js";
 import type { LatentPreview } from "./preview.js";
 import { JsdTypeError, JsdRangeError } from "../errors.js";
+import { finite, integer } from "../validate.js";
 
 export type { PromptMode } from "../prompt/tokens.js";
 export type { LatentPreview } from "./preview.js";
@@ -118,18 +119,6 @@ export interface ResolvedOptions {
 
 const MAX_SIDE = 4096;
 const MAX_SEED = (1n << 64n) - 1n;
-
-function integer(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== "number") throw new JsdTypeError(`${name} must be a number, got ${typeof value}`);
-  if (!Number.isInteger(value) || value < min || value > max) throw new JsdRangeError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
-  return value;
-}
-
-function finite(name: string, value: unknown): number {
-  if (typeof value !== "number") throw new JsdTypeError(`${name} must be a number, got ${typeof value}`);
-  if (!Number.isFinite(value)) throw new JsdRangeError(`${name} must be a finite number, got ${value}`);
-  return value;
-}
 
 function side(name: string, value: unknown): number {
   const v = integer(name, value, 8, MAX_SIDE);

@@ -1,6 +1,7 @@
 // enqueue() for apps with their own server: a job on the queue that `jsd worker` processes take
 // from, followed through BullMQ's queue events. The same machinery as `jsd serve --redis`.
 import { EventEmitter } from "node:events";
+import { JsdError, type JsdErrorCode } from "../errors.js";
 import type { GenerateOptions } from "../pipeline/options.js";
 import { randomSeed } from "../pipeline/options.js";
 import type { Job, JobEvent, JobImage } from "../server/jobs.js";
@@ -50,7 +51,7 @@ export function createProducer(options: ProducerOptions): Producer {
           handle.emit(e.type, e);
           if (e.type !== "finished") return;
           if (e.status === "done") resolve(job.images);
-          else reject(Object.assign(new Error(e.error?.message ?? `the job was ${e.status}`), { code: e.error?.code ?? "JSD_ABORTED" }));
+          else reject(new JsdError((e.error?.code ?? "JSD_ABORTED") as JsdErrorCode, e.error?.message ?? `the job was ${e.status}`));
         });
       });
       done.catch(() => undefined); // the caller may never ask for the result

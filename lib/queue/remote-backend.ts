@@ -6,6 +6,7 @@ import { Queue, QueueEvents, type Job as BullJob } from "bullmq";
 import type { Redis } from "ioredis";
 import type { PromptMode, PromptTokens } from "../prompt/index.js";
 import type { JobBackend, ModelCatalog, ModelInfo } from "../server/context.js";
+import { JsdError } from "../errors.js";
 import { ServerError } from "../server/errors.js";
 import { Job, type JobImage, type JobRequest } from "../server/jobs.js";
 import type { ServerLimits } from "../server/limits.js";
@@ -72,7 +73,7 @@ export class RemoteJobs implements JobBackend {
     if (this.redis.status !== "ready" && !this.#everReady) {
       await Promise.race([this.#firstReady, new Promise((r) => setTimeout(r, FIRST_CONNECT_MS).unref())]);
     }
-    if (this.redis.status !== "ready") throw unavailable(new Error(`connection ${this.redis.status}`));
+    if (this.redis.status !== "ready") throw unavailable(new Error(`connection ${this.redis.status}`));  // an uncoded cause: wrapped in a coded error before it leaves the package
   }
 
   async #call<T>(fn: () => Promise<T>): Promise<T> {
@@ -236,7 +237,7 @@ export class RemoteJobs implements JobBackend {
     try {
       for (const r of result.images) {
         const png = await this.store.get(jobId, r.index);
-        if (!png) throw new Error(`image ${r.index} is not in the result store (expired?)`);
+        if (!png) throw new JsdError("JSD_NOT_FOUND", `image ${r.index} is not in the result store (expired?)`);
         const image: JobImage = { index: r.index, seed: r.seed, png, width: r.width, height: r.height, stepsDone: r.stepsDone, parameters: r.parameters as unknown as JobImage["parameters"] };
         job.images.push(image);
         job.emitEvent({ type: "image", image });

@@ -5,7 +5,7 @@ import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Redis } from "ioredis";
 import { KEY_PREFIX } from "./protocol.js";
-import { JsdTypeError } from "../errors.js";
+import { JsdError, JsdTypeError } from "../errors.js";
 
 export interface ResultStore {
   put(jobId: string, index: number, png: Uint8Array): Promise<void>;
@@ -32,7 +32,7 @@ export class RedisResultStore implements ResultStore {
   }
   async put(jobId: string, index: number, png: Uint8Array): Promise<void> {
     if (png.length > this.maxBytes) {
-      throw new Error(`the PNG is ${png.length} bytes, over the ${this.maxBytes} kept in Redis: give the workers and the server a shared --results-dir`);
+      throw new JsdError("JSD_IO", `the PNG is ${png.length} bytes, over the ${this.maxBytes} kept in Redis: give the workers and the server a shared --results-dir`);
     }
     await this.redis.set(this.#key(jobId, index), Buffer.from(png), "EX", this.ttlSeconds);
   }

@@ -13,13 +13,15 @@
 // (math/logf_data.c, math/sincosf_data.c; Copyright (c) 2017-2018 Arm Limited, MIT licence), which
 // glibc uses unchanged.
 
+import { JsdError } from "../errors.js";
+
 /** Parses a C99 hexadecimal float literal such as "-0x1.57bf7808caadep-2" (at most 53 significant bits). */
 export function hexFloat(literal: string): number {
   const m = /^(-?)0x([0-9a-f]+)(?:\.([0-9a-f]*))?p([+-]?\d+)$/i.exec(literal);
-  if (!m) throw new Error(`bad hex float ${literal}`);
+  if (!m) throw new JsdError("JSD_INTERNAL", `bad hex float ${literal}`);
   const frac = m[3] ?? "";
   const digits = BigInt("0x" + m[2] + frac);
-  if (digits >= 1n << 53n) throw new Error(`hex float ${literal} has more than 53 bits`);
+  if (digits >= 1n << 53n) throw new JsdError("JSD_INTERNAL", `hex float ${literal} has more than 53 bits`);
   const value = Number(digits) * 2 ** (Number(m[4]) - 4 * frac.length);
   return m[1] === "-" ? -value : value;
 }
