@@ -24,12 +24,12 @@
 // Progress goes to stderr, the table to stdout.
 import { execFileSync, fork } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdir, stat, writeFile } from "node:fs/promises";
-import { cpus } from "node:os";
+import { mkdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { unetFlops, vaeDecoderFlops } from "./bench/flops.mjs";
 import { abortPreparation, baseType, ensureConverted, ensureRandomFolder, modelPath } from "./bench/models.mjs";
+import { report } from "./bench/report.mjs";
 import { MATMUL_SHAPES } from "./bench/shapes.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -145,14 +145,6 @@ function git(args) {
   }
 }
 
-function cpuModel() {
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"));
-    if (m) return m[1].trim();
-  } catch {}
-  return cpus()[0]?.model?.trim() ?? "unknown";
-}
-
 // ---- child processes ----
 
 let currentChild;
@@ -223,29 +215,6 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
 
 function exitIfInterrupted() {
   if (interrupted) process.exit(130);
-}
-
-// ---- formatting ----
-
-const dash = "–";
-function fmt(value, digits = 2) {
-  return value === null || value === undefined || !Number.isFinite(value) ? dash : value.toFixed(digits);
-}
-function fmtSeconds(value) {
-  if (value === null || value === undefined || !Number.isFinite(value)) return dash;
-  return value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
-}
-function fmtGiB(bytes) {
-  return bytes ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : dash;
-}
-function table(header, rows) {
-  const lines = [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`];
-  for (const r of rows) lines.push(`| ${r.join(" | ")} |`);
-  return lines.join("\n");
-}
-function oneLine(text, max = 160) {
-  const s = String(text).replace(/\s+/g, " ").replace(/\|/g, "/");
-  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
 // ---- main ----
@@ -388,81 +357,6 @@ async function runScenarios(args, models, { threads, flopsAt, vaeFlopsAt }) {
 }
 
 /** Phase 4: the table on stdout, and the JSON file. */
-async function report(args, { sys, threads, commit, dirty, flopsAt, vaeFlopsAt, matmul, scenarios, started }) {
-  const json = {
-    commit,
-    cpu: cpuModel(),
-    threads,
-    matmulGflopsPerCore: Object.fromEntries(Object.entries(matmul).map(([t, m]) => [t, m.gflopsPerCore])),
-    scenarios,
-    commitDirty: dirty,
-    cpuFlags: sys.cpuFeatures,
-    ggmlCpuFeatures: sys.ggmlCpuFeatures,
-    ggml: sys.ggmlBuild,
-    backends: sys.backends,
-    logicalCores: sys.logicalCores,
-    node: process.versions.node,
-    platform: `${process.platform}-${process.arch}`,
-    date: new Date().toISOString(),
-    options: { backend: args.backend, quick: args.quick, sizes: args.sizes, reps: args.reps, vaeReps: args.vaeReps, flashAttention: args.flashAttention, cpuRun: args.cpuRun, matmulRuns: args.matmulRuns },
-    unetFlopsPerStep: Object.fromEntries(args.sizes.map((s) => [`${s}x${s}`, flopsAt(s).total])),
-    vaeDecodeFlops: Object.fromEntries(args.sizes.map((s) => [`${s}x${s}`, vaeFlopsAt(s).total])),
-    matmul,
-    seconds: (performance.now() - started) / 1000,
-  };
-
-  const out = [];
-  out.push(
-    `## japanese-stable-diffusion ${sys.version} bench: ${commit ? commit.slice(0, 10) : "no commit"}${dirty ? " (uncommitted changes)" : ""}`,
-    "",
-    `CPU: ${json.cpu}, ${sys.logicalCores} logical cores; ggml ${sys.ggmlBuild}, backends ${sys.backends.join(", ")}; ggml CPU features: ${sys.ggmlCpuFeatures.join(" ")}`,
-    `Threads ${threads} (wall-time columns)${args.cpuRun ? " and 1 (CPU-second columns)" : "; 1-thread runs skipped (--no-cpu-run)"}; flash attention ${args.flashAttention ? "on" : "off"}; UNet step = median of ${args.reps} after 1 warm-up; VAE = median of ${args.vaeReps}, no warm-up.`,
-    `UNet FLOPs per step with guidance (batch 2): ${args.sizes.map((s) => `${s}×${s} ${(flopsAt(s).total / 1e12).toFixed(3)} TFLOP`).join(", ")}; VAE decode: ${args.sizes.map((s) => `${s}×${s} ${(vaeFlopsAt(s).total / 1e12).toFixed(3)} TFLOP`).join(", ")}.`,
-    "",
-  );
-  const rows = [];
-  for (const s of scenarios) {
-    const base = [s.type, `${s.width}×${s.height}`];
-    if (s.stepSeconds === null && s.stepCpuSeconds === null) {
-      rows.push([...base, `**failed**: ${oneLine((s.errors ?? []).join("; "))}`, "", "", "", "", "", "", "", ""]);
-      continue;
-    }
-    rows.push([
-      ...base,
-      fmtSeconds(s.loadSeconds),
-      fmtSeconds(s.textEncodeSeconds),
-      fmtSeconds(s.stepSeconds),
-      fmtSeconds(s.stepCpuSeconds),
-      fmt(s.unetGflopsPerCore, 1),
-      fmtSeconds(s.vaeDecodeSeconds),
-      fmtSeconds(s.vaeDecodeCpuSeconds),
-      fmtGiB(s.peakRssBytes),
-      s.errors ? `**partly failed**: ${oneLine(s.errors.join("; "), 100)}` : s.modelBytes ? `${(s.modelBytes / 2 ** 30).toFixed(2)} GiB file` : "",
-    ]);
-  }
-  out.push(
-    table(["type", "size", "load s", "text s", `step s (${threads} thr)`, "step CPU-s (1 thr)", "UNet GFLOP/s/core", `VAE s (${threads} thr)`, "VAE CPU-s (1 thr)", "peak RSS", "notes"], rows),
-  );
-  if (args.matmul && Object.keys(matmul).length > 0) {
-    out.push("", "Matrix products as the engine runs them (ggml mul_mat; q4_0/q4_K repacked by ggml; q8_0 through native/kernels/q8_gemm.cpp on AVX-512 VNNI CPUs), 1 thread, GFLOP/s per core (weights [k,m] × f32 [k,n]; shapes in scripts/bench/shapes.mjs; – = k not a multiple of the type's block):", "");
-    const mrows = args.types.filter((t) => matmul[t]).map((type) => {
-      const m = matmul[type];
-      if (m.error) return [type, `**failed**: ${oneLine(m.error)}`, ...MATMUL_SHAPES.map(() => "")];
-      return [type, fmt(m.gflopsPerCore, 1), ...MATMUL_SHAPES.map((sh) => fmt(m.shapes.find((x) => x.name === sh.name)?.gflopsPerCore, 1))];
-    });
-    out.push(table(["type", "mean", ...MATMUL_SHAPES.map((sh) => `${sh.short} m${sh.m} k${sh.k} n${sh.n}`)], mrows));
-  }
-  console.log(out.join("\n"));
-
-  if (args.json) {
-    await mkdir(dirname(args.json), { recursive: true });
-    await writeFile(args.json, JSON.stringify(json, null, 2) + "\n");
-    log(`bench: wrote ${args.json}`);
-  }
-  const failed = scenarios.filter((s) => s.errors).length + Object.values(matmul).filter((m) => m.error).length;
-  log(`bench: done in ${((performance.now() - started) / 1000).toFixed(0)} s${failed ? `, ${failed} with failures (see the table)` : ""}`);
-}
-
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   let index;

@@ -169,42 +169,6 @@ void Engine::bind_networks() {
   vae_ = std::make_unique<Vae>(*vae_net_->weights, vae_config_, true, true);
 }
 
-Placement Engine::make_placement(ggml_backend_dev_t device) {
-  PlacementInput input;
-  input.gpu = ggml_backend_dev_type(device) != GGML_BACKEND_DEVICE_TYPE_CPU;
-  input.cpu_fallback = options_.cpu_fallback;
-  input.device = std::string(ggml_backend_dev_name(device)) + " (" + ggml_backend_dev_description(device) + ")";
-  Network* networks[] = {text_.get(), unet_net_.get(), vae_net_.get()};
-  const bool forced[] = {options_.text_encoder_on_cpu, false, options_.vae_on_cpu};
-  for (size_t i = 0; i < 3; ++i) input.networks.push_back({networks[i]->name, 0, 0, forced[i]});
-  if (!input.gpu) return plan_placement(input);
-
-  size_t free_bytes = 0, total_bytes = 0;
-  ggml_backend_dev_memory(device, &free_bytes, &total_bytes);
-  input.device_budget = options_.device_memory_limit > 0 ? std::min(options_.device_memory_limit, free_bytes) : free_bytes;
-  // The planned latent size: the caller's image size, else the model's sample size. The UNet's
-  // batch of 2 runs the prompt and the negative prompt together; the VAE decodes one image (or tile).
-  const int64_t factor = int64_t{1} << (vae_config_.block_out_channels.size() - 1);
-  auto latent = [&](int pixels) { return pixels > 0 ? std::max<int64_t>(1, pixels / factor) : static_cast<int64_t>(unet_config_.sample_size); };
-  const int64_t h = latent(options_.plan_height), w = latent(options_.plan_width);
-  const bool tiled = options_.vae_tile > 0 && h * w > options_.vae_tile_threshold;
-  const TensorShape4 unet_shape{2, unet_config_.in_channels, h, w};
-  const TensorShape4 vae_shape{1, vae_config_.latent_channels, tiled ? std::min<int64_t>(h, options_.vae_tile) : h, tiled ? std::min<int64_t>(w, options_.vae_tile) : w};
-  ggml_backend_buffer_type_t buft = ggml_backend_dev_buffer_type(device);
-  nn::Options gpu_options = nn_options_;
-  gpu_options.threads = threads_;
-  const GraphBuilder builders[] = {
-      [&](CachedGraph& g) { build_text(g, 2, text_config_.max_position_embeddings, gpu_options); },
-      [&](CachedGraph& g) { build_unet(g, unet_shape, text_config_.max_position_embeddings, gpu_options); },
-      [&](CachedGraph& g) { build_decode(g, vae_shape, gpu_options); },
-  };
-  for (size_t i = 0; i < 3; ++i) {
-    input.networks[i].weight_bytes = networks[i]->weights->buffer_bytes(buft);
-    input.networks[i].compute_bytes = measure_compute_bytes(*networks[i]->weights, buft, builders[i]);
-  }
-  return plan_placement(input);
-}
-
 nn::Options Engine::nn_options_for(ggml_backend_t backend) const {
   nn::Options options = nn_options_;
   options.cpu_attention = is_cpu_backend(backend) && cpu_attention_available();
@@ -395,52 +359,10 @@ std::vector<float> Engine::encode_image(const float* image, const TensorShape4& 
 
 std::vector<std::pair<std::string, std::string>> Engine::metadata() const { return metadata_; }
 
-size_t Engine::current_compute_bytes() const { return text_->compute_bytes() + unet_net_->compute_bytes() + vae_net_->compute_bytes(); }
-
 void Engine::release_compute_buffers() {
   for (Network* n : {text_.get(), unet_net_.get(), vae_net_.get()}) n->release_graphs();
   return_freed_memory();
   update_memory_snapshot();
-}
-
-void Engine::update_memory_snapshot() {
-  std::vector<ComponentMemory> now = measure_memory();
-  const size_t compute = current_compute_bytes();
-  std::lock_guard<std::mutex> lock(memory_mutex_);
-  memory_snapshot_ = std::move(now);
-  peak_compute_bytes_ = std::max(peak_compute_bytes_, compute);
-}
-
-std::vector<ComponentMemory> Engine::memory() const {
-  std::lock_guard<std::mutex> lock(memory_mutex_);
-  return memory_snapshot_;
-}
-
-size_t Engine::peak_compute_bytes() const {
-  std::lock_guard<std::mutex> lock(memory_mutex_);
-  return peak_compute_bytes_;
-}
-
-void Engine::reset_peak_compute_bytes() {
-  std::lock_guard<std::mutex> lock(memory_mutex_);
-  peak_compute_bytes_ = 0;
-  for (const ComponentMemory& m : memory_snapshot_) peak_compute_bytes_ += m.compute_bytes;
-}
-
-std::vector<ComponentMemory> Engine::measure_memory() const {
-  std::vector<ComponentMemory> out;
-  for (const Network* n : {text_.get(), unet_net_.get(), vae_net_.get()}) {
-    ComponentMemory m;
-    m.name = n->name;
-    m.backend = backend_name_of(n->backend);
-    m.weight_bytes = n->weights->bytes();
-    m.packed_bytes = n->weights->packed_bytes();
-    const size_t rest = m.weight_bytes - std::min(m.weight_bytes, m.packed_bytes);
-    (n->weights->mapped() ? m.mapped_bytes : m.device_bytes) = rest;
-    m.compute_bytes = n->compute_bytes();
-    out.push_back(m);
-  }
-  return out;
 }
 
 }  // namespace jsd
