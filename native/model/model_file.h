@@ -15,8 +15,6 @@ struct ggml_tensor;
 
 namespace jsd {
 
-constexpr uint32_t kFormatVersion = 1;
-
 class ModelFile {
  public:
   explicit ModelFile(const std::string& path);

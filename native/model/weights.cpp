@@ -19,6 +19,7 @@
 #include "ggml-alloc.h"
 #include "runtime/cpu_backend.h"
 #include "model/model_file.h"
+#include "model/model_keys.h"
 #include "kernels/q8_gemm.h"
 #include "kernels/repack.h"
 
@@ -39,12 +40,12 @@ bool repackable(const ggml_tensor* t, const std::string& name) {
 
 std::set<std::string> WeightStore::interleaved_in_file(const ModelFile& file) {
   std::set<std::string> names;
-  if (!file.has(kInterleavedQ8Key)) return names;
-  for (const std::string& name : file.str_array(kInterleavedQ8Key)) {
+  if (!file.has(keys::kQ8Interleaved)) return names;
+  for (const std::string& name : file.str_array(keys::kQ8Interleaved)) {
     const ggml_tensor* t = file.tensor(name);
-    if (t == nullptr) throw Error(ErrorCode::BadModel, std::string(kInterleavedQ8Key) + " lists '" + name + "', which the file does not hold");
+    if (t == nullptr) throw Error(ErrorCode::BadModel, std::string(keys::kQ8Interleaved) + " lists '" + name + "', which the file does not hold");
     if (!q8_interleavable(t) || embedding(name)) {
-      throw Error(ErrorCode::BadModel, std::string(kInterleavedQ8Key) + " lists '" + name + "', which is not a q8_0 matrix with rows in groups of 16");
+      throw Error(ErrorCode::BadModel, std::string(keys::kQ8Interleaved) + " lists '" + name + "', which is not a q8_0 matrix with rows in groups of 16");
     }
     names.insert(name);
   }
