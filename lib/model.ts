@@ -2,6 +2,7 @@
 // VAE). The pipeline (generate) is built on these; they are public for tools and tests.
 import { JsdError, JsdTypeError, JsdRangeError } from "./errors.js";
 import { verifyModelFile } from "./verify.js";
+import { sectionKey } from "./formats/model-keys.js";
 import { generateImages, type GeneratedImage } from "./pipeline/generate.js";
 import type { GenerateOptions } from "./pipeline/options.js";
 import { native, packageRoot, type NativeComponentMemory, type NativeModel, type NativeModelInfo, type NativePlacement } from "./native/addon.js";
@@ -18,13 +19,15 @@ export type { Shape4, PredictNoiseInput, EncodedImage, DiffusionModel } from "./
 
 export { BACKENDS, type BackendName, type LoadModelOptions } from "./load-options.js";
 
+const UNET_CONFIG_KEY = sectionKey("unet", "config");
+
 /** diffusers' default size: the UNet's sample_size (from its stored config) × the VAE's scale factor. */
 function defaultImageSize(path: string, info: NativeModelInfo): number {
   let config: { sample_size?: unknown };
   try {
-    config = JSON.parse(info.metadata["jsd.unet.config"] ?? "{}") as { sample_size?: unknown };
+    config = JSON.parse(info.metadata[UNET_CONFIG_KEY] ?? "{}") as { sample_size?: unknown };
   } catch (error) {
-    throw new JsdError("JSD_BAD_MODEL", `${path}: jsd.unet.config is not valid JSON`, { cause: error });
+    throw new JsdError("JSD_BAD_MODEL", `${path}: ${UNET_CONFIG_KEY} is not valid JSON`, { cause: error });
   }
   const size = config?.sample_size;
   const sampleSize = typeof size === "number" && Number.isInteger(size) && size > 0 ? Math.min(size, 512) : 64;

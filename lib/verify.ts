@@ -1,6 +1,7 @@
-// The model file's own checksum: jsd.data_sha256, written by the converter over the tensor data.
+// The model file's own checksum (MODEL_KEYS.dataSha256, jsd.data_sha256), written by the converter over the tensor data.
 import { JsdError } from "./errors.js";
 import { GgufFile } from "./formats/gguf-reader.js";
+import { MODEL_KEYS } from "./formats/model-keys.js";
 
 export interface ChecksumResult {
   expected: string | null;
@@ -10,7 +11,7 @@ export interface ChecksumResult {
 
 /** Recomputes the SHA-256 of a model file's tensor data and compares it with the stored one. */
 export async function checkModelChecksum(file: GgufFile): Promise<ChecksumResult> {
-  const stored = file.metadata.get("jsd.data_sha256");
+  const stored = file.metadata.get(MODEL_KEYS.dataSha256);
   const expected = stored?.type === "string" ? String(stored.value) : null;
   const actual = await file.computeDataSha256();
   return { expected, actual, ok: expected !== null && expected === actual };
@@ -21,8 +22,8 @@ export async function verifyModelFile(path: string): Promise<void> {
   const file = await GgufFile.open(path);
   try {
     const { expected, ok } = await checkModelChecksum(file);
-    if (expected === null) throw new JsdError("JSD_BAD_MODEL", `${path} has no jsd.data_sha256 to verify`);
-    if (!ok) throw new JsdError("JSD_BAD_MODEL", `${path}: the tensor data do not match jsd.data_sha256 (the file is corrupted)`);
+    if (expected === null) throw new JsdError("JSD_BAD_MODEL", `${path} has no ${MODEL_KEYS.dataSha256} to verify`);
+    if (!ok) throw new JsdError("JSD_BAD_MODEL", `${path}: the tensor data do not match ${MODEL_KEYS.dataSha256} (the file is corrupted)`);
   } finally {
     await file.close();
   }

@@ -22,10 +22,10 @@ function newestMtime(dir) {
 
 async function currentFormat(path) {
   const { GgufFile } = await import(join(root, "dist", "formats", "gguf-reader.js"));
-  const { FORMAT_VERSION } = await import(join(root, "dist", "convert", "metadata.js"));
+  const { MODEL_FORMAT_VERSION, MODEL_KEYS } = await import(join(root, "dist", "formats", "model-keys.js"));
   const file = await GgufFile.open(path);
   try {
-    return file.getNumber("jsd.format_version") === FORMAT_VERSION;
+    return file.getNumber(MODEL_KEYS.formatVersion) === MODEL_FORMAT_VERSION;
   } catch {
     return false;
   } finally {

@@ -64,7 +64,7 @@ function main() {
   if (result.status !== 0) {
     console.error(
       `build-native: the native build failed (exit ${result.status ?? result.signal}). ` +
-        `It needs cmake >= 3.18, a C++17 compiler and sentencepiece (Debian/Ubuntu: apt-get install cmake g++ libsentencepiece-dev).`,
+        `It needs cmake >= 3.19, a C++17 compiler and sentencepiece (Debian/Ubuntu: apt-get install cmake g++ libsentencepiece-dev).`,
     );
     process.exit(1);
   }

@@ -10,6 +10,7 @@ import { convert } from "../lib/convert/index.js";
 import { runCli } from "../lib/cli/program.js";
 import { openCheckpoint } from "../lib/formats/checkpoint.js";
 import { GgufFile } from "../lib/formats/gguf-reader.js";
+import { MODEL_KEYS } from "../lib/formats/model-keys.js";
 import { readSafetensors, toFloat32, toInt32, type RawTensor } from "../lib/formats/safetensors.js";
 import { native } from "../lib/native/addon.js";
 
@@ -196,8 +197,8 @@ describe("convert", () => {
     }
     const fa = await GgufFile.open(f32Model);
     const fb = await GgufFile.open(out);
-    expect(fb.getString("jsd.data_sha256")).toBe(fa.getString("jsd.data_sha256"));
-    expect(JSON.parse(fb.getString("jsd.source")).weights.unet).toEqual({ file: "unet/diffusion_pytorch_model.bin", format: "pytorch" });
+    expect(fb.getString(MODEL_KEYS.dataSha256)).toBe(fa.getString(MODEL_KEYS.dataSha256));
+    expect(JSON.parse(fb.getString(MODEL_KEYS.source)).weights.unet).toEqual({ file: "unet/diffusion_pytorch_model.bin", format: "pytorch" });
     await fa.close();
     await fb.close();
   });
@@ -268,7 +269,7 @@ describe("convert", () => {
     expect(tensors.get("unet.down_blocks.0.attentions.0.blocks.0.attn1.to_q.weight")!.type).toBe("q8_0");
     expect(tensors.get("vae.decoder.up_blocks.0.resnets.0.conv1.weight")).toMatchObject({ type: "f16", ne: [3, 3, 64, 64] });
     const file = await GgufFile.open(out);
-    expect(file.getString("jsd.file_type")).toBe("q8_0");
+    expect(file.getString(MODEL_KEYS.fileType)).toBe("q8_0");
     await file.close();
   });
 
@@ -377,7 +378,7 @@ describe("convert", () => {
     await convert(folder, out, { type: "f16", vaeType: "bf16" });
     const tensors = await tensorsOf(out);
     const file = await GgufFile.open(out);
-    expect(JSON.parse(file.getString("jsd.source")).weights.unet.file).toBe("unet/diffusion_pytorch_model.fp16.safetensors");
+    expect(JSON.parse(file.getString(MODEL_KEYS.source)).weights.unet.file).toBe("unet/diffusion_pytorch_model.fp16.safetensors");
     await file.close();
     for (const [component, list, half] of [
       ["unet", unet, "f16"],
@@ -433,7 +434,7 @@ describe("convert: output file handling", () => {
     expect(await readFile(out, "utf8")).toBe("keep me");
     await convert(TINY, out, { force: true });
     const file = await GgufFile.open(out);
-    expect(file.getString("jsd.file_type")).toBe("f16");
+    expect(file.getString(MODEL_KEYS.fileType)).toBe("f16");
     await file.close();
     expect(await readdir(d)).toEqual(["model.gguf"]);
   });

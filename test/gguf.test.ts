@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GGML_TYPES, GgufFile } from "../lib/formats/gguf-reader.js";
 import { GgufWriter, encodeGgufHeader, gguf, type GgufTensorSpec, type GgufValue } from "../lib/formats/gguf-writer.js";
+import { MODEL_KEYS } from "../lib/formats/model-keys.js";
 import { native } from "../lib/native/addon.js";
 
 let dir: string;
@@ -16,7 +17,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const SHA_KEY = "jsd.data_sha256";
+const SHA_KEY = MODEL_KEYS.dataSha256;
 
 function bytesOf(n: number, seed: number): Uint8Array {
   const out = new Uint8Array(n);

@@ -5,6 +5,7 @@ import { copyFileSync, readdirSync, readFileSync, statSync, truncateSync, writeF
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { gguf } from "../lib/formats/gguf-writer.js";
+import { sectionKey } from "../lib/formats/model-keys.js";
 import { loadModel } from "../lib/model.js";
 import { editGguf, scratchPath, tinyModel } from "./helpers/models.js";
 
@@ -19,7 +20,7 @@ describe("loadModel() on bad files", () => {
     expect(model.latentChannels).toBe(4);
     expect(model.vaeScaleFactor).toBe(8);
     expect(model.scalingFactor).toBeCloseTo(0.18215, 6);
-    expect(JSON.parse(model.metadata["jsd.unet.config"]).block_out_channels).toEqual([32, 32, 64, 64]);
+    expect(JSON.parse(model.metadata[sectionKey("unet", "config")]).block_out_channels).toEqual([32, 32, 64, 64]);
     expect(model.memory().map((m) => m.name)).toEqual(["text_encoder", "unet", "vae"]);
     await model.close();
   });

@@ -2,6 +2,7 @@
 // through lib/pipeline/model-port.ts, so its control flow (steps, guidance batching, progress,
 // previews, interrupt, abort, buffer release) can be checked with a fake whose answers are known.
 import { describe, expect, it } from "vitest";
+import { MODEL_KEYS } from "../lib/formats/model-keys.js";
 import { generateImages } from "../lib/pipeline/generate.js";
 import type { DiffusionModel, PredictNoiseInput, Shape4 } from "../lib/pipeline/model-port.js";
 import type { ReferencePromptTokens } from "../lib/prompt/tokens.js";
@@ -10,7 +11,7 @@ import type { ReferencePromptTokens } from "../lib/prompt/tokens.js";
 function fakeModel(options: { stepDelayMs?: number } = {}) {
   const calls = { predictNoise: [] as PredictNoiseInput[], released: 0, aborted: 0, decoded: [] as Shape4[] };
   const model: DiffusionModel = {
-    metadata: { "general.name": "fake" },
+    metadata: { [MODEL_KEYS.name]: "fake" },
     tokenizer: undefined as never, // reference mode only: the pipeline calls tokenize()
     textHiddenSize: 8,
     latentChannels: 4,

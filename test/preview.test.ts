@@ -3,6 +3,7 @@
 // latent → RGB projection by hand, then generate() on the embedded model at 64×64.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { readPngText } from "../lib/image/png.js";
+import { sectionKey } from "../lib/formats/model-keys.js";
 import { loadModel, type Model, type Shape4 } from "../lib/model.js";
 import { denoise, type DenoiseInput } from "../lib/pipeline/denoise.js";
 import type { GenerateOptions, GenerateProgress } from "../lib/pipeline/options.js";
@@ -193,7 +194,7 @@ describe("generate({ previewEvery, onProgress })", () => {
   });
 
   it("shows the denoised estimate x0, not the noisy latents (Euler, checked against the trace)", async () => {
-    const config = JSON.parse(model.metadata["jsd.scheduler.config"] ?? "{}") as Record<string, unknown>;
+    const config = JSON.parse(model.metadata[sectionKey("scheduler", "config")] ?? "{}") as Record<string, unknown>;
     const steps = 4;
     const scheduler = createScheduler("euler", config, steps);
     const previews: GenerateProgress[] = [];
@@ -334,7 +335,7 @@ describe("generate({ interrupt })", () => {
   });
 
   it("decodes the denoised estimate of the last step done (A1111's interrupt), not the noisy latents", async () => {
-    const config = JSON.parse(model.metadata["jsd.scheduler.config"] ?? "{}") as Record<string, unknown>;
+    const config = JSON.parse(model.metadata[sectionKey("scheduler", "config")] ?? "{}") as Record<string, unknown>;
     const scheduler = createScheduler("euler", config, 5);
     const controller = new AbortController();
     const trace = await denoise(

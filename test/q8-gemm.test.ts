@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { convert } from "../lib/convert/index.js";
 import { GgufFile } from "../lib/formats/gguf-reader.js";
+import { MODEL_KEYS } from "../lib/formats/model-keys.js";
 import { loadModel, systemInfo } from "../lib/index.js";
 import { native } from "../lib/native/addon.js";
 import { editGguf, scratchPath, tinyJsd, tinyModel } from "./helpers/models.js";
@@ -84,7 +85,7 @@ describe("q8_0 weights in a loaded model", () => {
 });
 
 describe("model files in the CPU kernel's layout (convert cpuLayout)", () => {
-  const interleavedKey = "jsd.q8_0_interleaved";
+  const interleavedKey = MODEL_KEYS.q8Interleaved;
   const convertTiny = async (name: string, cpuLayout: boolean) => {
     const out = scratchPath(name);
     await convert(tinyJsd, out, { type: "q8_0", cpuLayout, force: true });

@@ -3,6 +3,7 @@ import { InvalidArgumentError, Option, type Command } from "commander";
 import { JsdError } from "../errors.js";
 import { checkModelChecksum } from "../verify.js";
 import { GgufFile, describeGgufValue } from "../formats/gguf-reader.js";
+import { MODEL_ARCHITECTURE, MODEL_KEYS, keysOf, parseSectionKey } from "../formats/model-keys.js";
 import { BACKENDS, planModel, type BackendName, type Placement } from "../model.js";
 import { CliExit, formatBytes, intOption, type CliIo } from "./io.js";
 
@@ -36,7 +37,7 @@ export interface ModelSummary {
   tensors: number;
   components: Record<string, ComponentSummary>;
   tokenizer: { sentencepieceBytes: number; padId: number | null; eosId: number | null; unkId: number | null; doLowerCase: boolean | null; modelMaxLength: number | null } | null;
-  /** Numeric/string config values (jsd.<component>.*), without the verbatim JSON files. */
+  /** Numeric/string config values (jsd.<component>.*, the tokenizer's apart), without the verbatim JSON files. */
   config: Record<string, Record<string, unknown>>;
   /** The verbatim config files, parsed. */
   configFiles: Record<string, unknown>;
@@ -71,36 +72,38 @@ export function summarize(file: GgufFile): ModelSummary {
   const config: Record<string, Record<string, unknown>> = {};
   const configFiles: Record<string, unknown> = {};
   for (const [key, value] of file.metadata) {
-    const m = /^jsd\.(text_encoder|unet|vae|scheduler)\.(.+)$/.exec(key);
-    if (!m) continue;
-    if (m[2] === "config" && value.type === "string") configFiles[m[1]] = parseMaybeJson(value.value);
-    else (config[m[1]] ??= {})[m[2]] = describeGgufValue(value);
+    const m = parseSectionKey(key);
+    if (!m || m.section === "tokenizer") continue;
+    if (m.field === "config" && value.type === "string") configFiles[m.section] = parseMaybeJson(value.value);
+    else (config[m.section] ??= {})[m.field] = describeGgufValue(value);
   }
-  if (file.has("jsd.tokenizer.config")) configFiles.tokenizer = parseMaybeJson(file.getString("jsd.tokenizer.config"));
-  if (file.has("jsd.model_index")) configFiles.model_index = parseMaybeJson(file.getString("jsd.model_index"));
-  const source = opt(() => file.getString("jsd.source"));
+  const k = MODEL_KEYS;
+  const tokenizerKey = keysOf("tokenizer");
+  if (file.has(tokenizerKey("config"))) configFiles.tokenizer = parseMaybeJson(file.getString(tokenizerKey("config")));
+  if (file.has(k.modelIndex)) configFiles.model_index = parseMaybeJson(file.getString(k.modelIndex));
+  const source = opt(() => file.getString(k.source));
   return {
     file: file.path,
     size: file.fileSize,
     ggufVersion: file.version,
-    architecture: opt(() => file.getString("general.architecture")),
-    formatVersion: opt(() => file.getNumber("jsd.format_version")),
-    name: opt(() => file.getString("general.name")),
-    fileType: opt(() => file.getString("jsd.file_type")),
-    cpuLayoutTensors: (file.metadata.get("jsd.q8_0_interleaved")?.value as unknown[] | undefined)?.length ?? 0,
-    converter: opt(() => file.getString("jsd.converter")),
+    architecture: opt(() => file.getString(k.architecture)),
+    formatVersion: opt(() => file.getNumber(k.formatVersion)),
+    name: opt(() => file.getString(k.name)),
+    fileType: opt(() => file.getString(k.fileType)),
+    cpuLayoutTensors: (file.metadata.get(k.q8Interleaved)?.value as unknown[] | undefined)?.length ?? 0,
+    converter: opt(() => file.getString(k.converter)),
     source: source === null ? null : parseMaybeJson(source),
-    dataSha256: opt(() => file.getString("jsd.data_sha256")),
+    dataSha256: opt(() => file.getString(k.dataSha256)),
     tensors: file.tensors.length,
     components,
-    tokenizer: file.has("jsd.tokenizer.sentencepiece")
+    tokenizer: file.has(tokenizerKey("sentencepiece"))
       ? {
-          sentencepieceBytes: opt(() => file.getBytes("jsd.tokenizer.sentencepiece").length) ?? 0,
-          padId: opt(() => file.getNumber("jsd.tokenizer.pad_id")),
-          eosId: opt(() => file.getNumber("jsd.tokenizer.eos_id")),
-          unkId: opt(() => file.getNumber("jsd.tokenizer.unk_id")),
-          doLowerCase: opt(() => file.getBool("jsd.tokenizer.do_lower_case")),
-          modelMaxLength: opt(() => file.getNumber("jsd.tokenizer.model_max_length")),
+          sentencepieceBytes: opt(() => file.getBytes(tokenizerKey("sentencepiece")).length) ?? 0,
+          padId: opt(() => file.getNumber(tokenizerKey("pad_id"))),
+          eosId: opt(() => file.getNumber(tokenizerKey("eos_id"))),
+          unkId: opt(() => file.getNumber(tokenizerKey("unk_id"))),
+          doLowerCase: opt(() => file.getBool(tokenizerKey("do_lower_case"))),
+          modelMaxLength: opt(() => file.getNumber(tokenizerKey("model_max_length"))),
         }
       : null,
     config,
@@ -125,7 +128,7 @@ function formatValue(v: unknown): string {
 
 export function formatSummary(s: ModelSummary): string {
   const lines: string[] = [];
-  const kind = s.architecture === "jsd" ? `JSD model, format version ${s.formatVersion ?? "?"}` : `GGUF file (architecture ${s.architecture ?? "unknown"})`;
+  const kind = s.architecture === MODEL_ARCHITECTURE ? `JSD model, format version ${s.formatVersion ?? "?"}` : `GGUF file (architecture ${s.architecture ?? "unknown"})`;
   lines.push(`${s.file}: ${kind}, GGUF v${s.ggufVersion}, ${formatBytes(s.size)}`);
   if (s.name !== null) lines.push(`  name:        ${s.name}`);
   if (s.fileType !== null) lines.push(`  file type:   ${s.fileType}${s.cpuLayoutTensors ? ` (${s.cpuLayoutTensors} q8_0 matrices in the CPU kernel's layout)` : ""}`);
@@ -189,7 +192,7 @@ export function registerInfo(program: Command, io: CliIo): void {
     .description("show what a model file holds: components, configs, tensor types and sizes")
     .argument("<model>", "model file (.gguf)")
     .option("--json", "print JSON", false)
-    .option("--verify", "recompute the data checksum and compare it with jsd.data_sha256", false)
+    .option("--verify", `recompute the data checksum and compare it with ${MODEL_KEYS.dataSha256}`, false)
     .option("--plan", "also show where loadModel would place each network (GPU or CPU) and the device memory it needs", false)
     .addOption(new Option("--backend <name>", "backend for --plan").choices([...BACKENDS]).default("auto"))
     .option("--size <WxH>", "image size --plan makes room for (default: the model's own)", size)
@@ -208,7 +211,7 @@ export function registerInfo(program: Command, io: CliIo): void {
         const summary = summarize(file);
         let verified: boolean | undefined;
         if (opts.verify) {
-          if (summary.dataSha256 === null) throw new JsdError("JSD_BAD_MODEL", `${path} has no jsd.data_sha256 to verify`);
+          if (summary.dataSha256 === null) throw new JsdError("JSD_BAD_MODEL", `${path} has no ${MODEL_KEYS.dataSha256} to verify`);
           verified = (await checkModelChecksum(file)).ok;
         }
         if (opts.json) io.stdout.write(`${JSON.stringify(verified === undefined ? summary : { ...summary, verified }, null, 2)}\n`);
@@ -217,7 +220,7 @@ export function registerInfo(program: Command, io: CliIo): void {
           if (verified !== undefined) io.stdout.write(`\n  checksum:    ${verified ? "OK" : "MISMATCH"}\n`);
         }
         if (verified === false) {
-          io.stderr.write(`jsd: ${path}: the tensor data does not match jsd.data_sha256 (corrupted file)\n`);
+          io.stderr.write(`jsd: ${path}: the tensor data does not match ${MODEL_KEYS.dataSha256} (corrupted file)\n`);
           throw new CliExit(1);
         }
       } finally {

@@ -9,11 +9,12 @@ import { rename, stat, unlink } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { JsdError, JsdTypeError } from "../errors.js";
 import { GgufWriter, type GgufTensorSpec } from "../formats/gguf-writer.js";
+import { MODEL_KEYS } from "../formats/model-keys.js";
 import { native } from "../native/addon.js";
 import { isRowLookup, type Component } from "./architecture.js";
 import { bytesToFloat32 } from "./dtype.js";
 import { readDiffusersFolder } from "./folder.js";
-import { INTERLEAVED_Q8_KEY, SHA256_KEY, buildMetadata, tokenizerIds } from "./metadata.js";
+import { buildMetadata, tokenizerIds } from "./metadata.js";
 import { COMPONENTS, expectedTensors, planComponent, type PlannedTensor } from "./plan.js";
 import { BufferPool, openTensorSource, type TensorSource } from "./source.js";
 import { parseOutputType, typeInfo, type OutputType } from "./type-rule.js";
@@ -187,14 +188,9 @@ export async function convert(inputFolder: string, outputPath: string, options: 
 
     const specs: GgufTensorSpec[] = plan.map((t) => ({ name: t.name, ne: t.layout.ne, ggmlType: typeInfo(t.layout.type).ggmlType, nbytes: t.layout.nbytes }));
     const interleaved = new Set(options.cpuLayout ? plan.filter(interleavable).map((t) => t.name) : []);
-    const metadata = buildMetadata(
-      folder,
-      fileType,
-      ids,
-      plan.filter((t) => isRowLookup(t.role)).map((t) => t.name),
-    );
-    if (interleaved.size > 0) metadata.push([INTERLEAVED_Q8_KEY, { type: "array", itemType: "string", value: [...interleaved] }]);
-    writer = await GgufWriter.create(tmp, metadata, specs, { sha256Key: SHA256_KEY });
+    const embeddings = plan.filter((t) => isRowLookup(t.role)).map((t) => t.name);
+    const metadata = buildMetadata(folder, fileType, ids, embeddings, [...interleaved]);
+    writer = await GgufWriter.create(tmp, metadata, specs, { sha256Key: MODEL_KEYS.dataSha256 });
     const w = writer;
 
     // Prefetched reads and in-flight writes are awaited later; mark them handled now so that a

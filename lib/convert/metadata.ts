@@ -1,13 +1,12 @@
-// The model file's key/value metadata (docs/model-format.md, "Key/value metadata"), in the spec's order.
+// The model file's key/value metadata (docs/model-format.md, "Key/value metadata"), in the spec's order;
+// the key names come from native/model/model_keys.json (lib/formats/model-keys.ts).
 import { JsdError } from "../errors.js";
 import { type GgufValue, gguf } from "../formats/gguf-writer.js";
+import { MODEL_ARCHITECTURE, MODEL_FORMAT_VERSION, MODEL_KEYS, keysOf, sectionKey } from "../formats/model-keys.js";
 import { SentencePieceModel } from "../prompt/sentencepiece.js";
 import { version } from "../system-info.js";
 import type { DiffusersFolder } from "./folder.js";
 
-/** 2: the converter's plan names the tensors read by rows (`jsd.embeddings`). */
-export const FORMAT_VERSION = 2;
-export const SHA256_KEY = "jsd.data_sha256";
 export const SHA256_PLACEHOLDER = "0".repeat(64);
 export const ALIGNMENT = 32;
 /** JSD's pipeline sets these on its tokenizer whatever tokenizer_config.json says. */
@@ -56,69 +55,80 @@ export function sourceDescription(folder: DiffusersFolder): string {
   });
 }
 
-/** The q8_0 matrices stored in the CPU kernel's interleaved layout (native/kernels/q8_gemm.h), if any. */
-export const INTERLEAVED_Q8_KEY = "jsd.q8_0_interleaved";
-
-/** embeddings: the tensors read as tables of rows (the plan's embedding roles), which the engine never reorders for a matrix kernel. */
-export function buildMetadata(folder: DiffusersFolder, fileType: string, ids: TokenizerIds, embeddings: readonly string[]): Array<[string, GgufValue]> {
+/**
+ * Every key/value of the file. `embeddings`: the tensors read as tables of rows (the plan's
+ * embedding roles), which the engine never reorders for a matrix kernel. `interleaved`: the q8_0
+ * matrices stored in the CPU kernel's layout (native/kernels/q8_gemm.h), listed under
+ * MODEL_KEYS.q8Interleaved when there are any.
+ */
+export function buildMetadata(
+  folder: DiffusersFolder,
+  fileType: string,
+  ids: TokenizerIds,
+  embeddings: readonly string[],
+  interleaved: readonly string[] = [],
+): Array<[string, GgufValue]> {
   const te = folder.textEncoder;
   const unet = folder.unet;
   const vae = folder.vae;
+  const k = MODEL_KEYS;
+  const [tokenizerKey, textEncoderKey, unetKey, vaeKey] = [keysOf("tokenizer"), keysOf("text_encoder"), keysOf("unet"), keysOf("vae")];
   return [
-    ["general.architecture", gguf.str("jsd")],
-    ["general.name", gguf.str(folder.name)],
-    ["general.alignment", gguf.u32(ALIGNMENT)],
-    ["jsd.format_version", gguf.u32(FORMAT_VERSION)],
-    ["jsd.converter", gguf.str(`japanese-stable-diffusion@${version()}`)],
-    ["jsd.source", gguf.str(sourceDescription(folder))],
-    ["jsd.file_type", gguf.str(fileType)],
-    ["jsd.model_index", gguf.str(folder.modelIndex)],
-    [SHA256_KEY, gguf.str(SHA256_PLACEHOLDER)],
-    ["jsd.embeddings", gguf.strs([...embeddings])],
+    [k.architecture, gguf.str(MODEL_ARCHITECTURE)],
+    [k.name, gguf.str(folder.name)],
+    [k.alignment, gguf.u32(ALIGNMENT)],
+    [k.formatVersion, gguf.u32(MODEL_FORMAT_VERSION)],
+    [k.converter, gguf.str(`japanese-stable-diffusion@${version()}`)],
+    [k.source, gguf.str(sourceDescription(folder))],
+    [k.fileType, gguf.str(fileType)],
+    [k.modelIndex, gguf.str(folder.modelIndex)],
+    [k.dataSha256, gguf.str(SHA256_PLACEHOLDER)],
+    [k.embeddings, gguf.strs([...embeddings])],
 
-    ["jsd.tokenizer.sentencepiece", gguf.bytes(folder.spiece)],
-    ["jsd.tokenizer.pad_id", gguf.i32(ids.pad)],
-    ["jsd.tokenizer.eos_id", gguf.i32(ids.eos)],
-    ["jsd.tokenizer.unk_id", gguf.i32(ids.unk)],
-    ["jsd.tokenizer.do_lower_case", gguf.bool(DO_LOWER_CASE)],
-    ["jsd.tokenizer.model_max_length", gguf.u32(MODEL_MAX_LENGTH)],
-    ["jsd.tokenizer.config", gguf.str(folder.tokenizerConfigText)],
+    [tokenizerKey("sentencepiece"), gguf.bytes(folder.spiece)],
+    [tokenizerKey("pad_id"), gguf.i32(ids.pad)],
+    [tokenizerKey("eos_id"), gguf.i32(ids.eos)],
+    [tokenizerKey("unk_id"), gguf.i32(ids.unk)],
+    [tokenizerKey("do_lower_case"), gguf.bool(DO_LOWER_CASE)],
+    [tokenizerKey("model_max_length"), gguf.u32(MODEL_MAX_LENGTH)],
+    [tokenizerKey("config"), gguf.str(folder.tokenizerConfigText)],
 
-    ["jsd.text_encoder.config", gguf.str(folder.textEncoderConfigText)],
-    ["jsd.text_encoder.vocab_size", gguf.u32(te.vocabSize)],
-    ["jsd.text_encoder.hidden_size", gguf.u32(te.hiddenSize)],
-    ["jsd.text_encoder.intermediate_size", gguf.u32(te.intermediateSize)],
-    ["jsd.text_encoder.num_hidden_layers", gguf.u32(te.numHiddenLayers)],
-    ["jsd.text_encoder.num_attention_heads", gguf.u32(te.numAttentionHeads)],
-    ["jsd.text_encoder.max_position_embeddings", gguf.u32(te.maxPositionEmbeddings)],
-    ["jsd.text_encoder.layer_norm_eps", gguf.f32(te.layerNormEps)],
-    ["jsd.text_encoder.hidden_act", gguf.str(te.hiddenAct)],
+    [textEncoderKey("config"), gguf.str(folder.textEncoderConfigText)],
+    [textEncoderKey("vocab_size"), gguf.u32(te.vocabSize)],
+    [textEncoderKey("hidden_size"), gguf.u32(te.hiddenSize)],
+    [textEncoderKey("intermediate_size"), gguf.u32(te.intermediateSize)],
+    [textEncoderKey("num_hidden_layers"), gguf.u32(te.numHiddenLayers)],
+    [textEncoderKey("num_attention_heads"), gguf.u32(te.numAttentionHeads)],
+    [textEncoderKey("max_position_embeddings"), gguf.u32(te.maxPositionEmbeddings)],
+    [textEncoderKey("layer_norm_eps"), gguf.f32(te.layerNormEps)],
+    [textEncoderKey("hidden_act"), gguf.str(te.hiddenAct)],
 
-    ["jsd.unet.config", gguf.str(folder.unetConfigText)],
-    ["jsd.unet.in_channels", gguf.u32(unet.inChannels)],
-    ["jsd.unet.out_channels", gguf.u32(unet.outChannels)],
-    ["jsd.unet.layers_per_block", gguf.u32(unet.layersPerBlock)],
-    ["jsd.unet.cross_attention_dim", gguf.u32(unet.crossAttentionDim)],
-    ["jsd.unet.norm_num_groups", gguf.u32(unet.normNumGroups)],
-    ["jsd.unet.sample_size", gguf.u32(unet.sampleSize)],
-    ["jsd.unet.freq_shift", gguf.u32(unet.freqShift)],
-    ["jsd.unet.attention_head_dim", gguf.u32s(unet.attentionHeadDim)],
-    ["jsd.unet.block_out_channels", gguf.u32s(unet.blockOutChannels)],
-    ["jsd.unet.down_block_types", gguf.strs(unet.downBlockTypes)],
-    ["jsd.unet.up_block_types", gguf.strs(unet.upBlockTypes)],
-    ["jsd.unet.norm_eps", gguf.f32(unet.normEps)],
-    ["jsd.unet.flip_sin_to_cos", gguf.bool(unet.flipSinToCos)],
+    [unetKey("config"), gguf.str(folder.unetConfigText)],
+    [unetKey("in_channels"), gguf.u32(unet.inChannels)],
+    [unetKey("out_channels"), gguf.u32(unet.outChannels)],
+    [unetKey("layers_per_block"), gguf.u32(unet.layersPerBlock)],
+    [unetKey("cross_attention_dim"), gguf.u32(unet.crossAttentionDim)],
+    [unetKey("norm_num_groups"), gguf.u32(unet.normNumGroups)],
+    [unetKey("sample_size"), gguf.u32(unet.sampleSize)],
+    [unetKey("freq_shift"), gguf.u32(unet.freqShift)],
+    [unetKey("attention_head_dim"), gguf.u32s(unet.attentionHeadDim)],
+    [unetKey("block_out_channels"), gguf.u32s(unet.blockOutChannels)],
+    [unetKey("down_block_types"), gguf.strs(unet.downBlockTypes)],
+    [unetKey("up_block_types"), gguf.strs(unet.upBlockTypes)],
+    [unetKey("norm_eps"), gguf.f32(unet.normEps)],
+    [unetKey("flip_sin_to_cos"), gguf.bool(unet.flipSinToCos)],
 
-    ["jsd.vae.config", gguf.str(folder.vaeConfigText)],
-    ["jsd.vae.in_channels", gguf.u32(vae.inChannels)],
-    ["jsd.vae.out_channels", gguf.u32(vae.outChannels)],
-    ["jsd.vae.latent_channels", gguf.u32(vae.latentChannels)],
-    ["jsd.vae.layers_per_block", gguf.u32(vae.layersPerBlock)],
-    ["jsd.vae.norm_num_groups", gguf.u32(vae.normNumGroups)],
-    ["jsd.vae.sample_size", gguf.u32(vae.sampleSize)],
-    ["jsd.vae.block_out_channels", gguf.u32s(vae.blockOutChannels)],
-    ["jsd.vae.scaling_factor", gguf.f32(vae.scalingFactor)],
+    [vaeKey("config"), gguf.str(folder.vaeConfigText)],
+    [vaeKey("in_channels"), gguf.u32(vae.inChannels)],
+    [vaeKey("out_channels"), gguf.u32(vae.outChannels)],
+    [vaeKey("latent_channels"), gguf.u32(vae.latentChannels)],
+    [vaeKey("layers_per_block"), gguf.u32(vae.layersPerBlock)],
+    [vaeKey("norm_num_groups"), gguf.u32(vae.normNumGroups)],
+    [vaeKey("sample_size"), gguf.u32(vae.sampleSize)],
+    [vaeKey("block_out_channels"), gguf.u32s(vae.blockOutChannels)],
+    [vaeKey("scaling_factor"), gguf.f32(vae.scalingFactor)],
 
-    ["jsd.scheduler.config", gguf.str(folder.schedulerConfigText)],
+    [sectionKey("scheduler", "config"), gguf.str(folder.schedulerConfigText)],
+    ...(interleaved.length > 0 ? [[k.q8Interleaved, gguf.strs([...interleaved])] as [string, GgufValue]] : []),
   ];
 }

@@ -16,11 +16,13 @@
 import { createHash, type Hash } from "node:crypto";
 import { open, type FileHandle } from "node:fs/promises";
 import { JsdError } from "../errors.js";
+import { MODEL_KEYS } from "./model-keys.js";
 
 export const GGUF_MAGIC = "GGUF";
 export const GGUF_VERSION = 3;
 export const GGUF_DEFAULT_ALIGNMENT = 32;
-export const GGUF_KEY_ALIGNMENT = "general.alignment";
+/** GGUF's own alignment key (ggml's GGUF_KEY_GENERAL_ALIGNMENT), which the model file writes too. */
+export const GGUF_KEY_ALIGNMENT = MODEL_KEYS.alignment;
 /** ggml's GGML_MAX_NAME: tensor names must be shorter (the NUL terminator takes the last byte). */
 export const GGML_MAX_NAME = 64;
 export const GGML_MAX_DIMS = 4;

@@ -1,6 +1,7 @@
 // The sampling loop of rinna's pipelines (diffusers 0.8.1 StableDiffusionPipeline, its
 // img2img pipeline and the legacy latent-mask inpainting), step for step and in float32.
 import { JsdError } from "../errors.js";
+import { sectionKey } from "../formats/model-keys.js";
 import { rgba8ToSignedNchw, maskToLatentKeep } from "../image/convert.js";
 import type { DiffusionModel, Shape4 } from "./model-port.js";
 import { encodeExtendedPrompts } from "../prompt/encode.js";
@@ -62,6 +63,8 @@ export interface DenoiseTrace {
 }
 
 const f = Math.fround;
+/** The model file's scheduler_config.json, verbatim. */
+const SCHEDULER_CONFIG_KEY = sectionKey("scheduler", "config");
 
 function concat(parts: Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
@@ -127,7 +130,7 @@ export async function denoise(model: DiffusionModel, input: DenoiseInput, onProg
   const factor = model.vaeScaleFactor;
   const latentShape: Shape4 = [input.numImages, model.latentChannels, input.height / factor, input.width / factor];
   const guided = input.guidanceScale > 1;
-  const config = JSON.parse(model.metadata["jsd.scheduler.config"] ?? "{}") as Record<string, unknown>;
+  const config = JSON.parse(model.metadata[SCHEDULER_CONFIG_KEY] ?? "{}") as Record<string, unknown>;
   const scheduler: Scheduler = createScheduler(input.scheduler, config, input.steps, { eta: input.eta, karras: input.karras });
   const generator = new TorchGenerator(input.seed);
   input.checkAborted?.();

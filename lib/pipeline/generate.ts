@@ -1,5 +1,6 @@
 // generate(): options in, PNG images out, on top of the sampling loop.
 import { JsdError, isJsdError, JsdRangeError } from "../errors.js";
+import { MODEL_KEYS } from "../formats/model-keys.js";
 import { vaeOutputToRgba8 } from "../image/convert.js";
 import { decodeImage, encodePng } from "../image/png.js";
 import type { DiffusionModel } from "./model-port.js";
@@ -99,7 +100,7 @@ export async function generateImages(model: DiffusionModel, options: GenerateOpt
 
   const peakComputeBytes = model.peakComputeBytes();
   const seed = typeof options.seed === "bigint" ? o.seed : Number(o.seed);
-  const sha = model.metadata["jsd.data_sha256"];
+  const sha = model.metadata[MODEL_KEYS.dataSha256];
   const images: GeneratedImage[] = [];
   for (let b = 0; b < o.numImages; b++) {
     const rgb = vaeOutputToRgba8(trace.decoded, width, height, b);
@@ -119,7 +120,7 @@ export async function generateImages(model: DiffusionModel, options: GenerateOpt
       strength: initImage ? o.strength : undefined,
       mode: mask ? "inpaint" : initImage ? "img2img" : "txt2img",
       droppedTokens: trace.droppedTokens,
-      model: model.metadata["general.name"] ?? "jsd",
+      model: model.metadata[MODEL_KEYS.name] ?? "jsd",
       backend: model.backend,
       modelSha256: sha,
       version: version(),

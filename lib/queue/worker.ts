@@ -9,6 +9,7 @@ import { UnrecoverableError, Worker, type Job as BullJob } from "bullmq";
 import type { Redis } from "ioredis";
 import { classify } from "../server/errors.js";
 import { encodePng } from "../image/png.js";
+import { MODEL_KEYS } from "../formats/model-keys.js";
 import { DEFAULT_MODEL_PATH, loadModel, type LoadModelOptions, type Model } from "../model.js";
 import { waitingConnection } from "./connection.js";
 import { BAD_REQUEST_PREFIX, CANCELLED_REASON, controlChannel, DEFAULT_QUEUE, deserializeRequest, workersKey, type ControlMessage, type QueueJobData, type QueueProgress, type QueueResult } from "./protocol.js";
@@ -135,7 +136,7 @@ export async function createWorker(options: WorkerOptions): Promise<JsdWorker> {
 
   const info = JSON.stringify({
     model: (options.model ?? DEFAULT_MODEL_PATH).split(/[\\/]/).pop()!.replace(/\.gguf$/i, ""),
-    hash: model.metadata["jsd.data_sha256"]?.slice(0, 10) ?? null,
+    hash: model.metadata[MODEL_KEYS.dataSha256]?.slice(0, 10) ?? null,
     defaultSize: model.defaultImageSize,
     backend: model.backend,
   });

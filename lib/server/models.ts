@@ -2,6 +2,7 @@
 // name from this list (A1111's sd_model_checkpoint); its text never becomes a path.
 import { readdir, stat } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
+import { MODEL_KEYS } from "../formats/model-keys.js";
 import { DEFAULT_MODEL_PATH, loadModel, type LoadModelOptions, type Model } from "../model.js";
 import { ServerError } from "./errors.js";
 
@@ -87,7 +88,7 @@ export class ModelHolder {
 
   /** A1111's short hash: the first 10 hex digits of the weights' SHA-256, when the file records it. */
   get shortHash(): string | null {
-    return this.#model?.metadata["jsd.data_sha256"]?.slice(0, 10) ?? null;
+    return this.#model?.metadata[MODEL_KEYS.dataSha256]?.slice(0, 10) ?? null;
   }
 
   async close(): Promise<void> {

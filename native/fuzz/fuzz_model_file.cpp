@@ -20,6 +20,7 @@
 #include "ggml.h"
 #include "runtime/log.h"
 #include "model/model_file.h"
+#include "model/model_keys.h"
 #include "model/weights.h"
 
 namespace {
@@ -72,16 +73,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     expect_jsd_error([&] { jsd::read_unet_config(file); });
     expect_jsd_error([&] { jsd::read_vae_config(file); });
     expect_jsd_error([&] { jsd::read_tokenizer_config(file); });
-    expect_jsd_error([&] { (void)file.bytes("jsd.tokenizer.sentencepiece"); });
-    for (const char* key : {"jsd.model_index", "jsd.text_encoder.config", "jsd.source", "general.name", "jsd.data_sha256"}) {
+    expect_jsd_error([&] { (void)file.bytes(jsd::keys::tokenizer::sentencepiece); });
+    for (const char* key : {jsd::keys::kModelIndex, jsd::keys::text_encoder::config, jsd::keys::kSource, jsd::keys::kName, jsd::keys::kDataSha256}) {
       expect_jsd_error([&] {
         if (file.has(key)) (void)file.str(key);
       });
     }
-    expect_jsd_error([&] { (void)file.str_array("jsd.unet.down_block_types"); });
-    expect_jsd_error([&] { (void)file.u32_array("jsd.unet.block_out_channels"); });
-    expect_jsd_error([&] { (void)file.i32("jsd.tokenizer.pad_id"); });
-    expect_jsd_error([&] { (void)file.boolean("jsd.unet.flip_sin_to_cos"); });
+    expect_jsd_error([&] { (void)file.str_array(jsd::keys::unet::down_block_types); });
+    expect_jsd_error([&] { (void)file.u32_array(jsd::keys::unet::block_out_channels); });
+    expect_jsd_error([&] { (void)file.i32(jsd::keys::tokenizer::pad_id); });
+    expect_jsd_error([&] { (void)file.boolean(jsd::keys::unet::flip_sin_to_cos); });
     // Every tensor's bytes, read and through the mapping (ASan checks the bounds).
     std::vector<uint8_t> buffer;
     for (const auto& name : file.tensor_names("")) {

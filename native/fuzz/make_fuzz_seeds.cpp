@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "model/model_keys.h"
 #include "runtime/engine.h"
 #include "runtime/error.h"
 #include "ggml.h"
@@ -22,6 +23,7 @@
 #include "runtime/log.h"
 
 namespace fs = std::filesystem;
+namespace keys = jsd::keys;
 
 namespace {
 
@@ -61,17 +63,17 @@ bool write_small(const gguf_context* src, const ggml_context* src_meta, const fs
   gguf_context* g = gguf_init_empty();
   gguf_set_kv(g, src);
   const uint8_t spiece_stub[16] = {'n', 'o', 't', ' ', 'a', ' ', 'm', 'o', 'd', 'e', 'l', 0, 1, 2, 3, 4};
-  gguf_set_arr_data(g, "jsd.tokenizer.sentencepiece", GGUF_TYPE_UINT8, spiece_stub, sizeof spiece_stub);
-  gguf_remove_key(g, "jsd.data_sha256");
-  shrink_u32(g, "jsd.text_encoder.hidden_size");
-  shrink_u32(g, "jsd.text_encoder.intermediate_size");
-  shrink_u32(g, "jsd.unet.cross_attention_dim");
-  gguf_set_val_u32(g, "jsd.unet.norm_num_groups", 2);
-  gguf_set_val_u32(g, "jsd.vae.norm_num_groups", 2);
-  shrink_u32_array(g, "jsd.unet.block_out_channels");
-  shrink_u32_array(g, "jsd.vae.block_out_channels");
-  const int64_t heads = gguf_find_key(g, "jsd.unet.attention_head_dim");
-  if (heads >= 0) set_u32_array(g, "jsd.unet.attention_head_dim", std::vector<uint32_t>(gguf_get_arr_n(g, heads), 2));
+  gguf_set_arr_data(g, keys::tokenizer::sentencepiece, GGUF_TYPE_UINT8, spiece_stub, sizeof spiece_stub);
+  gguf_remove_key(g, keys::kDataSha256);
+  shrink_u32(g, keys::text_encoder::hidden_size);
+  shrink_u32(g, keys::text_encoder::intermediate_size);
+  shrink_u32(g, keys::unet::cross_attention_dim);
+  gguf_set_val_u32(g, keys::unet::norm_num_groups, 2);
+  gguf_set_val_u32(g, keys::vae::norm_num_groups, 2);
+  shrink_u32_array(g, keys::unet::block_out_channels);
+  shrink_u32_array(g, keys::vae::block_out_channels);
+  const int64_t heads = gguf_find_key(g, keys::unet::attention_head_dim);
+  if (heads >= 0) set_u32_array(g, keys::unet::attention_head_dim, std::vector<uint32_t>(gguf_get_arr_n(g, heads), 2));
 
   size_t bytes = ggml_tensor_overhead() * (gguf_get_n_tensors(src) + 1);
   std::vector<ggml_tensor*> picked;
@@ -103,8 +105,8 @@ bool write_small(const gguf_context* src, const ggml_context* src_meta, const fs
 // A file with only the given metadata.
 void write_meta(const fs::path& out, const char* arch, uint32_t version, bool with_version) {
   gguf_context* g = gguf_init_empty();
-  if (arch) gguf_set_val_str(g, "general.architecture", arch);
-  if (with_version) gguf_set_val_u32(g, "jsd.format_version", version);
+  if (arch) gguf_set_val_str(g, keys::kArchitecture, arch);
+  if (with_version) gguf_set_val_u32(g, keys::kFormatVersion, version);
   gguf_write_to_file(g, out.string().c_str(), false);
   gguf_free(g);
 }
@@ -136,7 +138,7 @@ int main(int argc, char** argv) {
   write_small(src, meta, mf / "valid-text-encoder-only.gguf", {"te."});
   write_small(src, meta, mf / "valid-vae-only.gguf", {"vae."});
   write_small(src, meta, mf / "valid-metadata-only.gguf", {});
-  write_meta(mf / "valid-header-minimal.gguf", "jsd", 1, true);
+  write_meta(mf / "valid-header-minimal.gguf", jsd::kModelArchitecture, jsd::kModelFormatVersion, true);
   try {
     jsd::EngineOptions options;
     options.threads = 1;
@@ -147,9 +149,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   // Malformed files.
-  write_meta(mf / "bad-version.gguf", "jsd", 2, true);
-  write_meta(mf / "bad-arch.gguf", "llama", 1, true);
-  write_meta(mf / "bad-no-version.gguf", "jsd", 0, false);
+  write_meta(mf / "bad-version.gguf", jsd::kModelArchitecture, jsd::kModelFormatVersion + 1, true);
+  write_meta(mf / "bad-arch.gguf", "llama", jsd::kModelFormatVersion, true);
+  write_meta(mf / "bad-no-version.gguf", jsd::kModelArchitecture, 0, false);
   const auto bytes = read_all(full);
   write_all(mf / "bad-truncated-header.gguf", std::vector<char>(bytes.begin(), bytes.begin() + std::min<size_t>(bytes.size(), 3000)));
   const auto te = read_all(mf / "valid-text-encoder-only.gguf");

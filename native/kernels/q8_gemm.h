@@ -33,8 +33,8 @@ void q8_interleave(const void* src, void* dst, int64_t n, int64_t k);
 void q8_deinterleave(const void* src, void* dst, int64_t n, int64_t k);
 
 // Model files may store q8_0 matrices interleaved already (`jsd convert --cpu-layout`), listing
-// them under this key; the CPU then reads them in place from the mapped file.
-constexpr const char* kInterleavedQ8Key = "jsd.q8_0_interleaved";
+// them under the key keys::kQ8Interleaved (model/model_keys.h); the CPU then reads them in place
+// from the mapped file.
 
 // weight [k, n] (interleaved q8_0) times x [k, ...] -> [n, ...] f32, like ggml_mul_mat. Only the
 // CPU backend runs it.

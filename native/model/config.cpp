@@ -1,7 +1,8 @@
 #include "model/config.h"
 
-#include "runtime/error.h"
 #include "model/model_file.h"
+#include "model/model_keys.h"
+#include "runtime/error.h"
 
 namespace jsd {
 
@@ -43,14 +44,14 @@ void require(bool ok, const std::string& what) {
 
 TextEncoderConfig read_text_encoder_config(const ModelFile& file) {
   TextEncoderConfig c;
-  c.vocab_size = bounded(file, "jsd.text_encoder.vocab_size", 3, 1 << 20);
-  c.hidden_size = bounded(file, "jsd.text_encoder.hidden_size", 1, 1 << 14);
-  c.intermediate_size = bounded(file, "jsd.text_encoder.intermediate_size", 1, 1 << 16);
-  c.num_hidden_layers = bounded(file, "jsd.text_encoder.num_hidden_layers", 1, 256);
-  c.num_attention_heads = bounded(file, "jsd.text_encoder.num_attention_heads", 1, 256);
-  c.max_position_embeddings = bounded(file, "jsd.text_encoder.max_position_embeddings", 2, 4096);
-  c.layer_norm_eps = positive(file, "jsd.text_encoder.layer_norm_eps");
-  const std::string act = file.str("jsd.text_encoder.hidden_act");
+  c.vocab_size = bounded(file, keys::text_encoder::vocab_size, 3, 1 << 20);
+  c.hidden_size = bounded(file, keys::text_encoder::hidden_size, 1, 1 << 14);
+  c.intermediate_size = bounded(file, keys::text_encoder::intermediate_size, 1, 1 << 16);
+  c.num_hidden_layers = bounded(file, keys::text_encoder::num_hidden_layers, 1, 256);
+  c.num_attention_heads = bounded(file, keys::text_encoder::num_attention_heads, 1, 256);
+  c.max_position_embeddings = bounded(file, keys::text_encoder::max_position_embeddings, 2, 4096);
+  c.layer_norm_eps = positive(file, keys::text_encoder::layer_norm_eps);
+  const std::string act = file.str(keys::text_encoder::hidden_act);
   require(act == "quick_gelu" || act == "gelu", "text encoder hidden_act '" + act + "' is not supported");
   c.quick_gelu = act == "quick_gelu";
   require(c.hidden_size % c.num_attention_heads == 0, "text encoder hidden_size is not a multiple of num_attention_heads");
@@ -59,19 +60,19 @@ TextEncoderConfig read_text_encoder_config(const ModelFile& file) {
 
 UNetConfig read_unet_config(const ModelFile& file) {
   UNetConfig c;
-  c.in_channels = bounded(file, "jsd.unet.in_channels", 1, 64);
-  c.out_channels = bounded(file, "jsd.unet.out_channels", 1, 64);
-  c.layers_per_block = bounded(file, "jsd.unet.layers_per_block", 1, 16);
-  c.cross_attention_dim = bounded(file, "jsd.unet.cross_attention_dim", 1, 1 << 14);
-  c.norm_num_groups = bounded(file, "jsd.unet.norm_num_groups", 1, 1024);
-  c.sample_size = bounded(file, "jsd.unet.sample_size", 1, 4096);
-  c.freq_shift = bounded(file, "jsd.unet.freq_shift", 0, 1);
-  c.norm_eps = positive(file, "jsd.unet.norm_eps");
-  c.flip_sin_to_cos = file.boolean("jsd.unet.flip_sin_to_cos");
-  c.block_out_channels = bounded_array(file, "jsd.unet.block_out_channels", 1, 1 << 14);
-  c.attention_heads = bounded_array(file, "jsd.unet.attention_head_dim", 1, 1024);
-  const auto down = file.str_array("jsd.unet.down_block_types");
-  const auto up = file.str_array("jsd.unet.up_block_types");
+  c.in_channels = bounded(file, keys::unet::in_channels, 1, 64);
+  c.out_channels = bounded(file, keys::unet::out_channels, 1, 64);
+  c.layers_per_block = bounded(file, keys::unet::layers_per_block, 1, 16);
+  c.cross_attention_dim = bounded(file, keys::unet::cross_attention_dim, 1, 1 << 14);
+  c.norm_num_groups = bounded(file, keys::unet::norm_num_groups, 1, 1024);
+  c.sample_size = bounded(file, keys::unet::sample_size, 1, 4096);
+  c.freq_shift = bounded(file, keys::unet::freq_shift, 0, 1);
+  c.norm_eps = positive(file, keys::unet::norm_eps);
+  c.flip_sin_to_cos = file.boolean(keys::unet::flip_sin_to_cos);
+  c.block_out_channels = bounded_array(file, keys::unet::block_out_channels, 1, 1 << 14);
+  c.attention_heads = bounded_array(file, keys::unet::attention_head_dim, 1, 1024);
+  const auto down = file.str_array(keys::unet::down_block_types);
+  const auto up = file.str_array(keys::unet::up_block_types);
   const size_t levels = c.block_out_channels.size();
   require(levels >= 1 && levels <= 8, "the UNet needs 1 to 8 levels");
   require(down.size() == levels && up.size() == levels, "down/up block type lists must have one entry per level");
@@ -89,14 +90,14 @@ UNetConfig read_unet_config(const ModelFile& file) {
 
 VaeConfig read_vae_config(const ModelFile& file) {
   VaeConfig c;
-  c.in_channels = bounded(file, "jsd.vae.in_channels", 1, 64);
-  c.out_channels = bounded(file, "jsd.vae.out_channels", 1, 64);
-  c.latent_channels = bounded(file, "jsd.vae.latent_channels", 1, 64);
-  c.layers_per_block = bounded(file, "jsd.vae.layers_per_block", 1, 16);
-  c.norm_num_groups = bounded(file, "jsd.vae.norm_num_groups", 1, 1024);
-  c.scaling_factor = file.f32("jsd.vae.scaling_factor");
+  c.in_channels = bounded(file, keys::vae::in_channels, 1, 64);
+  c.out_channels = bounded(file, keys::vae::out_channels, 1, 64);
+  c.latent_channels = bounded(file, keys::vae::latent_channels, 1, 64);
+  c.layers_per_block = bounded(file, keys::vae::layers_per_block, 1, 16);
+  c.norm_num_groups = bounded(file, keys::vae::norm_num_groups, 1, 1024);
+  c.scaling_factor = file.f32(keys::vae::scaling_factor);
   require(c.scaling_factor > 0.0f && c.scaling_factor < 100.0f, "vae scaling_factor out of range");
-  c.block_out_channels = bounded_array(file, "jsd.vae.block_out_channels", 1, 1 << 14);
+  c.block_out_channels = bounded_array(file, keys::vae::block_out_channels, 1, 1 << 14);
   require(!c.block_out_channels.empty() && c.block_out_channels.size() <= 8, "the VAE needs 1 to 8 levels");
   for (int ch : c.block_out_channels) require(ch % c.norm_num_groups == 0, "vae block_out_channels must be multiples of norm_num_groups");
   return c;
@@ -104,11 +105,11 @@ VaeConfig read_vae_config(const ModelFile& file) {
 
 TokenizerConfig read_tokenizer_config(const ModelFile& file) {
   TokenizerConfig c;
-  c.pad_id = file.i32("jsd.tokenizer.pad_id");
-  c.eos_id = file.i32("jsd.tokenizer.eos_id");
-  c.unk_id = file.i32("jsd.tokenizer.unk_id");
-  c.do_lower_case = file.boolean("jsd.tokenizer.do_lower_case");
-  c.model_max_length = bounded(file, "jsd.tokenizer.model_max_length", 2, 4096);
+  c.pad_id = file.i32(keys::tokenizer::pad_id);
+  c.eos_id = file.i32(keys::tokenizer::eos_id);
+  c.unk_id = file.i32(keys::tokenizer::unk_id);
+  c.do_lower_case = file.boolean(keys::tokenizer::do_lower_case);
+  c.model_max_length = bounded(file, keys::tokenizer::model_max_length, 2, 4096);
   return c;
 }
 

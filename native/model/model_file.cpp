@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #endif
 
+#include "model/model_keys.h"
 #include "runtime/error.h"
 #include "ggml.h"
 #include "gguf.h"
@@ -64,14 +65,14 @@ ModelFile::ModelFile(const std::string& path) : path_(path) {
                                              std::to_string(end) + " but the file has " + std::to_string(file_size_) + " bytes");
       }
     }
-    if (!has("general.architecture") || str("general.architecture") != "jsd") {
-      throw Error(ErrorCode::BadModel, "'" + path + "' is a GGUF file but not a JSD model (general.architecture is '" +
-                                           (has("general.architecture") ? str("general.architecture") : std::string("missing")) + "')");
+    if (!has(keys::kArchitecture) || str(keys::kArchitecture) != kModelArchitecture) {
+      throw Error(ErrorCode::BadModel, "'" + path + "' is a GGUF file but not a JSD model (" + keys::kArchitecture + " is '" +
+                                           (has(keys::kArchitecture) ? str(keys::kArchitecture) : std::string("missing")) + "')");
     }
-    const uint32_t version = u32("jsd.format_version");
-    if (version != kFormatVersion) {
+    const uint32_t version = u32(keys::kFormatVersion);
+    if (version != kModelFormatVersion) {
       throw Error(ErrorCode::BadModel, "'" + path + "' has model format version " + std::to_string(version) + "; this runtime reads version " +
-                                           std::to_string(kFormatVersion) + " (re-convert it with this package's `jsd convert`)");
+                                           std::to_string(kModelFormatVersion) + " (re-convert it with this package's `jsd convert`)");
     }
   } catch (...) {
     gguf_free(gguf_);

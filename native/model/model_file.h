@@ -15,10 +15,6 @@ struct ggml_tensor;
 
 namespace jsd {
 
-constexpr uint32_t kFormatVersion = 2;
-// The tensors read as tables of rows (embeddings), as the converter planned them.
-constexpr const char* kEmbeddingsKey = "jsd.embeddings";
-
 class ModelFile {
  public:
   explicit ModelFile(const std::string& path);

@@ -19,6 +19,7 @@
 #include "ggml-alloc.h"
 #include "runtime/cpu_backend.h"
 #include "model/model_file.h"
+#include "model/model_keys.h"
 #include "kernels/q8_gemm.h"
 #include "kernels/repack.h"
 
@@ -36,16 +37,16 @@ bool repackable(const ggml_tensor* t) {
 
 FileWeightPlan FileWeightPlan::read(const ModelFile& file) {
   FileWeightPlan plan;
-  for (const std::string& name : file.str_array(kEmbeddingsKey)) {
-    if (file.tensor(name) == nullptr) throw Error(ErrorCode::BadModel, std::string(kEmbeddingsKey) + " lists '" + name + "', which the file does not hold");
+  for (const std::string& name : file.str_array(keys::kEmbeddings)) {
+    if (file.tensor(name) == nullptr) throw Error(ErrorCode::BadModel, std::string(keys::kEmbeddings) + " lists '" + name + "', which the file does not hold");
     plan.row_lookups.insert(name);
   }
-  if (!file.has(kInterleavedQ8Key)) return plan;
-  for (const std::string& name : file.str_array(kInterleavedQ8Key)) {
+  if (!file.has(keys::kQ8Interleaved)) return plan;
+  for (const std::string& name : file.str_array(keys::kQ8Interleaved)) {
     const ggml_tensor* t = file.tensor(name);
-    if (t == nullptr) throw Error(ErrorCode::BadModel, std::string(kInterleavedQ8Key) + " lists '" + name + "', which the file does not hold");
+    if (t == nullptr) throw Error(ErrorCode::BadModel, std::string(keys::kQ8Interleaved) + " lists '" + name + "', which the file does not hold");
     if (!q8_interleavable(t) || plan.row_lookups.count(name)) {
-      throw Error(ErrorCode::BadModel, std::string(kInterleavedQ8Key) + " lists '" + name + "', which is not a q8_0 matrix with rows in groups of 16");
+      throw Error(ErrorCode::BadModel, std::string(keys::kQ8Interleaved) + " lists '" + name + "', which is not a q8_0 matrix with rows in groups of 16");
     }
     plan.interleaved.insert(name);
   }
@@ -313,7 +314,7 @@ ggml_tensor* WeightStore::require(const std::string& name, std::initializer_list
 ggml_tensor* WeightStore::rows(const std::string& name, std::initializer_list<int64_t> shape, bool f32_only) {
   ggml_tensor* t = require(name, shape, f32_only);
   if (!row_lookups_.count(t)) {
-    throw Error(ErrorCode::BadModel, "tensor '" + prefix_ + name + "' is read by rows, but the file's " + kEmbeddingsKey + " does not list it");
+    throw Error(ErrorCode::BadModel, "tensor '" + prefix_ + name + "' is read by rows, but the file's " + keys::kEmbeddings + " does not list it");
   }
   return t;
 }

@@ -15,6 +15,7 @@
 #include "runtime/devices.h"
 #include "runtime/log.h"
 #include "model/model_file.h"
+#include "model/model_keys.h"
 #include "runtime/network.h"
 #include "tools/profile.h"
 #include "runtime/system_info.h"
@@ -99,12 +100,12 @@ Engine::Engine(const std::string& path, const EngineOptions& options, bool load)
   unet_config_ = read_unet_config(*file_);
   vae_config_ = read_vae_config(*file_);
   tokenizer_config_ = read_tokenizer_config(*file_);
-  sentencepiece_ = file_->bytes("jsd.tokenizer.sentencepiece");
-  for (const auto& [key, id] : {std::pair<const char*, int>{"pad_id", tokenizer_config_.pad_id},
-                                {"eos_id", tokenizer_config_.eos_id},
-                                {"unk_id", tokenizer_config_.unk_id}}) {
+  sentencepiece_ = file_->bytes(keys::tokenizer::sentencepiece);
+  for (const auto& [key, id] : {std::pair<const char*, int>{keys::tokenizer::pad_id, tokenizer_config_.pad_id},
+                                {keys::tokenizer::eos_id, tokenizer_config_.eos_id},
+                                {keys::tokenizer::unk_id, tokenizer_config_.unk_id}}) {
     if (id < 0 || id >= text_config_.vocab_size) {
-      throw Error(ErrorCode::BadModel, std::string("metadata 'jsd.tokenizer.") + key + "' = " + std::to_string(id) + " is outside the text encoder's vocabulary [0, " +
+      throw Error(ErrorCode::BadModel, std::string("metadata '") + key + "' = " + std::to_string(id) + " is outside the text encoder's vocabulary [0, " +
                                            std::to_string(text_config_.vocab_size) + ")");
     }
   }
@@ -114,8 +115,8 @@ Engine::Engine(const std::string& path, const EngineOptions& options, bool load)
   if (unet_config_.in_channels != vae_config_.latent_channels) {
     throw Error(ErrorCode::BadModel, "the UNet's in_channels does not match the VAE's latent_channels");
   }
-  for (const char* key : {"jsd.model_index", "jsd.text_encoder.config", "jsd.unet.config", "jsd.vae.config", "jsd.scheduler.config",
-                          "jsd.tokenizer.config", "jsd.source", "jsd.file_type", "jsd.converter", "general.name", "jsd.data_sha256"}) {
+  for (const char* key : {keys::kModelIndex, keys::text_encoder::config, keys::unet::config, keys::vae::config, keys::scheduler::config,
+                          keys::tokenizer::config, keys::kSource, keys::kFileType, keys::kConverter, keys::kName, keys::kDataSha256}) {
     if (file_->has(key)) metadata_.emplace_back(key, file_->str(key));
   }
   const FileWeightPlan weight_plan = FileWeightPlan::read(*file_);

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { convert } from "../../lib/convert/index.js";
 import { GgufFile, type GgufTensorInfo } from "../../lib/formats/gguf-reader.js";
-import { GgufWriter, type GgufValue } from "../../lib/formats/gguf-writer.js";
+import { GGUF_KEY_ALIGNMENT, GgufWriter, type GgufValue } from "../../lib/formats/gguf-writer.js";
 
 export const fixtures = new URL("../fixtures/", import.meta.url).pathname;
 export const tinyJsd = join(fixtures, "tiny-jsd");
@@ -41,7 +41,7 @@ export interface GgufEdit {
 export async function editGguf(source: string, target: string, edit: GgufEdit): Promise<string> {
   const file = await GgufFile.open(source);
   try {
-    const metadata = [...file.metadata.entries()].filter(([k]) => k !== "general.alignment" && !edit.dropMetadata?.includes(k));
+    const metadata = [...file.metadata.entries()].filter(([k]) => k !== GGUF_KEY_ALIGNMENT && !edit.dropMetadata?.includes(k));
     for (const [k, v] of Object.entries(edit.setMetadata ?? {})) {
       const i = metadata.findIndex(([key]) => key === k);
       if (i >= 0) metadata[i] = [k, v];
