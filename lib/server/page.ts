@@ -1,5 +1,6 @@
-// The page at /: three static files from the package's page/ folder, read once at start-up and
-// served from memory under fixed names (no request ever names a file).
+// The page at /: the static files of the package's page/ folder (the HTML, the style sheet, and
+// app.js with the ES modules it imports from page/js/), read once at start-up and served from
+// memory under fixed names (no request ever names a file). A new file in page/ needs its entry here.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -9,6 +10,14 @@ export const PAGE_FILES = [
   { route: "/", file: "index.html", type: "text/html; charset=utf-8" },
   { route: "/app.js", file: "app.js", type: "text/javascript; charset=utf-8" },
   { route: "/style.css", file: "style.css", type: "text/css; charset=utf-8" },
+  { route: "/js/api.js", file: "js/api.js", type: "text/javascript; charset=utf-8" },
+  { route: "/js/dom.js", file: "js/dom.js", type: "text/javascript; charset=utf-8" },
+  { route: "/js/event-stream.js", file: "js/event-stream.js", type: "text/javascript; charset=utf-8" },
+  { route: "/js/form.js", file: "js/form.js", type: "text/javascript; charset=utf-8" },
+  { route: "/js/gallery.js", file: "js/gallery.js", type: "text/javascript; charset=utf-8" },
+  { route: "/js/info.js", file: "js/info.js", type: "text/javascript; charset=utf-8" },
+  { route: "/js/job.js", file: "js/job.js", type: "text/javascript; charset=utf-8" },
+  { route: "/js/tokens.js", file: "js/tokens.js", type: "text/javascript; charset=utf-8" },
 ] as const;
 
 export const PAGE_DIR = join(packageRoot, "page");
