@@ -8,6 +8,7 @@
 #include "runtime/engine.h"
 #include "engine_thread.h"
 #include "runtime/error.h"
+#include "runtime/limits.h"
 #include "errors.h"
 
 namespace jsd_binding {
@@ -47,6 +48,10 @@ Napi::Object PlacementObject(Napi::Env env, const jsd::Placement& p) {
   return out;
 }
 
+// Channels, text lengths and widths are the model's own (its config bounds them at load); this only
+// keeps the products of a shape far from overflow before the engine compares them with the model.
+constexpr int64_t kChannelsMax = 1 << 16;
+
 int64_t Integer(const Napi::Value& v, const char* what, int64_t lo, int64_t hi) {
   if (!v.IsNumber()) throw ArgumentTypeError(v.Env(), std::string(what) + " must be a number");
   const double d = v.As<Napi::Number>().DoubleValue();
@@ -56,11 +61,13 @@ int64_t Integer(const Napi::Value& v, const char* what, int64_t lo, int64_t hi) 
   return static_cast<int64_t>(d);
 }
 
+// The shape of a tensor crossing into the engine, bounded by the package's limits (runtime/limits.h,
+// the numbers lib/limits.ts checks too); the engine then checks it against the model.
 jsd::TensorShape4 Shape(const Napi::Value& v, const char* what) {
   if (!v.IsArray() || v.As<Napi::Array>().Length() != 4) throw ArgumentTypeError(v.Env(), std::string(what) + " must be [n, c, h, w]");
   Napi::Array a = v.As<Napi::Array>();
-  return {Integer(a.Get(0u), what, 1, 1 << 16), Integer(a.Get(1u), what, 1, 1 << 16), Integer(a.Get(2u), what, 1, 1 << 16),
-          Integer(a.Get(3u), what, 1, 1 << 16)};
+  return {Integer(a.Get(0u), what, 1, jsd::limits::kBatchMax), Integer(a.Get(1u), what, 1, kChannelsMax),
+          Integer(a.Get(2u), what, 1, jsd::limits::kImageSideMax), Integer(a.Get(3u), what, 1, jsd::limits::kImageSideMax)};
 }
 
 void CheckLength(Napi::Env env, size_t have, int64_t want, const char* what) {
@@ -129,8 +136,9 @@ class Model : public Napi::ObjectWrap<Model> {
       throw ArgumentTypeError(env, "encodeText expects (Int32Array ids, batch, length)");
     }
     Napi::Int32Array ids = info[0].As<Napi::Int32Array>();
-    const int64_t n = Integer(info[1], "batch", 1, 64);
-    const int64_t length = Integer(info[2], "length", 1, 4096);
+    const int64_t n = Integer(info[1], "batch", 1, jsd::limits::kBatchMax);
+    // The length's bound is the model's (max_position_embeddings), which the engine checks.
+    const int64_t length = Integer(info[2], "length", 1, kChannelsMax);
     CheckLength(env, ids.ElementLength(), n * length, "ids");
     auto data = std::make_shared<std::vector<int32_t>>(ids.Data(), ids.Data() + ids.ElementLength());
     auto state = state_;
@@ -149,8 +157,9 @@ class Model : public Napi::ObjectWrap<Model> {
     const jsd::TensorShape4 shape = Shape(info[1], "shape");
     auto timesteps = std::make_shared<std::vector<float>>(CopyFloats(info[2], "timesteps"));
     auto text = std::make_shared<std::vector<float>>(CopyFloats(info[3], "textStates"));
-    const int64_t text_length = Integer(info[4], "textLength", 1, 1 << 16);
-    const int64_t text_dim = Integer(info[5], "textDim", 1, 1 << 16);
+    // The text length's bound is the engine's (chunks of the model's tokenizer length).
+    const int64_t text_length = Integer(info[4], "textLength", 1, kChannelsMax);
+    const int64_t text_dim = Integer(info[5], "textDim", 1, kChannelsMax);
     CheckLength(env, latents->size(), shape.numel(), "latents");
     CheckLength(env, timesteps->size(), shape.n, "timesteps");
     CheckLength(env, text->size(), shape.n * text_length * text_dim, "textStates");
@@ -210,7 +219,7 @@ class Model : public Napi::ObjectWrap<Model> {
     out.Set("textHiddenSize", e.text_encoder_config().hidden_size);
     out.Set("textMaxLength", e.text_encoder_config().max_position_embeddings);
     out.Set("latentChannels", e.vae_config().latent_channels);
-    out.Set("vaeScaleFactor", 1 << (e.vae_config().block_out_channels.size() - 1));
+    out.Set("vaeScaleFactor", Napi::Number::New(env, static_cast<double>(e.vae_scale_factor())));
     out.Set("scalingFactor", e.vae_config().scaling_factor);
     out.Set("threads", e.threads());
     out.Set("backend", e.backend_name());
@@ -301,17 +310,17 @@ jsd::EngineOptions ReadEngineOptions(const Napi::CallbackInfo& info) {
   auto integer = [&](const char* key, int* out, int64_t lo, int64_t hi) {
     if (has(key)) *out = static_cast<int>(Integer(o.Get(key), key, lo, hi));
   };
-  integer("threads", &options.threads, 0, 1024);
+  integer("threads", &options.threads, 0, jsd::limits::kThreadsMax);
   flag("flashAttention", &options.flash_attention);
   if (has("backend") && o.Get("backend").IsString()) options.backend = o.Get("backend").As<Napi::String>().Utf8Value();
-  integer("device", &options.device, 0, 1024);
+  integer("device", &options.device, 0, jsd::limits::kDevicesMax);
   flag("textEncoderOnCpu", &options.text_encoder_on_cpu);
   flag("vaeOnCpu", &options.vae_on_cpu);
   flag("releaseIdleWeights", &options.release_idle_weights);
   flag("cpuFallback", &options.cpu_fallback);
   if (has("deviceMemoryLimit")) options.device_memory_limit = static_cast<size_t>(Integer(o.Get("deviceMemoryLimit"), "deviceMemoryLimit", 0, int64_t{1} << 50));
-  integer("planHeight", &options.plan_height, 0, 4096);
-  integer("planWidth", &options.plan_width, 0, 4096);
+  integer("planHeight", &options.plan_height, 0, jsd::limits::kImageSideMax);
+  integer("planWidth", &options.plan_width, 0, jsd::limits::kImageSideMax);
   integer("vaeTile", &options.vae_tile, 0, 512);
   integer("vaeTileThreshold", &options.vae_tile_threshold, 0, 512 * 512);
   return options;

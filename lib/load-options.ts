@@ -4,6 +4,7 @@
 import { autoBackend, BACKEND_NAMES, nativeBackendName, type Backend } from "./native/backends.js";
 import { JsdError, JsdRangeError } from "./errors.js";
 import { optionalBoolean, optionsObject } from "./validate.js";
+import { LIMITS } from "./limits.js";
 import type { NativeLoadOptions } from "./native/addon.js";
 import { DEFAULT_VAE_TILING, VAE_TILING_THRESHOLD } from "./pipeline/vae-tiles.js";
 import { listDevices } from "./system-info.js";
@@ -59,23 +60,23 @@ export interface LoadModelOptions {
 export function nativeLoadOptions(options: LoadModelOptions): NativeLoadOptions {
   optionsObject("options", options);
   const { threads, flashAttention, textEncoderOnCpu, vaeOnCpu, releaseIdleWeights, deviceMemoryLimit, plannedSize } = options;
-  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > 1024)) {
-    throw new JsdRangeError("threads must be an integer from 1 to 1024");
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > LIMITS.threadsMax)) {
+    throw new JsdRangeError(`threads must be an integer from 1 to ${LIMITS.threadsMax}`);
   }
   for (const name of ["flashAttention", "verify", "textEncoderOnCpu", "vaeOnCpu", "releaseIdleWeights"] as const) optionalBoolean(name, options[name]);
   if (deviceMemoryLimit !== undefined && (!Number.isSafeInteger(deviceMemoryLimit) || deviceMemoryLimit < 1)) {
     throw new JsdRangeError("deviceMemoryLimit must be a positive integer (bytes)");
   }
   if (plannedSize !== undefined) {
-    const ok = (v: unknown) => Number.isInteger(v) && (v as number) >= 8 && (v as number) <= 4096;
+    const ok = (v: unknown) => Number.isInteger(v) && (v as number) >= 8 && (v as number) <= LIMITS.imageSideMax;
     if (plannedSize === null || typeof plannedSize !== "object" || !ok(plannedSize.width) || !ok(plannedSize.height)) {
-      throw new JsdRangeError("plannedSize must be { width, height } with integers from 8 to 4096");
+      throw new JsdRangeError(`plannedSize must be { width, height } with integers from 8 to ${LIMITS.imageSideMax}`);
     }
   }
   const requested = options.backend ?? "auto";
   if (!BACKENDS.includes(requested)) throw new JsdRangeError(`backend must be one of ${BACKENDS.join(", ")}, got ${String(requested)}`);
   const device = options.device ?? 0;
-  if (!Number.isInteger(device) || device < 0 || device > 1024) throw new JsdRangeError("device must be an integer from 0");
+  if (!Number.isInteger(device) || device < 0 || device > LIMITS.devicesMax) throw new JsdRangeError(`device must be an integer from 0 to ${LIMITS.devicesMax}`);
   const devices = listDevices();
   if (requested !== "auto" && !devices.some((d) => d.backend === requested)) {
     const available = [...new Set(devices.map((d) => d.backend))].join(", ");

@@ -3,6 +3,7 @@
 // and the running one, close the model, exit 0.
 import type { Command } from "commander";
 import { createServer, DEFAULT_HOST, DEFAULT_LIMITS, DEFAULT_PORT } from "../server/index.js";
+import { LIMITS } from "../limits.js";
 import { intOption, type CliIo } from "./io.js";
 import { addLoadOptions, loadOptionsOf, type LoadFlags } from "./load-flags.js";
 
@@ -35,7 +36,7 @@ export function registerServe(program: Command, io: CliIo): void {
     .option("--no-auth", "listen beyond loopback without a key (something else must guard the server)")
     .option("--max-queue <n>", "jobs that may wait; more get 429", intOption("--max-queue", 0, 10_000), DEFAULT_LIMITS.maxQueue)
     .option("--max-steps <n>", "steps per image a request may ask for", intOption("--max-steps", 1, 1000), DEFAULT_LIMITS.maxSteps)
-    .option("--max-side <px>", "width and height a request may ask for", intOption("--max-side", 8, 4096), DEFAULT_LIMITS.maxSide)
+    .option("--max-side <px>", "width and height a request may ask for", intOption("--max-side", 8, LIMITS.imageSideMax), DEFAULT_LIMITS.maxSide)
     .option("--max-images <n>", "images per request", intOption("--max-images", 1, 1000), DEFAULT_LIMITS.maxImages)
     .option("--max-jobs-per-client <n>", "unfinished jobs one API key may have (0: no cap)", intOption("--max-jobs-per-client", 0, 10_000), DEFAULT_LIMITS.maxJobsPerClient)
     .option("--preview-every <n>", "live preview every n steps (0: none)", intOption("--preview-every", 0, 1000), 1)

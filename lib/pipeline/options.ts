@@ -6,6 +6,7 @@ import { SCHEDULER_NAMES } from "../schedulers/index.js";
 import type { LatentPreview } from "./preview.js";
 import { JsdTypeError, JsdRangeError } from "../errors.js";
 import { finite, integer } from "../validate.js";
+import { LIMITS } from "../limits.js";
 
 export type { PromptMode } from "../prompt/tokens.js";
 export type { LatentPreview } from "./preview.js";
@@ -117,11 +118,10 @@ export interface ResolvedOptions {
   interrupt?: AbortSignal;
 }
 
-const MAX_SIDE = 4096;
 const MAX_SEED = (1n << 64n) - 1n;
 
 function side(name: string, value: unknown): number {
-  const v = integer(name, value, 8, MAX_SIDE);
+  const v = integer(name, value, 8, LIMITS.imageSideMax);
   if (v % 8 !== 0) throw new JsdRangeError(`${name} must be a multiple of 8, got ${v}`);
   return v;
 }
@@ -130,8 +130,8 @@ function imageInput(name: string, value: unknown): ImageInput {
   if (typeof value === "string" || value instanceof Uint8Array) return value;
   if (value && typeof value === "object" && "rgba" in value) {
     const v = value as { width: unknown; height: unknown; rgba: unknown };
-    integer(`${name}.width`, v.width, 1, MAX_SIDE);
-    integer(`${name}.height`, v.height, 1, MAX_SIDE);
+    integer(`${name}.width`, v.width, 1, LIMITS.imageSideMax);
+    integer(`${name}.height`, v.height, 1, LIMITS.imageSideMax);
     if (!(v.rgba instanceof Uint8Array || v.rgba instanceof Uint8ClampedArray)) throw new JsdTypeError(`${name}.rgba must be a Uint8Array`);
     if (v.rgba.length !== (v.width as number) * (v.height as number) * 4) throw new JsdRangeError(`${name}.rgba must hold width*height*4 bytes`);
     return value as ImageInput;

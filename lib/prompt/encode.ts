@@ -5,11 +5,12 @@
 // empty chunks (the encoding of ""), so that both halves of the guided batch have one length.
 import { JsdError } from "../errors.js";
 import type { DiffusionModel } from "../pipeline/model-port.js";
+import { LIMITS } from "../limits.js";
 import { applyEmphasis } from "./emphasis.js";
 import { padChunks, tokenizeExtended, type ExtendedPromptTokens } from "./tokens.js";
 
-/** The most chunks a prompt may take: the engine's UNet takes up to 64 × 77 = 4928 text positions. */
-export const MAX_PROMPT_CHUNKS = 64;
+/** The most chunks a prompt may take (the package's limit, which the engine checks text lengths against). */
+export const MAX_PROMPT_CHUNKS = LIMITS.promptChunksMax;
 
 export interface ExtendedTextStates {
   cond: ExtendedPromptTokens;

@@ -10,6 +10,7 @@
 #include "runtime/compute_buffer.h"
 #include "kernels/cpu_attention.h"
 #include "runtime/error.h"
+#include "runtime/limits.h"
 #include "ggml-alloc.h"
 #include "runtime/cpu_backend.h"
 #include "runtime/devices.h"
@@ -28,11 +29,10 @@ namespace jsd {
 
 namespace {
 
-// Latent sides above this are refused before any allocation (4096 px images).
-constexpr int64_t kMaxLatentSide = 512;
-
 void check_shape(const TensorShape4& s, int64_t channels, int64_t max_side, const char* what) {
-  if (s.n < 1 || s.n > 64) throw Error(ErrorCode::InvalidArgument, std::string(what) + ": batch must be 1 to 64");
+  if (s.n < 1 || s.n > limits::kBatchMax) {
+    throw Error(ErrorCode::InvalidArgument, std::string(what) + ": batch must be 1 to " + std::to_string(limits::kBatchMax));
+  }
   if (s.c != channels) {
     throw Error(ErrorCode::InvalidArgument, std::string(what) + ": expected " + std::to_string(channels) + " channels, got " + std::to_string(s.c));
   }
@@ -164,6 +164,10 @@ Engine::Engine(const std::string& path, const EngineOptions& options, bool load)
   update_memory_snapshot();
 }
 
+int64_t Engine::vae_scale_factor() const { return int64_t{1} << (vae_config_.block_out_channels.size() - 1); }
+
+int64_t Engine::max_latent_side() const { return limits::kImageSideMax / vae_scale_factor(); }
+
 void Engine::bind_networks() {
   text_encoder_ = std::make_unique<TextEncoder>(*text_->weights, text_config_);
   unet_ = std::make_unique<UNet>(*unet_net_->weights, unet_config_);
@@ -257,7 +261,7 @@ void Engine::build_decode(CachedGraph& g, const TensorShape4& s, const nn::Optio
 }
 
 std::vector<float> Engine::encode_text(const std::vector<int32_t>& ids, int64_t n, int64_t length) {
-  if (n < 1 || n > 64) throw Error(ErrorCode::InvalidArgument, "encodeText: batch must be 1 to 64");
+  if (n < 1 || n > limits::kBatchMax) throw Error(ErrorCode::InvalidArgument, "encodeText: batch must be 1 to " + std::to_string(limits::kBatchMax));
   if (length < 1 || length > text_config_.max_position_embeddings) {
     throw Error(ErrorCode::InvalidArgument, "encodeText: sequences must hold 1 to " + std::to_string(text_config_.max_position_embeddings) + " ids");
   }
@@ -299,12 +303,16 @@ void Engine::free_other_graphs(const Network& keep) {
 
 std::vector<float> Engine::predict_noise(const float* latents, const TensorShape4& s, const std::vector<float>& timesteps,
                                          const float* text_states, int64_t text_length, int64_t text_dim) {
-  check_shape(s, unet_config_.in_channels, kMaxLatentSide, "predictNoise");
+  check_shape(s, unet_config_.in_channels, max_latent_side(), "predictNoise");
   if (static_cast<int64_t>(timesteps.size()) != s.n) throw Error(ErrorCode::InvalidArgument, "predictNoise: give one timestep per latent");
   if (text_dim != unet_config_.cross_attention_dim) {
     throw Error(ErrorCode::InvalidArgument, "predictNoise: text states must be " + std::to_string(unet_config_.cross_attention_dim) + " wide");
   }
-  if (text_length < 1 || text_length > 77 * 64) throw Error(ErrorCode::InvalidArgument, "predictNoise: text states must have 1 to 4928 positions");
+  // A long prompt is encoded in chunks of the tokenizer's length, at most kPromptChunksMax of them.
+  const int64_t max_text = int64_t{tokenizer_config_.model_max_length} * limits::kPromptChunksMax;
+  if (text_length < 1 || text_length > max_text) {
+    throw Error(ErrorCode::InvalidArgument, "predictNoise: text states must have 1 to " + std::to_string(max_text) + " positions");
+  }
   free_other_graphs(*unet_net_);
   release_idle(*vae_net_);
   make_resident(*unet_net_);
@@ -326,7 +334,7 @@ constexpr size_t kEncode = 1;
 }  // namespace
 
 std::vector<float> Engine::decode_latents(const float* z, const TensorShape4& s) {
-  check_shape(s, vae_config_.latent_channels, kMaxLatentSide, "decodeLatents");
+  check_shape(s, vae_config_.latent_channels, max_latent_side(), "decodeLatents");
   free_other_graphs(*vae_net_);
   release_idle(*unet_net_);
   make_resident(*vae_net_);
@@ -336,8 +344,8 @@ std::vector<float> Engine::decode_latents(const float* z, const TensorShape4& s)
 }
 
 std::vector<float> Engine::encode_image(const float* image, const TensorShape4& s) {
-  check_shape(s, vae_config_.in_channels, kMaxLatentSide * 8, "encodeImage");
-  const int64_t factor = int64_t{1} << (vae_config_.block_out_channels.size() - 1);
+  check_shape(s, vae_config_.in_channels, limits::kImageSideMax, "encodeImage");
+  const int64_t factor = vae_scale_factor();
   if (s.h % factor != 0 || s.w % factor != 0) {
     throw Error(ErrorCode::InvalidArgument, "encodeImage: height and width must be multiples of " + std::to_string(factor));
   }

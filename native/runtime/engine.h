@@ -88,6 +88,8 @@ class Engine {
   const TextEncoderConfig& text_encoder_config() const { return text_config_; }
   const UNetConfig& unet_config() const { return unet_config_; }
   const VaeConfig& vae_config() const { return vae_config_; }
+  // The VAE's pixels per latent (2 to the number of its down-sampling levels).
+  int64_t vae_scale_factor() const;
   const TokenizerConfig& tokenizer_config() const { return tokenizer_config_; }
   const std::string& sentencepiece_model() const { return sentencepiece_; }
   // Metadata strings (configs as JSON text, source, file type) for the TS side.
@@ -118,6 +120,8 @@ class Engine {
   // (Re)builds the networks' layer structs from the weight stores: before loading, for the plan's
   // measurements, and after, when each weight's layout on its backend is known.
   void bind_networks();
+  // The largest latent side an image of limits::kImageSideMax gives.
+  int64_t max_latent_side() const;
   size_t current_compute_bytes() const;
   std::vector<ComponentMemory> measure_memory() const;
   void update_memory_snapshot();

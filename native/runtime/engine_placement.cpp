@@ -26,7 +26,7 @@ Placement Engine::make_placement(ggml_backend_dev_t device) {
   input.device_budget = options_.device_memory_limit > 0 ? std::min(options_.device_memory_limit, free_bytes) : free_bytes;
   // The planned latent size: the caller's image size, else the model's sample size. The UNet's
   // batch of 2 runs the prompt and the negative prompt together; the VAE decodes one image (or tile).
-  const int64_t factor = int64_t{1} << (vae_config_.block_out_channels.size() - 1);
+  const int64_t factor = vae_scale_factor();
   auto latent = [&](int pixels) { return pixels > 0 ? std::max<int64_t>(1, pixels / factor) : static_cast<int64_t>(unet_config_.sample_size); };
   const int64_t h = latent(options_.plan_height), w = latent(options_.plan_width);
   const bool tiled = options_.vae_tile > 0 && h * w > options_.vae_tile_threshold;
