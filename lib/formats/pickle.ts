@@ -9,6 +9,10 @@
 // JSD_UNSAFE_PICKLE naming it and its byte offset. Structural problems (truncation, stack
 // underflow, missing memo entries, ...) raise JSD_BAD_FILE. The stack, memo and value sizes are
 // bounded, and every opcode consumes input, so the run time is linear in the pickle's size.
+//
+// Over 400 lines, and one job: the machine and its table of opcode handlers, one short entry per
+// opcode of protocols 0-5; the values it builds and the text-argument decoders live beside it
+// (pickle-values.ts, pickle-text.ts).
 import { JsdError } from "../errors.js";
 import { memoIndex, decodeQuoted, decodeRawUnicodeEscape } from "./pickle-text.js";
 import {
