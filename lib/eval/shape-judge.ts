@@ -1,7 +1,7 @@
 // The pixel rules that judge an image of the embedded tiny-jsd-shapes model (coloured shapes on
 // coloured backgrounds, a few Japanese motifs), exactly as written in `rules.method` of
 // test/fixtures/shapes-prompts-public.json, plus scoring and a small evaluation runner shared by
-// the end-to-end test (test/shapes-e2e.test.ts) and scripts/shapes-eval.mjs.
+// the end-to-end test (test/pipeline/shapes-e2e.test.ts) and scripts/shapes-eval.mjs.
 //
 // The rules, and how each sentence is implemented:
 //  1. Every pixel gets the nearest palette colour (Euclidean RGB; on equal distance the lower
