@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Semantic evaluation of a model on the held-out shape prompts: generates one image per prompt
 // (its own seed; 64×64, PNDM 20 steps, guidance 7.5), judges it with the public pixel rules
-// (dist/eval/shape-judge.js, the same judge as test/shapes-e2e.test.ts) and prints per-prompt
+// (dist/eval/shape-judge.js, the same judge as test/pipeline/shapes-e2e.test.ts) and prints per-prompt
 // results and the accuracy table.
 //
 //   node scripts/shapes-eval.mjs [model.gguf] [--json] [--prompts file.json] [--threads N]
