@@ -2,6 +2,7 @@
 // coloured backgrounds, a few Japanese motifs), exactly as written in `rules.method` of
 // test/fixtures/shapes-prompts-public.json, plus scoring and a small evaluation runner shared by
 // the end-to-end test (test/pipeline/shapes-e2e.test.ts) and scripts/shapes-eval.mjs.
+// Over 400 lines, and one job: the published rules, one small function each, and the runner that applies them.
 //
 // The rules, and how each sentence is implemented:
 //  1. Every pixel gets the nearest palette colour (Euclidean RGB; on equal distance the lower
@@ -36,7 +37,6 @@
 // public file's `reference_result`: with this engine's images all 30 triples match. Counting the
 // 20% share over labelled frame pixels only, or giving an odd middle row to the bottom half,
 // each breaks agreement on some prompts; the 3×3 edge handling makes no difference there.
-// Over 400 lines, and one job: the published rules, one small function each, and the runner that applies them.
 import { JsdRangeError } from "../errors.js";
 
 /** The palette of the rules, in order (the order is the tie-break order). */

@@ -1,16 +1,18 @@
-// A q8_0 matrix product for x86 CPUs with AVX-512 VNNI, as two ggml custom ops. ggml has no
-// interleaved ("repacked") q8_0 kernels on x86, and its per-row dot products reach about 90
-// GFLOP/s per core on a Zen 5 core that does 1.2 int8 TOP/s. This kernel holds 16 output rows in
-// each 512-bit register and tiles 16 rows by 12 activation rows, so every weight load feeds 12
-// VNNI dot products (about 450 GFLOP/s per core in the bench's mat-mul table).
+// A q8_0 matrix product on the CPU, as two ggml custom ops (quantize the activations, multiply).
+// ggml has no interleaved ("repacked") q8_0 kernels on x86, and its per-row dot products reach
+// about 90 GFLOP/s per core on a Zen 5 core that does 1.2 int8 TOP/s. The kernels here read the
+// weights in groups of 16 interleaved rows, so that one weight load feeds a whole tile of
+// activation rows: on AVX-512 VNNI (q8_gemm_avx512.cpp) 16 rows in each 512-bit register by 12
+// activation rows, about 450 GFLOP/s per core in the bench's mat-mul table. Each instruction set
+// is one table of kernels (q8_gemm_isa.h), chosen at run time.
 //
 // The weight is interleaved once at load (q8_interleave) into groups of 16 rows; per group, all
 // blocks' quants, then all blocks' scales:
 //   quants: for each 32-wide block b, for i in 0..7, for row r in 0..15: w[r][32b + 4i .. 4i+3] + 128
 //   scales: for each block b, the 16 rows' f16 scales
 // which is exactly as many bytes as the q8_0 rows it came from. Quants are stored unsigned
-// (w + 128) because VNNI multiplies unsigned by signed bytes; the activations' block sums undo the
-// offset.
+// (w + 128) because x86's VNNI multiplies unsigned by signed bytes; the activations' block sums
+// undo the offset (a kernel that multiplies signed bytes flips the top bit back on load).
 #pragma once
 
 #include <cstddef>
@@ -21,8 +23,10 @@
 
 namespace jsd {
 
-// True when this CPU can run the kernel and JSD_NO_REPACK is unset.
+// True when this CPU can run one of the kernels (q8_gemm_isa.h) and JSD_NO_REPACK is unset.
 bool q8_gemm_available();
+// The kernel in use ("avx512-vnni", ...; JSD_Q8_KERNEL=<name> forces one), or "none".
+const char* q8_gemm_kernel_name();
 
 // Whether a q8_0 matrix [k, n] can be interleaved (n a multiple of 16).
 bool q8_interleavable(const ggml_tensor* weight);

@@ -41,7 +41,7 @@ class Product {
       buft = cpu_repack_buffer_type();
       kernel_ = "ggml-repack";
     } else if (layout && q8_gemm_available() && q8_interleavable(a_)) {
-      kernel_ = "q8-vnni";
+      kernel_ = q8_gemm_kernel_name();
       interleaved_ = true;
     }
     weight_buffer_ = ggml_backend_alloc_ctx_tensors_from_buft(wctx_, buft);
