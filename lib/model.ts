@@ -3,6 +3,7 @@
 import { JsdError, JsdTypeError, JsdRangeError } from "./errors.js";
 import { verifyModelFile } from "./verify.js";
 import { sectionKey } from "./formats/model-keys.js";
+import { abortError } from "./pipeline/abort.js";
 import { generateImages, type GeneratedImage } from "./pipeline/generate.js";
 import type { GenerateOptions } from "./pipeline/options.js";
 import { native, packageRoot, type NativeComponentMemory, type NativeModel, type NativeModelInfo, type NativePlacement } from "./native/addon.js";
@@ -241,7 +242,7 @@ export class Model implements DiffusionModel {
     let leaveQueue: ((reason: unknown) => void) | undefined;
     const onAbort = () => {
       // Still waiting for earlier calls: leave at once. Once running, the run rejects itself.
-      if (!started) leaveQueue?.(signal!.reason instanceof Error ? signal!.reason : new DOMException("The generation was aborted", "AbortError"));
+      if (!started) leaveQueue?.(abortError(signal!));
     };
     const run = this.#queue.then(() => {
       started = true;

@@ -1,4 +1,6 @@
 // generate(): options in, PNG images out, on top of the sampling loop.
+import { LIMITS } from "../limits.js";
+import { abortError } from "./abort.js";
 import { JsdError, isJsdError, JsdRangeError } from "../errors.js";
 import { MODEL_KEYS } from "../formats/model-keys.js";
 import { vaeOutputToRgba8 } from "../image/convert.js";
@@ -35,10 +37,6 @@ export interface GeneratedImage {
   stepsDone: number;
 }
 
-function abortError(signal: AbortSignal): unknown {
-  return signal.reason instanceof Error ? signal.reason : new DOMException("The generation was aborted", "AbortError");
-}
-
 async function toPixels(name: string, input: ImageInput): Promise<PixelImage> {
   if (typeof input === "object" && !(input instanceof Uint8Array)) return input;
   const image = await decodeImage(input);
@@ -47,7 +45,8 @@ async function toPixels(name: string, input: ImageInput): Promise<PixelImage> {
 
 function sizeOf(options: { width?: number; height?: number }, init: PixelImage | undefined, defaultSize: number) {
   if (!init) return { width: options.width ?? defaultSize, height: options.height ?? defaultSize };
-  if (init.width > 4096 || init.height > 4096) throw new JsdRangeError(`initImage is ${init.width}x${init.height}; its sides must be at most 4096`);
+  const max = LIMITS.imageSideMax;
+  if (init.width > max || init.height > max) throw new JsdRangeError(`initImage is ${init.width}x${init.height}; its sides must be at most ${max}`);
   if (init.width % 8 !== 0 || init.height % 8 !== 0) {
     throw new JsdRangeError(`initImage is ${init.width}x${init.height}; its sides must be multiples of 8 (resize it first)`);
   }
