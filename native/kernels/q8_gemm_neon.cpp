@@ -18,23 +18,35 @@
 // sum += float(acc) * (dw * dx) fused, so both give the same floats.
 //
 // Expected cost per 32-wide block per tile (16 weight rows x 12 activation rows = 6144 MACs):
-//   loads  32 x 128-bit weights (4 passes x 8), 96 x 128-bit activations (48 ldp),
-//          48 f32 activation scales, 4 x 64-bit f16 weight scales
+//   loads  32 x 128-bit weights (4 passes x 8), 96 x 128-bit activations, 48 f32 activation
+//          scales, 4 x 64-bit f16 weight scales = 180
 //   SIMD   384 sdot, 32 eor, 48 scvtf, 48 fmul, 48 fma, 4 fcvtl = 564, of which 68% sdot
 //          (and 48 register moves that zero the accumulators, which cores usually do at rename)
 // On a core with 4 128-bit SIMD pipes that all take SDOT (Apple M-series P-cores, Neoverse V1/V2:
-// SDOT latency 3, throughput 4 per cycle; the loads, about 1 per cycle here, go to the separate
-// load units) that is 564 / 4 = 141 cycles per 6144 MACs: about 44 MACs = 87 int8 ops per cycle of
+// SDOT latency 3, throughput 4 per cycle; the loads, 1.3 per cycle here, go to the separate load
+// units) that is 564 / 4 = 141 cycles per 6144 MACs: about 44 MACs = 87 int8 ops per cycle of
 // a peak of 128 (64 MACs), so about 280 GOP/s on a 3.2 GHz M1 P-core and 225 on a 2.6 GHz
 // Graviton 3 core; Neoverse N1 (Graviton 2) has 2 such pipes: half per cycle. An assumption from
 // published instruction tables, not measured: this machine has no Arm CPU; the kernel's results are
 // checked under qemu (scripts/check-arm-kernel.sh).
+//
+// No i8mm (SMMLA) table yet: SMMLA does twice SDOT's MACs, but its operands are 2 rows x 8 bytes,
+// so the weights need a zip per register (beside the flip) and each activation row pair 4 zips
+// per block and pass, and its 2x2 result wants per-block scales [dw0 dx0, dw0 dx1, dw1 dx0, dw1 dx1]
+// built from two rows' records. Counted the same way (12 rows, passes of 4 weight rows) that is
+// 550 to 580 SIMD ops per block and tile against 564 here: no gain to expect while the per-block
+// float step dominates, and nothing to measure it on.
 #include <cstring>
 #include <utility>
 
 #include "kernels/q8_gemm_isa.h"
 
-#if defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__)) && (defined(__linux__) || defined(__APPLE__))
+// gcc (8 and later) compiles the kernel for any AArch64 target, enabling the extension per function;
+// clang only where the target has it already (Apple's arm64 does: its default CPU is an M1), as
+// clang 14 (tried here) declares the dot-product intrinsics only then. Elsewhere the table is null and
+// ggml's own kernels run.
+#if defined(__aarch64__) && (defined(__linux__) || defined(__APPLE__)) && \
+    ((defined(__GNUC__) && !defined(__clang__)) || (defined(__clang__) && defined(__ARM_FEATURE_DOTPROD)))
 #include <arm_neon.h>
 #if defined(__APPLE__)
 #include <sys/sysctl.h>
@@ -44,13 +56,14 @@
 
 namespace jsd {
 
-#define JSD_DOTPROD_TARGET __attribute__((target("arch=armv8.2-a+dotprod")))
 // gcc's scheduler before register allocation hoists every row's loads and scale products to the
 // top of the block and then spills the sums (12 rows: about 100 stack accesses per block); without
-// it the tile keeps all in registers. clang does not need it.
+// it the tile keeps all in registers.
 #if defined(__clang__)
+#define JSD_DOTPROD_TARGET
 #define JSD_TILE_SCHEDULE
 #else
+#define JSD_DOTPROD_TARGET __attribute__((target("arch=armv8.2-a+dotprod")))
 #define JSD_TILE_SCHEDULE __attribute__((optimize("no-schedule-insns")))
 #endif
 

@@ -219,7 +219,7 @@ bool check_shape(const jsd::Q8Kernels& isa, const std::string& name, int64_t m, 
 int main(int argc, char** argv) {
   const jsd::Q8Kernels* isa = jsd::q8_kernels_neon();
   if (isa == nullptr) {
-    std::printf("FAIL q8_kernels_neon() is null: this CPU (or emulator) reports no dot-product extension\n");
+    std::printf("FAIL q8_kernels_neon() is null: this build has no Arm kernel (q8_gemm_neon.cpp says where) or the CPU reports no dot product\n");
     return 1;
   }
   std::printf("kernel %s, %d activation rows per tile\n", isa->name, isa->tile_rows);
