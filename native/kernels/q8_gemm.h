@@ -20,6 +20,7 @@
 
 #include "ggml-backend.h"
 #include "ggml.h"
+#include "kernels/q8_layout.h"
 
 namespace jsd {
 
@@ -31,10 +32,7 @@ const char* q8_gemm_kernel_name();
 // Whether a q8_0 matrix [k, n] can be interleaved (n a multiple of 16).
 bool q8_interleavable(const ggml_tensor* weight);
 
-// Interleaves n rows of k/32 q8_0 blocks (ggml's block_q8_0 layout) from src into dst, which has
-// the same size; q8_deinterleave undoes it.
-void q8_interleave(const void* src, void* dst, int64_t n, int64_t k);
-void q8_deinterleave(const void* src, void* dst, int64_t n, int64_t k);
+// q8_interleave and q8_deinterleave (q8_layout.h, which has no ggml) change between the layouts.
 
 // Model files may store q8_0 matrices interleaved already (`jsd convert --cpu-layout`), listing
 // them under the key keys::kQ8Interleaved (model/model_keys.h); the CPU then reads them in place

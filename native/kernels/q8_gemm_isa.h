@@ -1,8 +1,9 @@
-// The instruction-set kernels behind q8_gemm.h: each ISA file (q8_gemm_avx512.cpp, ...) provides
-// one Q8Kernels table, compiled with its own target attributes, and reports it only where the CPU
-// can run it. q8_gemm.cpp owns the weight layout, the split into tasks, the ggml ops and the choice
-// among the tables. The tables see plain pointers only (no ggml), so that a kernel can be compiled
-// and checked on its own, e.g. for another architecture under emulation.
+// The instruction-set kernels behind q8_gemm.h: each ISA file (q8_gemm_avx512.cpp,
+// q8_gemm_neon.cpp) provides one Q8Kernels table, compiled with its own target attributes, and
+// reports it only where the CPU can run it. q8_layout.cpp owns the weight layout; q8_gemm.cpp the
+// split into tasks, the ggml ops and the choice among the tables. The tables see plain pointers
+// only (no ggml), so that a kernel can be compiled and checked on its own, e.g. for another
+// architecture under emulation (native/kernels/check/q8_neon_check.cpp).
 //
 // The activation record of one row of x (k values, nb = k / 32 blocks):
 //   k int8 quants (round to nearest of x * 127 / amax per block),
@@ -40,6 +41,7 @@ struct Q8Kernels {
 };
 
 // Each returns its table where this build and this CPU have the instructions, else null.
-const Q8Kernels* q8_kernels_avx512();
+const Q8Kernels* q8_kernels_avx512();  // "q8-vnni": x86-64 with AVX-512 VNNI (q8_gemm_avx512.cpp)
+const Q8Kernels* q8_kernels_neon();    // "q8-neon-dot": AArch64 with the dot-product extension (q8_gemm_neon.cpp)
 
 }  // namespace jsd

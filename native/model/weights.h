@@ -55,7 +55,7 @@ class WeightStore {
   // Creates metadata tensors for every file tensor whose name starts with prefix, and decides once
   // where each one lives and how the CPU would read it (the placement plan): q4_0/q4_K matrices go
   // to ggml's repacking buffer (interleaved rows for its int8 kernels, 2-2.5x faster there); q8_0
-  // matrices are interleaved for q8_gemm.h's kernel where the CPU has AVX-512 VNNI (in place when
+  // matrices are interleaved for q8_gemm.h's kernel where the CPU has one (q8_gemm_isa.h; in place when
   // the file stores them so); row lookups and everything else are used in place from the mapped
   // file.
   WeightStore(const ModelFile& file, const std::string& prefix, const FileWeightPlan& plan);
