@@ -5,7 +5,9 @@
 // activation rows: on AVX-512 VNNI (q8_gemm_avx512.cpp, "q8-vnni") 16 rows in each 512-bit
 // register by 12 activation rows, about 450 GFLOP/s per core in the bench's mat-mul table; on
 // AVX2 (q8_gemm_avx2.cpp) 16 rows in two 256-bit registers by 4 activation rows, with AVX-VNNI's
-// vpdpbusd ("q8-avx-vnni") or with vpmaddubsw on weights flipped to signed ("q8-avx2"). Each
+// vpdpbusd ("q8-avx-vnni", about 235 GFLOP/s per core on a Sapphire Rapids-class core) or with
+// vpmaddubsw on weights flipped to signed ("q8-avx2", about 100), where ggml's AVX2 build of its
+// q8_0 product does about 60 on that core (docs/benchmark.md's kernel variants). Each
 // instruction set is one table of kernels (q8_gemm_isa.h), chosen at run time, best first; all
 // give the same bits.
 //
