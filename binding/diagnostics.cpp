@@ -6,6 +6,7 @@
 
 #include "addon.h"
 #include "errors.h"
+#include "kernels/q8_gemm.h"
 #include "tools/attention_check.h"
 #include "tools/matmul_bench.h"
 
@@ -54,15 +55,17 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
   });
 }
 
-// compareMatmul(type, m, n, k, threads) -> { kernel, maxAbsDiff, maxAbs }: the engine's matrix
-// product against ggml's plain one on random data. Blocks the calling thread: for tests only.
+// compareMatmul(type, m, n, k, threads) -> { kernel, maxAbsDiff, maxAbs, checksum }: the engine's
+// matrix product against ggml's plain one on random data (checksum: a hash of the engine's bits). Blocks the calling thread: for tests only.
 Napi::Value CompareMatmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::vector<int64_t> v = IntegerArgs(info, 1, 4, "compareMatmul(type, m, n, k, threads)");
   const std::string type = info[0].As<Napi::String>().Utf8Value();
   return Guarded(env, [&]() -> Napi::Value {
     const jsd::MatmulCompareResult r = jsd::compare_matmul(type, v[0], v[1], v[2], static_cast<int>(v[3]));
-    return CheckResult(env, "kernel", r.kernel, r.max_abs_diff, r.max_abs);
+    Napi::Object out = CheckResult(env, "kernel", r.kernel, r.max_abs_diff, r.max_abs);
+    out.Set("checksum", r.checksum);
+    return out;
   });
 }
 
@@ -77,6 +80,16 @@ Napi::Value CompareAttention(const Napi::CallbackInfo& info) {
   });
 }
 
+// q8Kernels() -> string[]: the q8_0 kernels (native/kernels/q8_gemm.h) this build and this CPU can
+// run, best first: the names JSD_Q8_KERNEL may force, whatever this process uses.
+Napi::Value Q8Kernels(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<std::string> names = jsd::q8_gemm_kernel_names();
+  Napi::Array out = Napi::Array::New(env, names.size());
+  for (size_t i = 0; i < names.size(); ++i) out.Set(static_cast<uint32_t>(i), names[i]);
+  return out;
+}
+
 }  // namespace
 
 void InitDiagnostics(Napi::Env env, Napi::Object exports) {
@@ -84,6 +97,7 @@ void InitDiagnostics(Napi::Env env, Napi::Object exports) {
   diagnostics.Set("benchMatmul", Napi::Function::New(env, BenchMatmul, "benchMatmul"));
   diagnostics.Set("compareMatmul", Napi::Function::New(env, CompareMatmul, "compareMatmul"));
   diagnostics.Set("compareAttention", Napi::Function::New(env, CompareAttention, "compareAttention"));
+  diagnostics.Set("q8Kernels", Napi::Function::New(env, Q8Kernels, "q8Kernels"));
   exports.Set("diagnostics", diagnostics);
 }
 

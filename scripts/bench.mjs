@@ -3,7 +3,11 @@
 // random weights, per weight type. A benchmark, not a test (docs/benchmark.md explains the figures).
 //
 //   --types f16,q8_0,...   weight types (default f16,q8_0,q8_0+cpu,q5_0,q4_0,q4_K; "+cpu": converted
-//                          with --cpu-layout)
+//                          with --cpu-layout; kernel variants of a type, same model file:
+//                          q8_0+avx2, q8_0+avx2-novnni, <type>@ggml, <type>@ggml-avx2, see
+//                          scripts/bench/kernels.mjs)
+//   --ggml-avx2-plugin F   ggml's AVX2 CPU plugin for "@ggml-avx2" (default: libggml-cpu-haswell.so
+//                          beside the addon, in JSD_CPU_VARIANTS=1 builds)
 //   --quick                256×256 only (same as --sizes 256)
 //   --sizes 256,512        image sizes (square; default 256,512)
 //   --reps N               timed UNet steps after one warm-up (default 3)
@@ -19,28 +23,30 @@
 //   --reconvert            convert the model files again even when present
 //   --timeout S            limit per child process in seconds (default 3600)
 //
-// Each scenario (type × size × thread count) runs in a fresh child process (scripts/bench/child.mjs),
-// so its peak RSS is its own and a crash is reported in the table instead of ending the run.
+// Each scenario (type × size × thread count) runs in a fresh child process (scripts/bench/child.mjs,
+// started by scripts/bench/run-child.mjs), so its peak RSS is its own and a crash is reported in
+// the table instead of ending the run.
 // Progress goes to stderr, the table to stdout.
-import { execFileSync, fork } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { unetFlops, vaeDecoderFlops } from "./bench/flops.mjs";
+import { ggmlAvx2Plugin, splitVariant, variantEnv } from "./bench/kernels.mjs";
 import { abortPreparation, baseType, ensureConverted, ensureRandomFolder, modelPath } from "./bench/models.mjs";
 import { report } from "./bench/report.mjs";
+import { killRunningChild, runChild } from "./bench/run-child.mjs";
 import { MATMUL_SHAPES } from "./bench/shapes.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const childScript = join(root, "scripts/bench/child.mjs");
 const DEFAULT_TYPES = ["f16", "q8_0", "q8_0+cpu", "q5_0", "q4_0", "q4_K"];
 // "q8_0+cpu": the file converted with cpuLayout (jsd convert --cpu-layout), whose q8_0 matrices
 // the CPU kernel reads in place (baseType in scripts/bench/models.mjs).
 
 function usage(message) {
   if (message) console.error(`bench: ${message}`);
-  console.error(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 23).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
+  console.error(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 24).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
   process.exit(2);
 }
 
@@ -66,6 +72,7 @@ function parseArgs(argv) {
     cache: join(root, ".cache"),
     reconvert: false,
     timeout: 3600,
+    ggmlAvx2Plugin: undefined,
   };
   let quick = false;
   let sizesGiven = false;
@@ -119,6 +126,9 @@ function parseArgs(argv) {
       case "--timeout":
         a.timeout = positiveInt(value(), arg);
         break;
+      case "--ggml-avx2-plugin":
+        a.ggmlAvx2Plugin = resolve(value());
+        break;
       case "-h":
       case "--help":
         usage();
@@ -145,69 +155,13 @@ function git(args) {
   }
 }
 
-// ---- child processes ----
-
-let currentChild;
-
-/** Runs one job in a fresh child; resolves { result } or { error }, never rejects. */
-function runChild(job, timeoutSeconds) {
-  return new Promise((done) => {
-    const child = fork(childScript, [JSON.stringify(job)], { cwd: root, stdio: ["ignore", "pipe", "pipe", "ipc"] });
-    currentChild = child;
-    const tail = [];
-    let result;
-    let error;
-    let timedOut = false;
-    const forward = (chunk) => {
-      for (const line of chunk.toString().split("\n")) {
-        if (!line.trim()) continue;
-        process.stderr.write(`${line}\n`);
-        tail.push(line.trim());
-        if (tail.length > 8) tail.shift();
-      }
-    };
-    child.stdout.on("data", forward);
-    child.stderr.on("data", forward);
-    child.on("message", (m) => {
-      if (m?.kind === "result") result = m.result;
-      else if (m?.kind === "error") error = m.message;
-    });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, timeoutSeconds * 1000);
-    let finished = false;
-    const finish = (code, signal) => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(timer);
-      currentChild = undefined;
-      if (result && code === 0) return done({ result });
-      let why = error;
-      if (!why) {
-        if (timedOut) why = `timed out after ${timeoutSeconds} s`;
-        else if (signal) why = `killed by ${signal}${signal === "SIGKILL" ? " (out of memory?)" : ""}`;
-        else why = `exited with code ${code}`;
-        const last = tail.filter((l) => !l.startsWith("[")).at(-1) ?? tail.at(-1);
-        if (last) why += `; last output: ${last}`;
-      }
-      done({ error: why });
-    };
-    child.on("error", (e) => {
-      error ??= `could not start: ${e.message}`;
-      finish(null, null);
-    });
-    child.on("close", finish);
-  });
-}
-
 let interrupted = false;
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.on(signal, () => {
     if (interrupted) process.exit(130);
     interrupted = true;
     log(`bench: ${signal}, stopping`);
-    if (currentChild?.pid) currentChild.kill("SIGKILL");
+    killRunningChild();
     // A conversion in flight removes its temporary file when aborted: main() exits once it has.
     if (!abortPreparation()) process.exit(130);
   });
@@ -232,7 +186,8 @@ async function prepareModels(args) {
     folderError = `random model: ${error.message}`;
     log(`bench: ${folderError}`);
   }
-  for (const type of args.types) {
+  // Kernel variants ("q8_0+avx2") run their type's file, prepared once.
+  for (const type of new Set(args.types.map((t) => splitVariant(t).type))) {
     if (!folder) {
       // Without the folder, model files already converted can still be benchmarked.
       const path = modelPath(args.cache, type);
@@ -248,18 +203,26 @@ async function prepareModels(args) {
       log(`bench: ${type}: ${models[type].error}`);
     }
   }
+  for (const type of args.types) models[type] = models[splitVariant(type).type];
 
   return models;
 }
 
-/** Phase 2: mat-mul throughput, one child per type. */
+/** Phase 2: mat-mul throughput, one child per type (a "+cpu" file's products are its type's). */
 async function measureMatmul(args) {
   const matmul = {};
   if (args.matmul) {
-    for (const type of args.types.filter((t) => baseType(t) === t)) {
-      log(`bench: mat-mul throughput, ${type}, 1 thread`);
-      const r = await runChild({ mode: "matmul", tag: `matmul ${type}`, type, shapes: MATMUL_SHAPES, runs: args.matmulRuns }, args.timeout);
-      matmul[type] = r.error ? { gflopsPerCore: null, error: r.error } : { gflopsPerCore: r.result.gflopsPerCore, shapes: r.result.shapes };
+    for (const name of args.types.filter((t) => baseType(splitVariant(t).type) === splitVariant(t).type)) {
+      const { env, error } = args.kernelEnv[name];
+      if (error) {
+        matmul[name] = { gflopsPerCore: null, error };
+        log(`bench: mat-mul ${name}: ${error}`);
+        continue;
+      }
+      log(`bench: mat-mul throughput, ${name}, 1 thread`);
+      const job = { mode: "matmul", tag: `matmul ${name}`, type: splitVariant(name).type, shapes: MATMUL_SHAPES, runs: args.matmulRuns };
+      const r = await runChild(job, args.timeout, env);
+      matmul[name] = r.error ? { gflopsPerCore: null, error: r.error } : { gflopsPerCore: r.result.gflopsPerCore, kernel: r.result.kernel, env, shapes: r.result.shapes };
     }
   }
 
@@ -301,15 +264,17 @@ async function runScenarios(args, models, { threads, flopsAt, vaeFlopsAt }) {
         errors: [],
       };
       scenarios.push(s);
-      if (models[type].error) {
-        s.errors.push(models[type].error);
+      const { env, error: envError } = args.kernelEnv[type];
+      if (Object.keys(env ?? {}).length) s.env = env;
+      if (models[type].error || envError) {
+        s.errors.push(models[type].error ?? envError);
         runNumber += runsPerScenario;
         continue;
       }
       const job = { mode: "scenario", model: models[type].path, backend: args.backend, flashAttention: args.flashAttention, width: size, height: size, reps: args.reps, vaeReps: args.vaeReps };
 
       log(`bench: [${++runNumber}/${totalRuns}] ${type} ${size}×${size}, ${threads} threads`);
-      const wall = await runChild({ ...job, threads, tag: `${type} ${size} t${threads}` }, args.timeout);
+      const wall = await runChild({ ...job, threads, tag: `${type} ${size} t${threads}` }, args.timeout, env);
       if (wall.error) s.errors.push(`${threads} threads: ${wall.error}`);
       else {
         const r = wall.result;
@@ -333,7 +298,7 @@ async function runScenarios(args, models, { threads, flopsAt, vaeFlopsAt }) {
       let one = threads === 1 ? wall : null;
       if (args.cpuRun && threads !== 1) {
         log(`bench: [${++runNumber}/${totalRuns}] ${type} ${size}×${size}, 1 thread`);
-        one = await runChild({ ...job, threads: 1, tag: `${type} ${size} t1` }, args.timeout);
+        one = await runChild({ ...job, threads: 1, tag: `${type} ${size} t1` }, args.timeout, env);
         if (one.error) s.errors.push(`1 thread: ${one.error}`);
       }
       if (args.cpuRun && one && !one.error) {
@@ -367,9 +332,12 @@ async function main() {
     process.exit(1);
   }
   const { OUTPUT_TYPES } = await import(pathToFileURL(join(root, "dist/convert/index.js")).href);
-  const unknown = args.types.filter((t) => !OUTPUT_TYPES.includes(baseType(t)));
+  const unknown = args.types.filter((t) => !OUTPUT_TYPES.includes(baseType(splitVariant(t).type)));
   if (unknown.length) usage(`unknown type ${unknown.join(", ")} (known: ${OUTPUT_TYPES.join(", ")}; ggml's names, case-sensitive)`);
   const sys = index.systemInfo();
+  const { native } = await import(pathToFileURL(join(root, "dist/native/addon.js")).href);
+  const variantFacts = { q8Kernels: native().diagnostics.q8Kernels(), avx2Plugin: ggmlAvx2Plugin(root, args.ggmlAvx2Plugin) };
+  args.kernelEnv = Object.fromEntries(args.types.map((t) => [t, variantEnv(t, variantFacts)]));
   const threads = args.threads ?? sys.threads;
   const commit = git(["rev-parse", "HEAD"]);
   const dirty = commit ? Boolean(git(["status", "--porcelain", "--untracked-files=no"])) : null;

@@ -154,8 +154,16 @@ export interface NativeDiagnostics {
     runs: number,
     repack?: boolean,
   ): { secondsPerRun: number; cpuSecondsPerRun: number; flops: number; kernel: string };
-  /** The engine's matrix product against ggml's plain one on random data. */
-  compareMatmul(type: string, m: number, n: number, k: number, threads: number): { kernel: string; maxAbsDiff: number; maxAbs: number };
+  /** The engine's matrix product against ggml's plain one on random data; checksum hashes the engine's output bits. */
+  compareMatmul(
+    type: string,
+    m: number,
+    n: number,
+    k: number,
+    threads: number,
+  ): { kernel: string; maxAbsDiff: number; maxAbs: number; checksum: string };
+  /** The q8_0 kernels this build and CPU can run, best first (the names JSD_Q8_KERNEL may force). */
+  q8Kernels(): string[];
   /** The fused CPU attention against ggml's ops on random data. */
   compareAttention(heads: number, headDim: number, lq: number, lk: number, batch: number, threads: number): { fused: boolean; maxAbsDiff: number; maxAbs: number };
 }

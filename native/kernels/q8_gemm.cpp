@@ -24,10 +24,13 @@ bool q8_interleavable(const ggml_tensor* weight) {
 namespace {
 
 // The ISA kernels this build has, best first. Each reports null where the CPU lacks its
-// instructions; JSD_Q8_KERNEL=<name> picks one by name (a switch for same-run comparisons).
+// instructions.
+const Q8Kernels* (*const candidates[])() = {q8_kernels_avx512, q8_kernels_avx_vnni, q8_kernels_avx2, q8_kernels_neon};
+
+// The first table this CPU runs; JSD_Q8_KERNEL=<name> picks one by name (a switch for same-run
+// comparisons).
 const Q8Kernels* choose_kernels() {
   if (std::getenv("JSD_NO_REPACK") != nullptr) return nullptr;
-  const Q8Kernels* (*const candidates[])() = {q8_kernels_avx512, q8_kernels_neon};
   const char* forced = std::getenv("JSD_Q8_KERNEL");
   for (auto candidate : candidates) {
     const Q8Kernels* k = candidate();
@@ -91,6 +94,14 @@ void gemm(ggml_tensor* dst, int ith, int nth, void*) {
 bool q8_gemm_available() { return kernels() != nullptr; }
 
 const char* q8_gemm_kernel_name() { return kernels() != nullptr ? kernels()->name : "none"; }
+
+std::vector<std::string> q8_gemm_kernel_names() {
+  std::vector<std::string> names;
+  for (auto candidate : candidates) {
+    if (const Q8Kernels* k = candidate()) names.emplace_back(k->name);
+  }
+  return names;
+}
 
 ggml_tensor* q8_mul_mat(ggml_context* ctx, ggml_tensor* weight, ggml_tensor* x) {
   if (x->type != GGML_TYPE_F32) x = ggml_cast(ctx, x, GGML_TYPE_F32);

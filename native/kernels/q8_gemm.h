@@ -2,9 +2,14 @@
 // ggml has no interleaved ("repacked") q8_0 kernels on x86, and its per-row dot products reach
 // about 90 GFLOP/s per core on a Zen 5 core that does 1.2 int8 TOP/s. The kernels here read the
 // weights in groups of 16 interleaved rows, so that one weight load feeds a whole tile of
-// activation rows: on AVX-512 VNNI (q8_gemm_avx512.cpp) 16 rows in each 512-bit register by 12
-// activation rows, about 450 GFLOP/s per core in the bench's mat-mul table. Each instruction set
-// is one table of kernels (q8_gemm_isa.h), chosen at run time.
+// activation rows: on AVX-512 VNNI (q8_gemm_avx512.cpp, "q8-vnni") 16 rows in each 512-bit
+// register by 12 activation rows, about 450 GFLOP/s per core in the bench's mat-mul table; on
+// AVX2 (q8_gemm_avx2.cpp) 16 rows in two 256-bit registers by 4 activation rows, with AVX-VNNI's
+// vpdpbusd ("q8-avx-vnni", about 235 GFLOP/s per core on a Sapphire Rapids-class core) or with
+// vpmaddubsw on weights flipped to signed ("q8-avx2", about 100), where ggml's AVX2 build of its
+// q8_0 product does about 60 on that core (docs/benchmark.md's kernel variants). Each
+// instruction set is one table of kernels (q8_gemm_isa.h), chosen at run time, best first; all
+// give the same bits.
 //
 // The weight is interleaved once at load (q8_interleave) into groups of 16 rows; per group, all
 // blocks' quants, then all blocks' scales:
@@ -17,6 +22,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "ggml-backend.h"
 #include "ggml.h"
@@ -26,8 +33,10 @@ namespace jsd {
 
 // True when this CPU can run one of the kernels (q8_gemm_isa.h) and JSD_NO_REPACK is unset.
 bool q8_gemm_available();
-// The kernel in use ("avx512-vnni", ...; JSD_Q8_KERNEL=<name> forces one), or "none".
+// The kernel in use ("q8-vnni", "q8-avx-vnni", "q8-avx2"; JSD_Q8_KERNEL=<name> forces one), or "none".
 const char* q8_gemm_kernel_name();
+// Every kernel this build and this CPU can run, best first (what JSD_Q8_KERNEL may name).
+std::vector<std::string> q8_gemm_kernel_names();
 
 // Whether a q8_0 matrix [k, n] can be interleaved (n a multiple of 16).
 bool q8_interleavable(const ggml_tensor* weight);

@@ -30,13 +30,10 @@ constexpr int kTileRows = 12;  // activation rows per register tile
 // Rows ith, ith + nth, ... of x to the activation records.
 JSD_VNNI_TARGET void quantize_rows(const float* x, int64_t rows, int64_t k, size_t x_stride, uint8_t* records, int ith, int nth) {
   const int64_t nb = k / kBlock;
-  const int64_t row_bytes = q8_activation_row_bytes(k);
   const __m512 sign_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   for (int64_t m = ith; m < rows; m += nth) {
     const float* in = reinterpret_cast<const float*>(reinterpret_cast<const char*>(x) + m * x_stride);
-    auto* out = records + m * row_bytes;
-    auto* scales = reinterpret_cast<float*>(out + k);
-    auto* offsets = reinterpret_cast<int32_t*>(out + k + 4 * nb);
+    const Q8Record out = q8_activation_record(records, m, k);
     for (int64_t b = 0; b < nb; ++b) {
       const __m512 lo = _mm512_loadu_ps(in + b * kBlock);
       const __m512 hi = _mm512_loadu_ps(in + b * kBlock + 16);
@@ -46,10 +43,10 @@ JSD_VNNI_TARGET void quantize_rows(const float* x, int64_t rows, int64_t k, size
       // Round to nearest (the default rounding mode), as ggml's own q8_0 quantizer does.
       const __m512i qlo = _mm512_cvtps_epi32(_mm512_mul_ps(lo, id));
       const __m512i qhi = _mm512_cvtps_epi32(_mm512_mul_ps(hi, id));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + b * kBlock), _mm512_cvtsepi32_epi8(qlo));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + b * kBlock + 16), _mm512_cvtsepi32_epi8(qhi));
-      scales[b] = d;
-      offsets[b] = -128 * _mm512_reduce_add_epi32(_mm512_add_epi32(qlo, qhi));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out.quants + b * kBlock), _mm512_cvtsepi32_epi8(qlo));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out.quants + b * kBlock + 16), _mm512_cvtsepi32_epi8(qhi));
+      out.scales[b] = d;
+      out.offsets[b] = -128 * _mm512_reduce_add_epi32(_mm512_add_epi32(qlo, qhi));
     }
   }
 }

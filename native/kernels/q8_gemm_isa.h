@@ -26,13 +26,24 @@ inline constexpr int kQ8MaxTileRows = 16;
 // Bytes of one row's activation record (below).
 inline int64_t q8_activation_row_bytes(int64_t k) { return k + 8 * (k / kQ8Block); }
 
+// Where the parts of row m's record are, for a quantize_rows to write.
+struct Q8Record {
+  uint8_t* quants;
+  float* scales;
+  int32_t* offsets;
+};
+inline Q8Record q8_activation_record(uint8_t* records, int64_t m, int64_t k) {
+  uint8_t* row = records + m * q8_activation_row_bytes(k);
+  return {row, reinterpret_cast<float*>(row + k), reinterpret_cast<int32_t*>(row + k + 4 * (k / kQ8Block))};
+}
+
 // One register tile: the 16 output rows of one weight group (quants, then f16 scales) by mt
 // activation records starting at x (row_bytes apart), over all nb blocks; writes out[m * ldo + r].
 using Q8TileFn = void (*)(const uint8_t* quants, const uint16_t* scales, int64_t nb, const uint8_t* x, int64_t k, int64_t row_bytes,
                           float* out, int64_t ldo);
 
 struct Q8Kernels {
-  const char* name;  // "q8-vnni" (AVX-512 VNNI), ...: what JSD_Q8_KERNEL selects and the bench reports
+  const char* name;  // "q8-vnni" (AVX-512 VNNI), "q8-avx-vnni", "q8-avx2": what JSD_Q8_KERNEL selects and the bench reports
   // Writes the activation records (q8_activation_row_bytes(k) apart) of rows ith, ith + nth, ... of
   // x, `rows` rows of k floats x_stride bytes apart.
   void (*quantize_rows)(const float* x, int64_t rows, int64_t k, size_t x_stride, uint8_t* out, int ith, int nth);
@@ -41,7 +52,9 @@ struct Q8Kernels {
 };
 
 // Each returns its table where this build and this CPU have the instructions, else null.
-const Q8Kernels* q8_kernels_avx512();  // "q8-vnni": x86-64 with AVX-512 VNNI (q8_gemm_avx512.cpp)
-const Q8Kernels* q8_kernels_neon();    // "q8-neon-dot": AArch64 with the dot-product extension (q8_gemm_neon.cpp)
+const Q8Kernels* q8_kernels_avx512();    // "q8-vnni": AVX-512 VNNI (q8_gemm_avx512.cpp)
+const Q8Kernels* q8_kernels_avx_vnni();  // "q8-avx-vnni": AVX2 + AVX-VNNI (q8_gemm_avx2.cpp)
+const Q8Kernels* q8_kernels_avx2();      // "q8-avx2": AVX2, FMA, F16C (q8_gemm_avx2.cpp)
+const Q8Kernels* q8_kernels_neon();      // "q8-neon-dot": AArch64 with the dot-product extension (q8_gemm_neon.cpp)
 
 }  // namespace jsd

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <vector>
@@ -77,13 +78,24 @@ void load_cpu_backend(const std::string& dir) {
   fs::path best;
   int best_score = 0;
   std::error_code ec;
-  for (fs::directory_iterator it(fs::u8path(dir), fs::directory_options::skip_permission_denied, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.rfind(kPrefix, 0) != 0 || it->path().extension() != kExtension) continue;
-    const int score = variant_score(it->path());
-    if (score > best_score) {
-      best_score = score;
-      best = it->path();
+  // JSD_CPU_PLUGIN=<file> loads that CPU plugin instead (a benchmark switch: ggml's AVX2 build,
+  // libggml-cpu-haswell.so of a JSD_CPU_VARIANTS build, on a CPU that has more). It must come from
+  // the same ggml release as this addon's libggml-base.
+  const char* forced = std::getenv("JSD_CPU_PLUGIN");
+  if (forced != nullptr && *forced != 0) {
+    best = fs::u8path(forced);
+    best_score = variant_score(best);
+    if (best_score == 0) throw Error(ErrorCode::NativeUnavailable, std::string("JSD_CPU_PLUGIN: cannot load ") + forced + " on this CPU");
+  }
+  if (best.empty()) {
+    for (fs::directory_iterator it(fs::u8path(dir), fs::directory_options::skip_permission_denied, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.rfind(kPrefix, 0) != 0 || it->path().extension() != kExtension) continue;
+      const int score = variant_score(it->path());
+      if (score > best_score) {
+        best_score = score;
+        best = it->path();
+      }
     }
   }
   if (best.empty()) {

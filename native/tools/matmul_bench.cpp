@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <random>
 #include <vector>
@@ -89,6 +91,18 @@ class Product {
   bool interleaved_ = false;
 };
 
+std::string fnv1a_hex(const std::vector<float>& values) {
+  uint64_t h = 14695981039346656037ull;
+  for (float v : values) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    for (int i = 0; i < 4; ++i) h = (h ^ ((bits >> (8 * i)) & 0xff)) * 1099511628211ull;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
 void check_sizes(int64_t m, int64_t n, int64_t k, int threads) {
   if (m < 1 || n < 1 || k < 1 || m * k > (int64_t{1} << 28) || n * k > (int64_t{1} << 28)) {
     throw Error(ErrorCode::InvalidArgument, "matmul: sizes out of range");
@@ -136,8 +150,10 @@ MatmulCompareResult compare_matmul(const std::string& type_name, int64_t m, int6
   plain.set_input(x);
   engine.run();
   plain.run();
-  const Difference d = difference(engine.output(), plain.output());
+  const std::vector<float> out = engine.output();
+  const Difference d = difference(out, plain.output());
   MatmulCompareResult result;
+  result.checksum = fnv1a_hex(out);
   result.kernel = engine.kernel();
   result.max_abs_diff = d.max_abs_diff;
   result.max_abs = d.max_abs;

@@ -5,7 +5,8 @@
 // job.mode "scenario": load a model, encode text, time UNet steps and VAE decodes at one size
 //   with job.threads compute threads, and report wall and process CPU seconds (user + sys) of
 //   each, and the process's peak RSS at the end.
-// job.mode "matmul": ggml's mul_mat throughput of one weight type on the UNet's shapes (1 thread).
+// job.mode "matmul": the matrix-product throughput of one weight type on the UNet's shapes (1 thread),
+//   and which kernel did it (the parent's environment may force one: scripts/bench/kernels.mjs).
 //
 // The result goes to the parent over the IPC channel ({ kind: "result", result }); progress
 // lines go to stderr. Any failure exits non-zero after sending { kind: "error", message }.
@@ -182,7 +183,7 @@ async function runMatmul() {
     let r;
     try {
       // As the engine runs it: q4_0/q4_K in ggml's repacking buffer, q8_0 interleaved for the
-      // AVX-512 VNNI kernel where the CPU has one (native/kernels/q8_gemm.h).
+      // engine's kernel where the CPU has one (native/kernels/q8_gemm.h: AVX-512 VNNI, AVX-VNNI, AVX2).
       r = addon.diagnostics.benchMatmul(type, s.m, s.n, s.k, 1, runs, true);
     } catch (error) {
       results.push({ ...s, error: error?.code ? `${error.code}: ${error.message}` : String(error?.message ?? error) });
@@ -190,12 +191,13 @@ async function runMatmul() {
       continue;
     }
     const gflopsPerCore = r.flops / r.cpuSecondsPerRun / 1e9;
-    results.push({ ...s, secondsPerRun: r.secondsPerRun, cpuSecondsPerRun: r.cpuSecondsPerRun, flops: r.flops, gflopsPerCore });
-    log(`${s.name}: ${gflopsPerCore.toFixed(1)} GFLOP/s per core (${(r.cpuSecondsPerRun * 1000).toFixed(1)} CPU-ms per run)`);
+    results.push({ ...s, secondsPerRun: r.secondsPerRun, cpuSecondsPerRun: r.cpuSecondsPerRun, flops: r.flops, gflopsPerCore, kernel: r.kernel });
+    log(`${s.name}: ${gflopsPerCore.toFixed(1)} GFLOP/s per core (${(r.cpuSecondsPerRun * 1000).toFixed(1)} CPU-ms per run, ${r.kernel})`);
   }
   const measured = results.filter((r) => r.gflopsPerCore !== undefined);
   const mean = measured.length ? measured.reduce((a, r) => a + r.gflopsPerCore, 0) / measured.length : null;
-  return { mode: "matmul", type, gflopsPerCore: mean, shapes: results, ...rssBytes() };
+  const kernels = [...new Set(measured.map((r) => r.kernel))];
+  return { mode: "matmul", type, gflopsPerCore: mean, kernel: kernels.join(", ") || null, shapes: results, ...rssBytes() };
 }
 
 try {

@@ -1,7 +1,8 @@
 // The engine's own matrix kernels against ggml's plain mul_mat of the same quantized weights:
-// q8_0 interleaved for the AVX-512 VNNI kernel (native/kernels/q8_gemm.cpp) and ggml's repacked q4_0.
+// q8_0 interleaved for the engine's kernel (native/kernels/q8_gemm.cpp: one table per instruction
+// set, AVX-512 VNNI, AVX-VNNI, AVX2) and ggml's repacked q4_0.
 // Both sides quantize the activations to q8_0 blocks; ggml keeps each block's scale as f16 and
-// the VNNI kernel as f32, so products differ by up to about 2^-11 of their magnitude. The stated
+// the kernels as f32, so products differ by up to about 2^-11 of their magnitude. The stated
 // tolerance is 2e-3 of the largest product; a wrong layout or offset gives errors of order 1.
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
@@ -13,8 +14,23 @@ import { native } from "../../lib/native/addon.js";
 import { editGguf, scratchPath, tinyJsd, tinyModel } from "../helpers/models.js";
 
 const features = systemInfo().cpuFeatures;
-const vnni = ["avx512f", "avx512bw", "avx512vl", "avx512vnni"].every((f) => features.includes(f)) && !process.env.JSD_NO_REPACK;
 const tolerance = 2e-3;
+// Every kernel table this CPU runs, best first (the names JSD_Q8_KERNEL forces).
+const tables = process.env.JSD_NO_REPACK ? [] : native().diagnostics.q8Kernels();
+const distIndex = new URL("../../dist/index.js", import.meta.url).href;
+const distAddon = new URL("../../dist/native/addon.js", import.meta.url).href;
+
+/** Runs an ES module script in a child process with one kernel table forced (it is chosen once per process); its stdout as JSON. */
+function withKernel(kernel: string, script: string): unknown {
+  const run = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+    encoding: "utf8",
+    env: { ...process.env, JSD_Q8_KERNEL: kernel },
+    maxBuffer: 64 << 20,
+  });
+  expect(run.stderr).toBe("");
+  expect(run.status).toBe(0);
+  return JSON.parse(run.stdout);
+}
 
 // [m (weight rows), n (activation rows), k]: register-tile tails (n mod 12 = 1..11), several
 // row groups and tasks, and a UNet 3x3 convolution's shape.
@@ -30,7 +46,7 @@ describe("q8_0 matrix kernel", () => {
   it.each(shapes)("m=%i n=%i k=%i matches ggml's mul_mat", (m, n, k) => {
     for (const threads of [1, 3]) {
       const r = native().diagnostics.compareMatmul("q8_0", m, n, k, threads);
-      if (vnni) expect(r.kernel).toBe("q8-vnni");
+      if (tables.length) expect(r.kernel).toBe(tables[0]);
       expect(r.maxAbs).toBeGreaterThan(0);
       expect(r.maxAbsDiff).toBeLessThanOrEqual(tolerance * r.maxAbs);
     }
@@ -55,8 +71,75 @@ describe("q8_0 matrix kernel", () => {
   });
 });
 
+// [m, n, k] on the UNet's weight shapes (scripts/bench/shapes.mjs: m output channels, k row
+// length), with few and odd activation rows n for partial tiles (every table's tile height is
+// 12 or less), plus tiny ones.
+const unetShapes: Array<[number, number, number]> = [
+  [16, 1, 32],
+  [48, 29, 96],
+  [320, 37, 320],
+  [320, 13, 2880],
+  [640, 7, 5760],
+  [1280, 11, 1280],
+  [1280, 5, 5120],
+  [10240, 3, 1280],
+];
+
+describe.skipIf(tables.length === 0)(`each q8_0 kernel table this CPU runs (${tables.join(", ") || "none"}), forced with JSD_Q8_KERNEL`, () => {
+  type Check = { kernel: string; maxAbsDiff: number; maxAbs: number; checksum: string };
+  const checks = new Map<string, Check[]>();
+  const compare = (kernel: string) => {
+    if (!checks.has(kernel)) {
+      const script = `
+        const { native } = await import(${JSON.stringify(distAddon)});
+        const out = [];
+        for (const [m, n, k] of ${JSON.stringify(unetShapes)}) {
+          for (const threads of [1, 3]) out.push(native().diagnostics.compareMatmul("q8_0", m, n, k, threads));
+        }
+        console.log(JSON.stringify(out));`;
+      checks.set(kernel, withKernel(kernel, script) as Check[]);
+    }
+    return checks.get(kernel)!;
+  };
+
+  it.each(tables)("%s matches ggml's mul_mat on the UNet's shapes", (kernel) => {
+    for (const r of compare(kernel)) {
+      expect(r.kernel).toBe(kernel);
+      expect(r.maxAbs).toBeGreaterThan(0);
+      expect(r.maxAbsDiff).toBeLessThanOrEqual(tolerance * r.maxAbs);
+    }
+  });
+
+  // The tables compute the same int32 dot products and then the same float operations in the same
+  // order (q8_gemm_avx2_tile.h), so they agree to the bit: q8-avx-vnni with q8-vnni, and the plain
+  // AVX2 table too.
+  it.each(tables.slice(1))("%s gives the bits of the best table", (kernel) => {
+    const best = compare(tables[0]).map((r) => r.checksum);
+    const mine = compare(kernel).map((r) => r.checksum);
+    expect(mine).toEqual(best);
+    // One product per shape and thread count; 1 and 3 threads give the same bits too.
+    for (let i = 0; i < mine.length; i += 2) expect(mine[i + 1]).toBe(mine[i]);
+  });
+
+  it.skipIf(tables.length < 2)("generate() gives the same image through every table", async () => {
+    const path = await tinyModel("q8_0");
+    const script = `
+      const { loadModel } = await import(${JSON.stringify(distIndex)});
+      const model = await loadModel(${JSON.stringify(path)}, { backend: "cpu", threads: 2 });
+      const [r] = await model.generate({ prompt: "赤い丸", steps: 2, seed: 7, width: 64, height: 64 });
+      const unet = model.memory().find((m) => m.name === "unet");
+      await model.close();
+      console.log(JSON.stringify({ rgba: Buffer.from(r.rgba).toString("base64"), packed: unet.packedBytes }));`;
+    const images = tables.map((kernel) => withKernel(kernel, script) as { rgba: string; packed: number });
+    for (const image of images) {
+      expect(image.packed).toBeGreaterThan(0); // the q8_0 matrices went through the kernel
+      expect(image.rgba).toBe(images[0].rgba);
+    }
+  });
+});
+
 describe("q8_0 weights in a loaded model", () => {
-  it.skipIf(!vnni)("are interleaved on the CPU; releaseIdleWeights drops and rebuilds the copies between runs", async () => {
+  it.skipIf(tables.length === 0)("are interleaved on the CPU; releaseIdleWeights drops and rebuilds the copies between runs", async () => {
     const path = await tinyModel("q8_0");
     const fast = await loadModel(path, { backend: "cpu", threads: 2 });
     const lean = await loadModel(path, { backend: "cpu", threads: 2, releaseIdleWeights: true });
@@ -127,7 +210,7 @@ describe("model files in the CPU kernel's layout (convert cpuLayout)", () => {
     }
   });
 
-  it.skipIf(!vnni)("are read in place on the CPU and give the images of the plain file", async () => {
+  it.skipIf(tables.length === 0)("are read in place on the CPU and give the images of the plain file", async () => {
     const plain = await image(await convertTiny("plain-q8_0.gguf", false));
     const cpu = await image(await convertTiny("cpu-q8_0.gguf", true));
     expect(plain.unet.packedBytes).toBeGreaterThan(0);

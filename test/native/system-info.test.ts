@@ -1,7 +1,10 @@
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
 import { listDevices, loadModel, systemInfo } from "../../lib/index.js";
+import { nativeBinary } from "../../lib/native/addon.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
 
@@ -68,5 +71,31 @@ describe("backend selection", () => {
     }
     await expect(loadModel(undefined, { backend: "tpu" as never })).rejects.toThrow(RangeError);
     await expect(loadModel(undefined, { backend: "cpu", device: 5 })).rejects.toMatchObject({ code: "JSD_INVALID_ARGUMENT" });
+  });
+});
+
+// A benchmark switch (native/runtime/backend_loader.cpp): ggml's AVX2 build of the CPU backend on a
+// CPU that has more, for scripts/bench's "@ggml-avx2" rows.
+describe.skipIf(process.platform !== "linux")("JSD_CPU_PLUGIN=<file>", () => {
+  const systemInfoWith = (plugin: string) => {
+    const script = `
+      const { systemInfo } = await import(${JSON.stringify(new URL("../../dist/index.js", import.meta.url).href)});
+      try {
+        console.log(JSON.stringify({ features: systemInfo().ggmlCpuFeatures }));
+      } catch (e) {
+        console.log(JSON.stringify({ code: e.code, message: e.message }));
+      }`;
+    const run = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, JSD_CPU_PLUGIN: plugin } });
+    return JSON.parse(run.stdout) as { features?: string[]; code?: string; message?: string };
+  };
+
+  it("loads that CPU plugin instead of the best one beside the addon", () => {
+    const dir = dirname(nativeBinary().path);
+    const plugin = readdirSync(dir).find((name) => /^libggml-cpu.*\.so$/.test(name))!;
+    expect(systemInfoWith(join(dir, plugin)).features).toContain("sse3");
+  });
+
+  it("refuses a file it cannot load, by the variable's name", () => {
+    expect(systemInfoWith("/no/such/libggml-cpu.so")).toMatchObject({ code: "JSD_NATIVE_UNAVAILABLE", message: expect.stringContaining("JSD_CPU_PLUGIN") });
   });
 });
