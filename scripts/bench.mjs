@@ -22,6 +22,13 @@
 //   --cache DIR            model cache folder (default .cache)
 //   --reconvert            convert the model files again even when present
 //   --timeout S            limit per child process in seconds (default 3600)
+//   --e2e                  also a whole txt2img per type through generate(), 1 thread, CPU-seconds
+//                          split into text encoder, steps and VAE (off by default: ~7 CPU-minutes
+//                          a type at 512×512; scripts/bench/end-to-end.mjs); --no-e2e: not
+//   --e2e-size N           its image size (square, a multiple of 8; default 512; implies --e2e)
+//   --e2e-steps N          its steps of dpmpp_2m (default 20; implies --e2e)
+//   --e2e-vae-tiling M     auto (default: generate()'s, tiles above 384×384), on or off
+//   --e2e-only             the end-to-end runs only (no scenarios, no mat-mul)
 //
 // Each scenario (type × size × thread count) runs in a fresh child process (scripts/bench/child.mjs,
 // started by scripts/bench/run-child.mjs), so its peak RSS is its own and a crash is reported in
@@ -35,6 +42,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { unetFlops, vaeDecoderFlops } from "./bench/flops.mjs";
 import { ggmlAvx2Plugin, splitVariant, variantEnv } from "./bench/kernels.mjs";
 import { abortPreparation, baseType, ensureConverted, ensureRandomFolder, modelPath } from "./bench/models.mjs";
+import { E2E_DEFAULTS, measureEndToEnd } from "./bench/end-to-end.mjs";
 import { report } from "./bench/report.mjs";
 import { killRunningChild, runChild } from "./bench/run-child.mjs";
 import { MATMUL_SHAPES } from "./bench/shapes.mjs";
@@ -46,7 +54,7 @@ const DEFAULT_TYPES = ["f16", "q8_0", "q8_0+cpu", "q5_0", "q4_0", "q4_K"];
 
 function usage(message) {
   if (message) console.error(`bench: ${message}`);
-  console.error(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 24).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
+  console.error(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 31).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
   process.exit(2);
 }
 
@@ -76,6 +84,8 @@ function parseArgs(argv) {
   };
   let quick = false;
   let sizesGiven = false;
+  let e2e;
+  const e2eSettings = { size: E2E_DEFAULTS.size, steps: E2E_DEFAULTS.steps, vaeTiling: E2E_DEFAULTS.vaeTiling };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => (i + 1 < argv.length ? argv[++i] : usage(`${arg} needs a value`));
@@ -126,6 +136,25 @@ function parseArgs(argv) {
       case "--timeout":
         a.timeout = positiveInt(value(), arg);
         break;
+      case "--e2e":
+      case "--no-e2e":
+        e2e = arg === "--e2e";
+        break;
+      case "--e2e-size":
+      case "--e2e-steps":
+        e2eSettings[arg.slice(6)] = positiveInt(value(), arg);
+        e2e ??= true;
+        break;
+      case "--e2e-only":
+        e2e = a.e2eOnly = true;
+        break;
+      case "--e2e-vae-tiling": {
+        const m = value();
+        if (!["auto", "on", "off"].includes(m)) usage("--e2e-vae-tiling takes auto, on or off");
+        e2eSettings.vaeTiling = m === "auto" ? "auto" : m === "on";
+        e2e ??= true;
+        break;
+      }
       case "--ggml-avx2-plugin":
         a.ggmlAvx2Plugin = resolve(value());
         break;
@@ -141,6 +170,8 @@ function parseArgs(argv) {
   if (quick) a.sizes = [256];
   if (a.types.length === 0) usage("--types is empty");
   for (const s of a.sizes) if (s % 64 !== 0) usage(`size ${s} is not a multiple of 64`);
+  if (e2eSettings.size % 8 !== 0) usage(`--e2e-size ${e2eSettings.size} is not a multiple of 8`);
+  a.e2e = e2e ? e2eSettings : null;
   a.quick = quick;
   return a;
 }
@@ -347,13 +378,15 @@ async function main() {
   const flopsAt = (size) => unetFlops(unetConfig, { latentHeight: size / f, latentWidth: size / f, batch: 2 });
   const vaeFlopsAt = (size) => vaeDecoderFlops(vaeConfig, { latentHeight: size / f, latentWidth: size / f, batch: 1 });
 
-  log(`bench: types ${args.types.join(", ")}; sizes ${args.sizes.join(", ")}; ${threads} threads${args.cpuRun ? " + 1-thread runs" : ""}; reps ${args.reps}, VAE reps ${args.vaeReps}`);
+  const e2eLine = args.e2e ? `end to end ${args.e2e.size}×${args.e2e.size}, ${args.e2e.steps} steps, 1 thread` : "";
+  log(`bench: types ${args.types.join(", ")}; ${args.e2eOnly ? e2eLine : `sizes ${args.sizes.join(", ")}; ${threads} threads${args.cpuRun ? " + 1-thread runs" : ""}; reps ${args.reps}, VAE reps ${args.vaeReps}${e2eLine && `; ${e2eLine}`}`}`);
   const started = performance.now();
 
   const models = await prepareModels(args);
-  const matmul = await measureMatmul(args);
-  const scenarios = await runScenarios(args, models, { threads, flopsAt, vaeFlopsAt });
-  await report(args, { sys, threads, commit, dirty, flopsAt, vaeFlopsAt, matmul, scenarios, started });
+  const matmul = args.e2eOnly ? {} : await measureMatmul(args);
+  const scenarios = args.e2eOnly ? [] : await runScenarios(args, models, { threads, flopsAt, vaeFlopsAt });
+  const endToEnd = await measureEndToEnd(args, models, log);
+  await report(args, { sys, threads, commit, dirty, flopsAt, vaeFlopsAt, matmul, scenarios, endToEnd, started });
 }
 
 await main();

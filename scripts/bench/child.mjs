@@ -7,11 +7,14 @@
 //   each, and the process's peak RSS at the end.
 // job.mode "matmul": the matrix-product throughput of one weight type on the UNet's shapes (1 thread),
 //   and which kernel did it (the parent's environment may force one: scripts/bench/kernels.mjs).
+// job.mode "e2e": one whole txt2img through generate(), 1 thread, with its CPU-seconds split into
+//   text encoder, steps and VAE (scripts/bench/end-to-end.mjs).
 //
 // The result goes to the parent over the IPC channel ({ kind: "result", result }); progress
 // lines go to stderr. Any failure exits non-zero after sending { kind: "error", message }.
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { runEndToEndChild } from "./end-to-end.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const job = JSON.parse(process.argv[2] ?? "{}");
@@ -201,7 +204,7 @@ async function runMatmul() {
 }
 
 try {
-  const result = job.mode === "matmul" ? await runMatmul() : await runScenario();
+  const result = job.mode === "matmul" ? await runMatmul() : job.mode === "e2e" ? await runEndToEndChild(root, job, log) : await runScenario();
   await send({ kind: "result", result });
   process.exit(0);
 } catch (error) {

@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { dirname } from "node:path";
+import { E2E_SCHEDULER_NOTE } from "./end-to-end.mjs";
 import { MATMUL_SHAPES } from "./shapes.mjs";
 
 const log = (message) => process.stderr.write(`${message}\n`);
@@ -39,7 +40,7 @@ function oneLine(text, max = 160) {
 }
 
 /** Phase 4: prints the tables and writes the JSON. */
-export async function report(args, { sys, threads, commit, dirty, flopsAt, vaeFlopsAt, matmul, scenarios, started }) {
+export async function report(args, { sys, threads, commit, dirty, flopsAt, vaeFlopsAt, matmul, scenarios, endToEnd = [], started }) {
   const json = {
     commit,
     cpu: cpuModel(),
@@ -55,10 +56,11 @@ export async function report(args, { sys, threads, commit, dirty, flopsAt, vaeFl
     node: process.versions.node,
     platform: `${process.platform}-${process.arch}`,
     date: new Date().toISOString(),
-    options: { backend: args.backend, quick: args.quick, sizes: args.sizes, reps: args.reps, vaeReps: args.vaeReps, flashAttention: args.flashAttention, cpuRun: args.cpuRun, matmulRuns: args.matmulRuns },
+    options: { backend: args.backend, quick: args.quick, sizes: args.sizes, reps: args.reps, vaeReps: args.vaeReps, flashAttention: args.flashAttention, cpuRun: args.cpuRun, matmulRuns: args.matmulRuns, e2e: args.e2e, e2eOnly: Boolean(args.e2eOnly) },
     unetFlopsPerStep: Object.fromEntries(args.sizes.map((s) => [`${s}x${s}`, flopsAt(s).total])),
     vaeDecodeFlops: Object.fromEntries(args.sizes.map((s) => [`${s}x${s}`, vaeFlopsAt(s).total])),
     matmul,
+    endToEnd,
     seconds: (performance.now() - started) / 1000,
   };
 
@@ -91,7 +93,7 @@ export async function report(args, { sys, threads, commit, dirty, flopsAt, vaeFl
       s.errors ? `**partly failed**: ${oneLine(s.errors.join("; "), 100)}` : s.modelBytes ? `${(s.modelBytes / 2 ** 30).toFixed(2)} GiB file` : "",
     ]);
   }
-  out.push(
+  if (scenarios.length > 0) out.push(
     table(["type", "size", "load s", "text s", `step s (${threads} thr)`, "step CPU-s (1 thr)", "UNet GFLOP/s/core", `VAE s (${threads} thr)`, "VAE CPU-s (1 thr)", "peak RSS", "notes"], rows),
   );
   if (args.matmul && Object.keys(matmul).length > 0) {
@@ -103,6 +105,16 @@ export async function report(args, { sys, threads, commit, dirty, flopsAt, vaeFl
     });
     out.push(table(["type", "kernel", "mean", ...MATMUL_SHAPES.map((sh) => `${sh.short} m${sh.m} k${sh.k} n${sh.n}`)], mrows));
   }
+  if (endToEnd.length > 0) {
+    out.push("", `End to end: one txt2img through generate(), 1 thread, first run after loading; scheduler ${E2E_SCHEDULER_NOTE}; CPU-seconds (user + sys) split at the phase boundaries (docs/benchmark.md):`, "");
+    const erows = endToEnd.map((e) => {
+      const base = [e.type, `${e.width}×${e.height}`, String(e.steps), e.scheduler];
+      if (e.cpuSeconds === null) return [...base, `**failed**: ${oneLine((e.errors ?? []).join("; "))}`, "", "", "", "", "", ""];
+      const share = (x) => `${fmtSeconds(x)} (${((100 * x) / e.cpuSeconds).toFixed(0)} %)`;
+      return [...base, fmtSeconds(e.cpuSeconds), share(e.textEncodeCpuSeconds), `${share(e.stepsCpuSeconds)}, ${fmtSeconds(e.stepsCpuSeconds / e.unetCalls)}/step`, `${share(e.vaeCpuSeconds)}${e.vaeDecodeCalls > 1 ? `, ${e.vaeDecodeCalls} tiles` : ", untiled"}`, fmtSeconds(e.otherCpuSeconds), fmtSeconds(e.seconds), fmtGiB(e.peakRssBytes)];
+    });
+    out.push(table(["type", "size", "steps", "scheduler", "total CPU-s", "text encoder", "steps", "VAE", "other", "wall s", "peak RSS"], erows));
+  }
   console.log(out.join("\n"));
 
   if (args.json) {
@@ -110,7 +122,7 @@ export async function report(args, { sys, threads, commit, dirty, flopsAt, vaeFl
     await writeFile(args.json, JSON.stringify(json, null, 2) + "\n");
     log(`bench: wrote ${args.json}`);
   }
-  const failed = scenarios.filter((s) => s.errors).length + Object.values(matmul).filter((m) => m.error).length;
+  const failed = [...scenarios, ...endToEnd].filter((s) => s.errors).length + Object.values(matmul).filter((m) => m.error).length;
   log(`bench: done in ${((performance.now() - started) / 1000).toFixed(0)} s${failed ? `, ${failed} with failures (see the table)` : ""}`);
 }
 
