@@ -146,7 +146,7 @@ JSD_DOTPROD_TARGET JSD_TILE_SCHEDULE void gemm_tile(const uint8_t* quants, const
 
 template <int... MT>
 constexpr Q8Kernels make_table(std::integer_sequence<int, MT...>) {
-  return Q8Kernels{"q8-neon-dot", quantize_rows, kTileRows, {&gemm_tile<MT + 1>...}};
+  return Q8Kernels{"q8-neon-dot", quantize_rows, kTileRows, {&gemm_tile<MT + 1>...}, {}};  // no q4 tiles
 }
 
 bool cpu_has_dotprod() {
