@@ -19,8 +19,8 @@
 // (w + 128) because x86's VNNI multiplies unsigned by signed bytes; the activations' block sums
 // undo the offset (a kernel that multiplies signed bytes flips the top bit back on load).
 //
-// q4_0 matrices (q4_interleave) go the same way through the tables that have q4 tiles (the x86
-// ones; not NEON's yet): per group of 16 rows, all blocks' nibbles, then all blocks' scales:
+// q4_0 matrices (q4_interleave) go the same way through the tables' q4 tiles (every table has
+// them: the same tile templated on the weight step): per group of 16 rows, all blocks' nibbles, then all blocks' scales:
 //   quants: for each block b, for i in 0..3, for row r in 0..15: ggml's qs[r][b][4i .. 4i+3]
 //   scales: for each block b, the 16 rows' f16 scales
 // as many bytes as the q4_0 rows. ggml's byte j holds value j in its low nibble and value j + 16

@@ -1,7 +1,7 @@
 // The engine's own matrix kernels against ggml's plain mul_mat of the same quantized weights:
 // q8_0 interleaved for the engine's kernel (native/kernels/q8_gemm.cpp: one table per instruction
-// set, AVX-512 VNNI, AVX-VNNI, AVX2), q4_0 interleaved for the tables' q4 tiles (AVX-512 VNNI's)
-// and ggml's repacked q4_0 elsewhere.
+// set, AVX-512 VNNI, AVX-VNNI, AVX2), q4_0 interleaved for the tables' q4 tiles (every table's)
+// and ggml's repacked q4_0 where no table runs.
 // Both sides quantize the activations to q8_0 blocks; ggml keeps each block's scale as f16 and
 // the kernels as f32, so products differ by up to about 2^-11 of their magnitude. The stated
 // tolerance is 2e-3 of the largest product; a wrong layout or offset gives errors of order 1.
@@ -18,9 +18,9 @@ const features = systemInfo().cpuFeatures;
 const tolerance = 2e-3;
 // Every kernel table this CPU runs, best first (the names JSD_Q8_KERNEL forces).
 const tables = process.env.JSD_NO_REPACK ? [] : native().diagnostics.q8Kernels();
-// The table whose q4 tiles multiply q4_0 matrices (q8_gemm_isa.h: the x86 tables have them, NEON's
-// not yet); elsewhere q4_0 stays on ggml's repacked kernels.
-const q4Table = tables.length > 0 && tables[0] !== "q8-neon-dot" ? tables[0] : undefined;
+// The table whose q4 tiles multiply q4_0 matrices (q8_gemm_isa.h: every table has them); where
+// there is none, q4_0 stays on ggml's repacked kernels.
+const q4Table = tables.length > 0 ? tables[0] : undefined;
 const q4Kernel = q4Table ?? "ggml-repack";
 const distIndex = new URL("../../dist/index.js", import.meta.url).href;
 const distAddon = new URL("../../dist/native/addon.js", import.meta.url).href;
@@ -121,10 +121,9 @@ describe.skipIf(tables.length === 0)(`each q8_0 kernel table this CPU runs (${ta
     return checks.get(kernel)!;
   };
 
-  it.each(tables)("%s matches ggml's mul_mat on the UNet's shapes (q8_0, and q4_0 where it has q4 tiles)", (kernel) => {
+  it.each(tables)("%s matches ggml's mul_mat on the UNet's shapes (q8_0 and q4_0)", (kernel) => {
     for (const [i, r] of compare(kernel).entries()) {
-      const q4 = i % 4 >= 2;
-      if (!q4 || q4Table) expect(r.kernel).toBe(kernel); // NEON's table has no q4 tiles yet
+      expect(r.kernel, `product ${i}`).toBe(kernel);
       expect(r.maxAbs).toBeGreaterThan(0);
       expect(r.maxAbsDiff).toBeLessThanOrEqual(tolerance * r.maxAbs);
     }
