@@ -297,4 +297,14 @@ describe.skipIf(q4Table === undefined)(`q4_0 through the ${q4Table ?? "(none)"} 
     // rounding: measured 9.1 here, 9.5 for ggml's plain product, 9.2 for its repacked one).
     expect(meanDiff(ours.rgba, reference.rgba)).toBeLessThan(meanDiff(plain.rgba, reference.rgba) + 1);
   });
+
+  it("releaseIdleWeights drops the q4_0 copies and rebuilds them from the file for the next run", async () => {
+    const path = await tinyModel("q4_0");
+    const models = [await loadModel(path, { backend: "cpu", threads: 2 }), await loadModel(path, { backend: "cpu", threads: 2, releaseIdleWeights: true })];
+    for (let run = 0; run < 2; run++) {
+      const [a, b] = await Promise.all(models.map(async (model) => (await model.generate({ prompt: "青い星", steps: 2, seed: 4, width: 64, height: 64 }))[0]));
+      expect(Buffer.from(b.rgba).equals(Buffer.from(a.rgba))).toBe(true);
+    }
+    await Promise.all(models.map((model) => model.close()));
+  });
 });
