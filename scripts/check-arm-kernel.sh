@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Arm q8_0 kernel (native/kernels/q8_gemm_neon.cpp, "q8-neon-dot") checked on this x86
+# The Arm q8_0 kernel and its q4_0 tiles (native/kernels/q8_gemm_neon.cpp, "q8-neon-dot") checked on this x86
 # machine: builds native/kernels/check/q8_neon_check.cpp with Debian's cross compiler and runs it
 # under qemu's user-mode emulator (its default CPU, "max", has the dot-product extension), on the
 # UNet's mat-mul shapes (scripts/bench/shapes.mjs) and every tile size. About 20 s.

@@ -18,6 +18,16 @@
 // which is exactly as many bytes as the q8_0 rows it came from. Quants are stored unsigned
 // (w + 128) because x86's VNNI multiplies unsigned by signed bytes; the activations' block sums
 // undo the offset (a kernel that multiplies signed bytes flips the top bit back on load).
+//
+// q4_0 matrices (q4_interleave) go the same way through the tables' q4 tiles (every table has
+// them: the same tile templated on the weight step): per group of 16 rows, all blocks' nibbles, then all blocks' scales:
+//   quants: for each block b, for i in 0..3, for row r in 0..15: ggml's qs[r][b][4i .. 4i+3]
+//   scales: for each block b, the 16 rows' f16 scales
+// as many bytes as the q4_0 rows. ggml's byte j holds value j in its low nibble and value j + 16
+// in its high one, so one 64-byte load i gives, after & 0x0F, the quants of q8 step i (values
+// 4i .. 4i+3 of each row) and, after >> 4 & 0x0F, those of step i + 4: the same activation bytes
+// as the q8 tile's. The quants are unsigned 0..15 (value = d * (q - 8)); the zero point comes
+// out through the records' offsets: the accumulator starts at offset / 16 = -8 * (block sum).
 #pragma once
 
 #include <cstddef>
@@ -41,6 +51,11 @@ std::vector<std::string> q8_gemm_kernel_names();
 // Whether a q8_0 matrix [k, n] can be interleaved (n a multiple of 16).
 bool q8_interleavable(const ggml_tensor* weight);
 
+// The same for q4_0: true when the chosen table has q4 tiles (q4_gemm_available) and the matrix
+// is a q4_0 [k, n] with n a multiple of 16. JSD_Q4_GGML=1 turns q4_gemm_available off.
+bool q4_gemm_available();
+bool q4_interleavable(const ggml_tensor* weight);
+
 // q8_interleave and q8_deinterleave (q8_layout.h, which has no ggml) change between the layouts.
 
 // Model files may store q8_0 matrices interleaved already (`jsd convert --cpu-layout`), listing
@@ -50,5 +65,7 @@ bool q8_interleavable(const ggml_tensor* weight);
 // weight [k, n] (interleaved q8_0) times x [k, ...] -> [n, ...] f32, like ggml_mul_mat. Only the
 // CPU backend runs it.
 ggml_tensor* q8_mul_mat(ggml_context* ctx, ggml_tensor* weight, ggml_tensor* x);
+// The same for an interleaved q4_0 weight (q4_interleave).
+ggml_tensor* q4_mul_mat(ggml_context* ctx, ggml_tensor* weight, ggml_tensor* x);
 
 }  // namespace jsd

@@ -11,6 +11,8 @@
 // AVX-512 table, so all three give the same bits. The plain table's step is 4 vector ops per 32
 // products (sign, maddubs, madd, add), 3 of them on the two ports that multiply: about 1.7 times
 // ggml's AVX2 q8_0 product, which spends about 6 such ops per 32 products with no reuse of loads.
+// Both also have q4 tiles (q8_gemm.h's q4_0 groups): the same tile on nibbles unpacked in
+// registers, with vpdpbusd or, for the plain table, maddubs on the unsigned nibbles.
 #include <cstring>
 #include <utility>
 
@@ -71,6 +73,28 @@ JSD_AVX2_TARGET void quantize_rows(const float* x, int64_t rows, int64_t k, size
   }
 }
 
+// The weight steps: load(wb, i, h) gives rows 8h .. 8h+7's stored quants (unsigned) for values
+// 4i .. 4i+3 of each row's block, from the block's bytes at wb; offset(o) is where a block's int32
+// accumulator starts for a record's offset o. q8_0: +128 stored, one 32-byte load per step.
+struct Q8Weights {
+  static constexpr int kBlockBytes = kQ8Group * kQ8Block;
+  JSD_AVX2_TARGET static __m256i load(const uint8_t* wb, int i, int h) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + i * 64 + 32 * h));
+  }
+  static int32_t offset(int32_t o) { return o; }
+};
+
+// q4_0 (q8_gemm.h): low nibbles for steps 0..3, high ones for 4..7; stored 0..15 for q - 8, so the
+// accumulator starts at -8 * sum = o / 16.
+struct Q4Weights {
+  static constexpr int kBlockBytes = kQ8Group * kQ8Block / 2;
+  JSD_AVX2_TARGET static __m256i load(const uint8_t* wb, int i, int h) {
+    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + (i & 3) * 64 + 32 * h));
+    return _mm256_and_si256(i < 4 ? raw : _mm256_srli_epi16(raw, 4), _mm256_set1_epi8(0x0F));
+  }
+  static int32_t offset(int32_t o) { return o / 16; }
+};
+
 // The dot-product steps: acc += the 4-byte dot products of one row's stored weights (per int32
 // lane) with 4 activation bytes broadcast to every lane.
 
@@ -78,7 +102,7 @@ JSD_AVX2_TARGET void quantize_rows(const float* x, int64_t rows, int64_t k, size
 struct VnniDot {
   static constexpr bool kOffsets = true;
   using Weight = __m256i;
-  JSD_AVX_VNNI_TARGET static Weight load(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  JSD_AVX_VNNI_TARGET static Weight prepare(__m256i w) { return w; }
   JSD_AVX_VNNI_TARGET static __m256i dot(__m256i acc, Weight w, __m256i x) { return _mm256_dpbusd_avx_epi32(acc, w, x); }
 };
 
@@ -88,8 +112,8 @@ struct SignedDot {
   struct Weight {
     __m256i abs, sign;
   };
-  JSD_AVX2_TARGET static Weight load(const uint8_t* p) {
-    const __m256i w = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _mm256_set1_epi8(static_cast<char>(0x80)));
+  JSD_AVX2_TARGET static Weight prepare(__m256i stored) {
+    const __m256i w = _mm256_xor_si256(stored, _mm256_set1_epi8(static_cast<char>(0x80)));
     return {_mm256_abs_epi8(w), w};
   }
   JSD_AVX2_TARGET static __m256i dot(__m256i acc, const Weight& w, __m256i x) {
@@ -98,6 +122,19 @@ struct SignedDot {
     // Keeps the additions a chain per accumulator: gcc otherwise reassociates a block's eight
     // into a tree and keeps all 64 products of a 4-row tile in memory at once.
     __asm__("" : "+x"(sum));
+    return sum;
+  }
+};
+
+// Plain AVX2 on q4_0's unsigned quants (0..15): maddubs cannot saturate (2 * 15 * 128 < 32767),
+// so the stored weights multiply the signed activations as they are; the offsets undo the 8.
+struct UnsignedDot {
+  static constexpr bool kOffsets = true;
+  using Weight = __m256i;
+  JSD_AVX2_TARGET static Weight prepare(__m256i w) { return w; }
+  JSD_AVX2_TARGET static __m256i dot(__m256i acc, Weight w, __m256i x) {
+    __m256i sum = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1)));
+    __asm__("" : "+x"(sum));  // as SignedDot's
     return sum;
   }
 };
@@ -131,13 +168,13 @@ bool has_avx_vnni() {
 }  // namespace
 
 const Q8Kernels* q8_kernels_avx_vnni() {
-  static constexpr Q8Kernels table = avx_vnni::make_table<VnniDot>("q8-avx-vnni", std::make_integer_sequence<int, kAvxVnniTileRows>{});
+  static constexpr Q8Kernels table = avx_vnni::make_table<VnniDot, VnniDot>("q8-avx-vnni", std::make_integer_sequence<int, kAvxVnniTileRows>{});
   static const bool cpu = has_avx_vnni();
   return cpu ? &table : nullptr;
 }
 
 const Q8Kernels* q8_kernels_avx2() {
-  static constexpr Q8Kernels table = avx2::make_table<SignedDot>("q8-avx2", std::make_integer_sequence<int, kAvx2TileRows>{});
+  static constexpr Q8Kernels table = avx2::make_table<SignedDot, UnsignedDot>("q8-avx2", std::make_integer_sequence<int, kAvx2TileRows>{});
   static const bool cpu = has_avx2();
   return cpu ? &table : nullptr;
 }

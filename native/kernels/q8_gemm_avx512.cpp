@@ -1,6 +1,7 @@
 // q8_gemm.h's kernel for x86 CPUs with AVX-512 VNNI: 16 output rows in each 512-bit register,
 // tiles of 16 rows by 12 activation rows, so every weight load feeds 12 VNNI dot products
 // (vpdpbusd, unsigned stored weights by signed activations; the records' offsets undo the +128).
+// The same tile reads q4_0 groups (q8_gemm.h), the nibbles unpacked in registers.
 #include <cstring>
 #include <utility>
 
@@ -51,22 +52,44 @@ JSD_VNNI_TARGET void quantize_rows(const float* x, int64_t rows, int64_t k, size
   }
 }
 
+// The weight steps of a tile: Weights::load(wb, i) gives the 16 rows' stored quants for values
+// 4i .. 4i+3 of each row's block (unsigned), from the block's bytes at wb; offset(o) is where the
+// block's int32 accumulator starts for a record's offset o (-128 * the block's activation sum).
+// q8_0: one 64-byte load per step, +128 stored.
+struct Q8Weights {
+  static constexpr int kBlockBytes = kGroup * kBlock;
+  JSD_VNNI_TARGET static __m512i load(const uint8_t* wb, int i) { return _mm512_loadu_si512(wb + i * 64); }
+  static int32_t offset(int32_t o) { return o; }
+};
+
+// q4_0: one 64-byte load per two steps, low nibbles for steps 0..3, high ones for 4..7; stored
+// 0..15 for values q - 8, so the accumulator starts at -8 * sum = o / 16 (exact).
+struct Q4Weights {
+  static constexpr int kBlockBytes = kGroup * kBlock / 2;
+  JSD_VNNI_TARGET static __m512i load(const uint8_t* wb, int i) {
+    const __m512i raw = _mm512_loadu_si512(wb + (i & 3) * 64);
+    const __m512i nibble = _mm512_set1_epi8(0x0F);
+    return _mm512_and_si512(i < 4 ? raw : _mm512_srli_epi16(raw, 4), nibble);
+  }
+  static int32_t offset(int32_t o) { return o / 16; }
+};
+
 // One register tile: 16 output rows (one weight group) by MT activation rows, over all of k.
-template <int MT>
+template <class Weights, int MT>
 JSD_VNNI_TARGET inline void gemm_tile(const uint8_t* quants, const uint16_t* scales, int64_t nb, const uint8_t* x, int64_t k,
                                       int64_t row_bytes, float* out, int64_t ldo) {
   __m512 sum[MT];
   for (int m = 0; m < MT; ++m) sum[m] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + b * kGroup)));
-    const uint8_t* wb = quants + b * kGroup * kBlock;
+    const uint8_t* wb = quants + b * Weights::kBlockBytes;
     __m512i acc[MT];
     for (int m = 0; m < MT; ++m) {
-      acc[m] = _mm512_set1_epi32(reinterpret_cast<const int32_t*>(x + m * row_bytes + k + 4 * nb)[b]);
+      acc[m] = _mm512_set1_epi32(Weights::offset(reinterpret_cast<const int32_t*>(x + m * row_bytes + k + 4 * nb)[b]));
     }
 #pragma GCC unroll 8
     for (int i = 0; i < kBlock / 4; ++i) {
-      const __m512i w = _mm512_loadu_si512(wb + i * 64);
+      const __m512i w = Weights::load(wb, i);
       for (int m = 0; m < MT; ++m) {
         int32_t xi;
         std::memcpy(&xi, x + m * row_bytes + b * kBlock + 4 * i, 4);
@@ -83,7 +106,7 @@ JSD_VNNI_TARGET inline void gemm_tile(const uint8_t* quants, const uint16_t* sca
 
 template <int... MT>
 constexpr Q8Kernels make_table(std::integer_sequence<int, MT...>) {
-  return Q8Kernels{"q8-vnni", quantize_rows, kTileRows, {&gemm_tile<MT + 1>...}};
+  return Q8Kernels{"q8-vnni", quantize_rows, kTileRows, {&gemm_tile<Q8Weights, MT + 1>...}, {&gemm_tile<Q4Weights, MT + 1>...}};
 }
 
 }  // namespace

@@ -21,6 +21,7 @@ namespace jsd {
 inline constexpr int kQ8Block = 32;       // q8_0 block width
 inline constexpr int kQ8Group = 16;       // output rows per interleaved group
 inline constexpr int kQ8BlockBytes = 34;  // ggml's block_q8_0: f16 scale + 32 int8
+inline constexpr int kQ4BlockBytes = 18;  // ggml's block_q4_0: f16 scale + 16 bytes of nibbles
 inline constexpr int kQ8MaxTileRows = 16;
 
 // Bytes of one row's activation record (below).
@@ -49,6 +50,9 @@ struct Q8Kernels {
   void (*quantize_rows)(const float* x, int64_t rows, int64_t k, size_t x_stride, uint8_t* out, int ith, int nth);
   int tile_rows;                     // activation rows per full tile
   Q8TileFn tiles[kQ8MaxTileRows];    // tiles[mt - 1] handles mt rows, 1 <= mt <= tile_rows
+  // The same tiles on q4_0 groups (q8_gemm.h), the same activation records; all null where the
+  // table has none (q4_0 then stays on ggml's repacked kernels).
+  Q8TileFn q4_tiles[kQ8MaxTileRows];
 };
 
 // Each returns its table where this build and this CPU have the instructions, else null.

@@ -14,6 +14,8 @@
 // each activation row takes 2 loads, 8 SDOTs into one int32x4 and the block's float step
 // (scvtf, fmul dw * dx, fma) into its one f32x4 sum. 12 activation rows per tile: 12 sums + 8
 // weights + the flip constant + dw + the row's 2 x registers, its accumulator and dx = 26 of 32.
+// q4_0 groups (q8_gemm.h) take the same tile: per pass and block, 4 loads give the 8 weight
+// registers (low nibbles, high nibbles, each minus 8 to signed), the offsets ignored as for q8_0.
 // The arithmetic is the VNNI kernel's: per block an exact int32 dot, then
 // sum += float(acc) * (dw * dx) fused, so both give the same floats.
 //
@@ -104,21 +106,39 @@ void quantize_rows(const float* x, int64_t rows, int64_t k, size_t x_stride, uin
   }
 }
 
+// The weight steps of a pass: load(wb, i) gives rows 4q..4q+3's signed weights for values
+// 4i .. 4i+3 of each row's block, wb pointing at the block's bytes + 16q. q8_0: +128 stored, flipped.
+struct Q8Weights {
+  static constexpr int kBlockBytes = kGroup * kBlock;
+  JSD_DOTPROD_TARGET static int8x16_t load(const uint8_t* wb, int i) {
+    return vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wb + 64 * i), vdupq_n_u8(0x80)));
+  }
+};
+
+// q4_0 groups (q8_gemm.h): low nibbles for steps 0..3, high ones for 4..7, stored 0..15 for q - 8.
+struct Q4Weights {
+  static constexpr int kBlockBytes = kGroup * kBlock / 2;
+  JSD_DOTPROD_TARGET static int8x16_t load(const uint8_t* wb, int i) {
+    const uint8x16_t raw = vld1q_u8(wb + 64 * (i & 3));
+    const uint8x16_t nibble = i < 4 ? vandq_u8(raw, vdupq_n_u8(0x0F)) : vshrq_n_u8(raw, 4);
+    return vsubq_s8(vreinterpretq_s8_u8(nibble), vdupq_n_s8(8));
+  }
+};
+
 // One register tile: 16 output rows (one weight group) by MT activation rows, over all of k, in
 // four passes of 4 weight rows (the comment at the top).
-template <int MT>
+template <class Weights, int MT>
 JSD_DOTPROD_TARGET JSD_TILE_SCHEDULE void gemm_tile(const uint8_t* quants, const uint16_t* scales, int64_t nb, const uint8_t* x,
                                                      int64_t k, int64_t row_bytes, float* out, int64_t ldo) {
-  const uint8x16_t flip = vdupq_n_u8(0x80);
   for (int q = 0; q < 4; ++q) {
     float32x4_t sum[MT];
 #pragma GCC unroll 16
     for (int m = 0; m < MT; ++m) sum[m] = vdupq_n_f32(0.0f);
     for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* wb = quants + b * kGroup * kBlock + 16 * q;
+      const uint8_t* wb = quants + b * Weights::kBlockBytes + 16 * q;
       int8x16_t w[kBlock / 4];
 #pragma GCC unroll 8
-      for (int i = 0; i < kBlock / 4; ++i) w[i] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wb + 64 * i), flip));
+      for (int i = 0; i < kBlock / 4; ++i) w[i] = Weights::load(wb, i);
       const float32x4_t dw = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(scales + b * kGroup + 4 * q)));
 #pragma GCC unroll 16
       for (int m = 0; m < MT; ++m) {
@@ -146,7 +166,7 @@ JSD_DOTPROD_TARGET JSD_TILE_SCHEDULE void gemm_tile(const uint8_t* quants, const
 
 template <int... MT>
 constexpr Q8Kernels make_table(std::integer_sequence<int, MT...>) {
-  return Q8Kernels{"q8-neon-dot", quantize_rows, kTileRows, {&gemm_tile<MT + 1>...}};
+  return Q8Kernels{"q8-neon-dot", quantize_rows, kTileRows, {&gemm_tile<Q8Weights, MT + 1>...}, {&gemm_tile<Q4Weights, MT + 1>...}};
 }
 
 bool cpu_has_dotprod() {

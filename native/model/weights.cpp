@@ -74,6 +74,7 @@ WeightStore::WeightStore(const ModelFile& file, const std::string& prefix, const
   if (ctx_ == nullptr || packed_ctx_ == nullptr || q8_ctx_ == nullptr) throw Error(ErrorCode::OutOfMemory, "cannot allocate a ggml context");
   const bool repack = cpu_repack_buffer_type() != nullptr && std::getenv("JSD_NO_REPACK") == nullptr;
   const bool kernel = q8_gemm_available();
+  const bool q4_kernel = q4_gemm_available();
   for (const auto& name : names) {
     ggml_tensor* meta = file.tensor(name);
     if (meta == nullptr) continue;
@@ -81,13 +82,13 @@ WeightStore::WeightStore(const ModelFile& file, const std::string& prefix, const
     // q8_ctx_ holds the q8_0 matrices that need a copy in the other layout: plain in the file
     // and interleaved for the kernel, or interleaved in the file and no kernel to read them.
     const bool in_file = file_interleaved_.count(name) != 0;
-    const bool copy = in_file ? !kernel : kernel && matrix && q8_interleavable(meta);
-    ggml_context* ctx = repack && matrix && repackable(meta) ? packed_ctx_ : copy ? q8_ctx_ : ctx_;
+    const bool copy = in_file ? !kernel : matrix && ((kernel && q8_interleavable(meta)) || (q4_kernel && q4_interleavable(meta)));
+    ggml_context* ctx = copy ? q8_ctx_ : repack && matrix && repackable(meta) ? packed_ctx_ : ctx_;
     ggml_tensor* t = ggml_dup_tensor(ctx, meta);
     ggml_set_name(t, name.c_str());
     tensors_[name.substr(prefix.size())] = t;
     // On the CPU the kernel reads a matrix interleaved wherever it runs: copied so, or in place.
-    if (kernel && (in_file || copy)) cpu_interleaved_.insert(t);
+    if (in_file ? kernel : copy) cpu_interleaved_.insert(t);
     if (!matrix) row_lookups_.insert(t);
   }
 }
@@ -110,7 +111,11 @@ void WeightStore::read_layout(const ModelFile& file, const ggml_tensor* t, bool 
   }
   scratch.resize(size);
   file.read_tensor(ggml_get_name(t), scratch.data(), size);
-  (interleaved ? q8_interleave : q8_deinterleave)(scratch.data(), dst, t->ne[1], t->ne[0]);
+  if (t->type == GGML_TYPE_Q4_0) {
+    (interleaved ? q4_interleave : q4_deinterleave)(scratch.data(), dst, t->ne[1], t->ne[0]);
+  } else {
+    (interleaved ? q8_interleave : q8_deinterleave)(scratch.data(), dst, t->ne[1], t->ne[0]);
+  }
 }
 
 void WeightStore::copy_q8(const ModelFile& file, const std::vector<ggml_tensor*>& matrices, int threads, bool interleaved) {
@@ -147,7 +152,8 @@ void WeightStore::copy_q8(const ModelFile& file, const std::vector<ggml_tensor*>
 bool WeightStore::q8_copies_interleaved() const { return q8_copies_on_cpu_ && q8_gemm_available(); }
 
 WeightLayout WeightStore::layout_of(const ggml_tensor* t) const {
-  return loaded_on_cpu_ && cpu_interleaved_.count(t) ? WeightLayout::Q8Interleaved : WeightLayout::Ggml;
+  if (!loaded_on_cpu_ || !cpu_interleaved_.count(t)) return WeightLayout::Ggml;
+  return t->type == GGML_TYPE_Q4_0 ? WeightLayout::Q4Interleaved : WeightLayout::Q8Interleaved;
 }
 
 void WeightStore::load(const ModelFile& file, ggml_backend_t backend, int threads) {

@@ -17,8 +17,8 @@ class ModelFile;
 
 // How a matrix's bytes are laid out, which decides the kernel that multiplies by it: ggml's own
 // rows (ggml_mul_mat, including the rows ggml's repacking buffer reorders behind its own buffer
-// type), or q8_gemm.h's interleaved q8_0 groups (q8_mul_mat, CPU only).
-enum class WeightLayout { Ggml, Q8Interleaved };
+// type), or q8_gemm.h's interleaved q8_0 or q4_0 groups (q8_mul_mat, q4_mul_mat; CPU only).
+enum class WeightLayout { Ggml, Q8Interleaved, Q4Interleaved };
 
 struct Linear {
   ggml_tensor* weight = nullptr;  // [in, out], any type
@@ -56,8 +56,9 @@ class WeightStore {
   // where each one lives and how the CPU would read it (the placement plan): q4_0/q4_K matrices go
   // to ggml's repacking buffer (interleaved rows for its int8 kernels, 2-2.5x faster there); q8_0
   // matrices are interleaved for q8_gemm.h's kernel where the CPU has one (q8_gemm_isa.h; in place when
-  // the file stores them so); row lookups and everything else are used in place from the mapped
-  // file.
+  // the file stores them so), and q4_0 matrices too where its table has q4 tiles (copied, instead
+  // of ggml's repacking buffer); row lookups and everything else are used in place from the
+  // mapped file.
   WeightStore(const ModelFile& file, const std::string& prefix, const FileWeightPlan& plan);
   ~WeightStore();
   WeightStore(const WeightStore&) = delete;
@@ -106,7 +107,7 @@ class WeightStore {
   void check_all_used() const;
 
  private:
-  // Reads a q8_0 matrix (or any tensor, when both layouts are ggml's) into dst in the layout asked
+  // Reads a q8_0 or q4_0 matrix (or any tensor, when both layouts are ggml's) into dst in the layout asked
   // for, reordering through scratch when the file's differs.
   void read_layout(const ModelFile& file, const ggml_tensor* t, bool interleaved, uint8_t* dst, std::vector<uint8_t>& scratch) const;
   // read_layout into each matrix's host memory, on up to `threads` threads.
@@ -119,7 +120,7 @@ class WeightStore {
   std::string prefix_;
   ggml_context* ctx_ = nullptr;         // tensors used as stored
   ggml_context* packed_ctx_ = nullptr;  // tensors for the repacking buffer
-  ggml_context* q8_ctx_ = nullptr;      // q8_0 matrices for the interleaved q8 kernel (q8_gemm.h)
+  ggml_context* q8_ctx_ = nullptr;      // q8_0 (and q4_0) matrices for the interleaved kernels (q8_gemm.h)
   ggml_backend_buffer_t buffer_ = nullptr;
   ggml_backend_buffer_t packed_buffer_ = nullptr;
   ggml_backend_buffer_t q8_buffer_ = nullptr;

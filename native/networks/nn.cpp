@@ -22,7 +22,14 @@ int64_t direct_conv_bytes() {
 }  // namespace
 
 ggml_tensor* matmul(ggml_context* ctx, ggml_tensor* weight, WeightLayout layout, ggml_tensor* x) {
-  return layout == WeightLayout::Q8Interleaved ? q8_mul_mat(ctx, weight, x) : ggml_mul_mat(ctx, weight, x);
+  switch (layout) {
+    case WeightLayout::Q8Interleaved:
+      return q8_mul_mat(ctx, weight, x);
+    case WeightLayout::Q4Interleaved:
+      return q4_mul_mat(ctx, weight, x);
+    default:
+      return ggml_mul_mat(ctx, weight, x);
+  }
 }
 
 ggml_tensor* linear(ggml_context* ctx, ggml_tensor* x, const Linear& l) {

@@ -28,8 +28,8 @@ double process_cpu_seconds() {
 }
 
 // One product c = a x b on the CPU backend: a [k, m] of a weight type, b [k, n] f32. With
-// layout = true the weight is stored as the engine stores it: in ggml's repacking buffer
-// (q4_0/q4_K/iq4_nl) or interleaved for q8_gemm.h's kernel (q8_0, where the CPU has one).
+// layout = true the weight is stored as the engine stores it: interleaved for q8_gemm.h's kernel
+// (q8_0, and q4_0 where the table has q4 tiles) or in ggml's repacking buffer (q4_0/q4_K/iq4_nl).
 class Product {
  public:
   Product(const TypeTraits& type, const std::vector<uint8_t>& weight, int64_t m, int64_t n, int64_t k, bool layout, int threads)
@@ -39,7 +39,10 @@ class Product {
     a_ = ggml_new_tensor_2d(wctx_, static_cast<ggml_type>(type.ggml_type), k, m);
     const bool repackable = a_->type == GGML_TYPE_Q4_0 || a_->type == GGML_TYPE_Q4_K || a_->type == GGML_TYPE_IQ4_NL;
     ggml_backend_buffer_type_t buft = ggml_backend_cpu_buffer_type();
-    if (layout && repackable && cpu_repack_buffer_type() != nullptr) {
+    if (layout && q4_gemm_available() && q4_interleavable(a_)) {
+      kernel_ = q8_gemm_kernel_name();  // the table whose q4 tiles run it
+      interleaved_ = q4_ = true;
+    } else if (layout && repackable && cpu_repack_buffer_type() != nullptr) {
       buft = cpu_repack_buffer_type();
       kernel_ = "ggml-repack";
     } else if (layout && q8_gemm_available() && q8_interleavable(a_)) {
@@ -52,13 +55,13 @@ class Product {
       throw Error(ErrorCode::OutOfMemory, "matmul: cannot allocate the weight");
     }
     if (interleaved_) {
-      q8_interleave(weight.data(), a_->data, m, k);
+      (q4_ ? q4_interleave : q8_interleave)(weight.data(), a_->data, m, k);
     } else {
       ggml_backend_tensor_set(a_, weight.data(), 0, weight.size());  // repacks in the repacking buffer
     }
     b_ = ggml_new_tensor_2d(graph_.ctx(), GGML_TYPE_F32, k, n);
     ggml_set_input(b_);
-    c_ = interleaved_ ? q8_mul_mat(graph_.ctx(), a_, b_) : ggml_mul_mat(graph_.ctx(), a_, b_);
+    c_ = !interleaved_ ? ggml_mul_mat(graph_.ctx(), a_, b_) : q4_ ? q4_mul_mat(graph_.ctx(), a_, b_) : q8_mul_mat(graph_.ctx(), a_, b_);
     try {
       graph_.build({c_});
     } catch (...) {
@@ -89,6 +92,7 @@ class Product {
   ggml_tensor* c_ = nullptr;
   const char* kernel_ = "ggml";
   bool interleaved_ = false;
+  bool q4_ = false;  // interleaved q4_0 (q8_gemm.h)
 };
 
 std::string fnv1a_hex(const std::vector<float>& values) {

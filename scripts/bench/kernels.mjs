@@ -11,6 +11,8 @@ export const KERNEL_VARIANTS = {
   // ggml's own products (JSD_NO_REPACK=1: no engine kernel, no repacking).
   "@ggml": "ggml's own products, with the CPU plugin the engine loads on this CPU",
   "@ggml-avx2": "ggml's own products, with ggml's AVX2 build of its CPU backend (libggml-cpu-haswell.so, JSD_CPU_PLUGIN)",
+  // q4_0 on ggml's repacked int8 kernels instead of the engine's q4 tiles (JSD_Q4_GGML=1).
+  "@ggml-repack": "q4_0 on ggml's repacked int8 kernels (JSD_Q4_GGML=1), what the engine ran before its own q4 tiles",
 };
 
 const SUFFIXES = Object.keys(KERNEL_VARIANTS).sort((a, b) => b.length - a.length);
@@ -42,6 +44,7 @@ export function variantEnv(name, { q8Kernels, avx2Plugin }) {
     return kernel ? { env: { JSD_Q8_KERNEL: kernel } } : { error: `this CPU runs none of ${wanted.join(", ")} (it has: ${q8Kernels.join(", ") || "none"})` };
   }
   if (variant === "@ggml") return { env: { JSD_NO_REPACK: "1" } };
+  if (variant === "@ggml-repack") return type === "q4_0" ? { env: { JSD_Q4_GGML: "1" } } : { error: "@ggml-repack is a q4_0 variant" };
   if (!avx2Plugin) {
     return { error: "no AVX2 build of ggml's CPU backend: build with JSD_CPU_VARIANTS=1 (libggml-cpu-haswell.so beside the addon) or pass --ggml-avx2-plugin FILE" };
   }

@@ -97,7 +97,7 @@ export async function report(args, { sys, threads, commit, dirty, flopsAt, vaeFl
     table(["type", "size", "load s", "text s", `step s (${threads} thr)`, "step CPU-s (1 thr)", "UNet GFLOP/s/core", `VAE s (${threads} thr)`, "VAE CPU-s (1 thr)", "peak RSS", "notes"], rows),
   );
   if (args.matmul && Object.keys(matmul).length > 0) {
-    out.push("", "Matrix products as the engine runs them (ggml mul_mat; q4_0/q4_K repacked by ggml; q8_0 through native/kernels/q8_gemm.cpp where the CPU has AVX2; kernel variants as scripts/bench/kernels.mjs forces them), 1 thread, GFLOP/s per core (weights [k,m] × f32 [k,n]; shapes in scripts/bench/shapes.mjs; – = k not a multiple of the type's block):", "");
+    out.push("", "Matrix products as the engine runs them (ggml mul_mat; q8_0, and q4_0, through native/kernels/q8_gemm.cpp where the CPU has AVX2; q4_K (and q4_0 elsewhere) repacked by ggml; kernel variants as scripts/bench/kernels.mjs forces them), 1 thread, GFLOP/s per core (weights [k,m] × f32 [k,n]; shapes in scripts/bench/shapes.mjs; – = k not a multiple of the type's block):", "");
     const mrows = args.types.filter((t) => matmul[t]).map((type) => {
       const m = matmul[type];
       if (m.error) return [type, "", `**failed**: ${oneLine(m.error)}`, ...MATMUL_SHAPES.map(() => "")];

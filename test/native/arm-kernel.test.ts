@@ -13,7 +13,7 @@ const reason = `${missing.join(" and ")} missing (apt-get install g++-aarch64-li
 if (missing.length > 0 && process.env.CI) throw new Error(`test/native/arm-kernel.test.ts: ${reason}; .ci/run installs them`);
 if (missing.length > 0) console.warn(`test/native/arm-kernel.test.ts skipped: ${reason}`);
 
-describe.skipIf(missing.length > 0)("the Arm q8_0 kernel under qemu-aarch64", () => {
+describe.skipIf(missing.length > 0)("the Arm q8_0 and q4_0 kernels under qemu-aarch64", () => {
   it("matches the scalar reference on every UNet shape and tile size; its records match byte for byte", () => {
     const run = spawnSync("bash", ["scripts/check-arm-kernel.sh"], { cwd: packageRoot, encoding: "utf8", timeout: 180_000 });
     const output = `${run.stdout}${run.stderr}`;
@@ -21,7 +21,9 @@ describe.skipIf(missing.length > 0)("the Arm q8_0 kernel under qemu-aarch64", ()
     expect(output, output).toMatch(/^all shapes ok in /m);
     expect(output).not.toMatch(/^FAIL/m);
     expect(run.status, output).toBe(0);
-    // One line per UNet shape (scripts/bench/shapes.mjs), beside the small tile-size shapes.
-    for (const shape of MATMUL_SHAPES) expect(output).toMatch(new RegExp(`^ok +${shape.short} +m=${shape.m} +k=${shape.k} `, "m"));
+    // One line per weight type and UNet shape (scripts/bench/shapes.mjs), beside the small tile-size shapes.
+    for (const type of ["q8_0", "q4_0"]) {
+      for (const shape of MATMUL_SHAPES) expect(output).toMatch(new RegExp(`^ok +${type} +${shape.short} +m=${shape.m} +k=${shape.k} `, "m"));
+    }
   }, 200_000);
 });

@@ -1,4 +1,4 @@
-// A standalone check of the Arm q8_0 kernel (q8_gemm_neon.cpp) against a scalar reference written
+// A standalone check of the Arm q8_0 kernel and its q4_0 tiles (q8_gemm_neon.cpp) against a scalar reference written
 // here from the published formats, not from ggml's code: it runs under qemu-aarch64 on an x86
 // machine (scripts/check-arm-kernel.sh builds it with aarch64-linux-gnu-g++ and runs it) and needs
 // no ggml, only q8_gemm_isa.h's table and q8_layout.cpp. Not part of the addon: CMake globs
@@ -13,7 +13,8 @@
 // byte; then the tiles over n activation rows (two full tiles and a partial one) against a double
 // sum of the exact int32 block dots of the same quantized values, within 1e-5 of the largest
 // |reference| (the kernel sums floats: only their rounding differs). A small shape runs every tile
-// size. Prints one line per shape; exits 1 on any failure.
+// size. The same for random q4_0 rows (q4_interleave) through the q4 tiles. Prints one line per
+// shape and type; exits 1 on any failure.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -93,6 +94,32 @@ std::vector<uint8_t> random_q8_0_rows(std::mt19937& rng, int64_t n, int64_t k) {
   return rows;
 }
 
+// n rows of k values as q4_0 blocks (18 bytes: f16 d, 16 bytes of nibbles, value j in byte j % 16's
+// low nibble for j < 16, high nibble for j >= 16, standing for d * (nibble - 8)): random nibbles,
+// a few blocks all 0 or all 15 (the extremes -8 and 7).
+std::vector<uint8_t> random_q4_0_rows(std::mt19937& rng, int64_t n, int64_t k) {
+  const int64_t nb = k / kQ8Block;
+  std::vector<uint8_t> rows(n * nb * jsd::kQ4BlockBytes);
+  std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+  std::uniform_int_distribution<int> octave(-6, 2);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_int_distribution<int> special(0, 63);
+  for (int64_t blk = 0; blk < n * nb; ++blk) {
+    uint8_t* block = rows.data() + blk * jsd::kQ4BlockBytes;
+    const uint16_t d16 = to_half(std::ldexp(unit(rng), octave(rng)) / 8.0f);
+    std::memcpy(block, &d16, 2);
+    const int kind = special(rng);
+    for (int j = 0; j < kQ8Block / 2; ++j) block[2 + j] = static_cast<uint8_t>(kind == 0 ? 0x00 : kind == 1 ? 0xff : byte(rng));
+  }
+  return rows;
+}
+
+// Weight j of a row's block (q8_0 or q4_0), as the signed value its quants stand for.
+int weight_value(const uint8_t* block, int j, bool q4) {
+  if (!q4) return static_cast<int8_t>(block[2 + j]);
+  return (j < kQ8Block / 2 ? block[2 + j] & 0x0f : block[2 + j - kQ8Block / 2] >> 4) - 8;
+}
+
 // Random activations, rows `stride` floats apart: per block a random magnitude, some blocks zero,
 // and in row 0 a block of halves (x * 127 / amax = k + 0.5 exactly) for round-to-even.
 std::vector<float> random_activations(std::mt19937& rng, int64_t n, int64_t k, int64_t stride) {
@@ -142,15 +169,17 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 }
 
 // One shape; prints its line and returns whether it passed.
-bool check_shape(const jsd::Q8Kernels& isa, const std::string& name, int64_t m, int64_t k, int64_t n, uint32_t seed) {
+// q4: q4_0 weights through the q4 tiles, else q8_0 through the q8 tiles.
+bool check_shape(const jsd::Q8Kernels& isa, const std::string& name, int64_t m, int64_t k, int64_t n, uint32_t seed, bool q4) {
   std::mt19937 rng(seed);
   const int64_t nb = k / kQ8Block;
+  const int block_bytes = q4 ? jsd::kQ4BlockBytes : kQ8BlockBytes;
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<uint8_t> plain = random_q8_0_rows(rng, m, k);
+  const std::vector<uint8_t> plain = q4 ? random_q4_0_rows(rng, m, k) : random_q8_0_rows(rng, m, k);
   std::vector<uint8_t> packed(plain.size());
   std::vector<uint8_t> back(plain.size());
-  jsd::q8_interleave(plain.data(), packed.data(), m, k);
-  jsd::q8_deinterleave(packed.data(), back.data(), m, k);
+  (q4 ? jsd::q4_interleave : jsd::q8_interleave)(plain.data(), packed.data(), m, k);
+  (q4 ? jsd::q4_deinterleave : jsd::q8_deinterleave)(packed.data(), back.data(), m, k);
   const bool layout_ok = back == plain;
 
   const int64_t stride = k + 8;
@@ -169,14 +198,15 @@ bool check_shape(const jsd::Q8Kernels& isa, const std::string& name, int64_t m, 
   // The tiles, as q8_gemm.cpp's gemm() calls them: per group of 16 weight rows, tiles of
   // tile_rows activation rows and a last partial one; out is [n][m].
   std::vector<float> out(n * m, NAN);
-  const int64_t group_bytes = kQ8Group * nb * kQ8BlockBytes;
+  const int64_t group_bytes = kQ8Group * nb * block_bytes;
+  const jsd::Q8TileFn* tiles = q4 ? isa.q4_tiles : isa.tiles;
   const auto t1 = std::chrono::steady_clock::now();
   for (int64_t g = 0; g < m / kQ8Group; ++g) {
     const uint8_t* quants = packed.data() + g * group_bytes;
-    const auto* scales = reinterpret_cast<const uint16_t*>(quants + nb * kQ8Group * kQ8Block);
+    const auto* scales = reinterpret_cast<const uint16_t*>(quants + nb * kQ8Group * (block_bytes - 2));
     for (int64_t a = 0; a < n; a += isa.tile_rows) {
       const int64_t mt = std::min<int64_t>(isa.tile_rows, n - a);
-      isa.tiles[mt - 1](quants, scales, nb, records.data() + a * row_bytes, k, row_bytes, out.data() + a * m + g * kQ8Group, m);
+      tiles[mt - 1](quants, scales, nb, records.data() + a * row_bytes, k, row_bytes, out.data() + a * m + g * kQ8Group, m);
     }
   }
   const double kernel_ms = ms_since(t1);
@@ -189,11 +219,9 @@ bool check_shape(const jsd::Q8Kernels& isa, const std::string& name, int64_t m, 
       const uint8_t* rec = expected.data() + a * row_bytes;
       double ref = 0;
       for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* block = plain.data() + (r * nb + b) * kQ8BlockBytes;
+        const uint8_t* block = plain.data() + (r * nb + b) * block_bytes;
         int32_t dot = 0;
-        for (int j = 0; j < kQ8Block; ++j) {
-          dot += static_cast<int8_t>(block[2 + j]) * static_cast<int8_t>(rec[b * kQ8Block + j]);
-        }
+        for (int j = 0; j < kQ8Block; ++j) dot += weight_value(block, j, q4) * static_cast<int8_t>(rec[b * kQ8Block + j]);
         uint16_t dw;
         float dx;
         std::memcpy(&dw, block, 2);
@@ -207,8 +235,8 @@ bool check_shape(const jsd::Q8Kernels& isa, const std::string& name, int64_t m, 
   }
   const double rel = max_ref > 0 ? max_diff / max_ref : INFINITY;
   const bool ok = layout_ok && record_diff < 0 && rel <= kTolerance;
-  std::printf("%-4s %-10s m=%-5lld k=%-5lld n=%-3lld layout %s, records %s, max|ref| %.4g, max diff %.3g (%.2e of max) kernel %.0f ms, all %.0f ms\n",
-              ok ? "ok" : "FAIL", name.c_str(), static_cast<long long>(m), static_cast<long long>(k), static_cast<long long>(n),
+  std::printf("%-4s %s %-10s m=%-5lld k=%-5lld n=%-3lld layout %s, records %s, max|ref| %.4g, max diff %.3g (%.2e of max) kernel %.0f ms, all %.0f ms\n",
+              ok ? "ok" : "FAIL", q4 ? "q4_0" : "q8_0", name.c_str(), static_cast<long long>(m), static_cast<long long>(k), static_cast<long long>(n),
               layout_ok ? "ok" : "WRONG", record_diff < 0 ? "equal" : ("differ at byte " + std::to_string(record_diff)).c_str(), max_ref,
               max_diff, rel, kernel_ms, ms_since(t0));
   return ok;
@@ -227,7 +255,9 @@ int main(int argc, char** argv) {
   bool ok = true;
   uint32_t seed = 1;
   // Every tile size, and several groups, on a small shape.
-  for (int64_t n = 1; n <= 2 * isa->tile_rows + 1; ++n) ok = check_shape(*isa, "tiles", 48, 96, n, seed++) && ok;
+  for (bool q4 : {false, true}) {
+    for (int64_t n = 1; n <= 2 * isa->tile_rows + 1; ++n) ok = check_shape(*isa, "tiles", 48, 96, n, seed++, q4) && ok;
+  }
   // The given shapes with two full tiles and a partial one.
   const int64_t n = 2 * isa->tile_rows + isa->tile_rows / 2 + 1;
   for (int i = 1; i < argc; ++i) {
@@ -238,7 +268,7 @@ int main(int argc, char** argv) {
       std::printf("FAIL bad shape '%s' (want name:m:k, m a multiple of 16, k of 32)\n", argv[i]);
       return 1;
     }
-    ok = check_shape(*isa, name, m, k, n, seed++) && ok;
+    for (bool q4 : {false, true}) ok = check_shape(*isa, name, m, k, n, seed++, q4) && ok;
   }
   std::printf("%s in %.1f s\n", ok ? "all shapes ok" : "FAILED", ms_since(t0) / 1000);
   return ok ? 0 : 1;
