@@ -333,35 +333,16 @@ export class JsdTokenizer {
    * as written are kept, every other code point is lower-cased on its own.
    */
   #lowerOutsideSpecial(text: string): string {
-    let out = "";
-    let start = 0;
-    let pos = 0;
-    while (pos < text.length) {
-      const matched = this.#specialList.find((s) => text.startsWith(s, pos));
-      if (matched === undefined) {
-        pos++;
-        continue;
-      }
-      out += pythonLowerPerCodePoint(text.slice(start, pos)) + matched;
-      pos += matched.length;
-      start = pos;
-    }
-    return out + pythonLowerPerCodePoint(text.slice(start));
+    return this.#segments(text)
+      .map((seg) => (seg.special ? seg.text : pythonLowerPerCodePoint(seg.text)))
+      .join("");
   }
 
-  #endsWithEos(ids: readonly number[]): boolean {
-    return ids.length > 0 && ids[ids.length - 1] === this.config.eosId;
-  }
-
-  /**
-   * transformers' `tokens_trie.split` followed by the strip loop of `tokenize()`: splits on the
-   * special tokens (leftmost match, longest at a position), strips Python whitespace from the
-   * chunks on both sides of each special token, in the same order transformers does.
-   */
-  #splitOnSpecial(text: string): { text: string; special: boolean }[] {
-    const tokens: { text: string; special: boolean }[] = [];
+  /** The text cut at each special token (leftmost match, first listed at a position), empty pieces dropped. */
+  #segments(text: string): { text: string; special: boolean }[] {
+    const segments: { text: string; special: boolean }[] = [];
     const push = (t: string, special: boolean) => {
-      if (t.length > 0) tokens.push({ text: t, special });
+      if (t.length > 0) segments.push({ text: t, special });
     };
     let start = 0;
     let pos = 0;
@@ -377,6 +358,20 @@ export class JsdTokenizer {
       start = pos;
     }
     push(text.slice(start), false);
+    return segments;
+  }
+
+  #endsWithEos(ids: readonly number[]): boolean {
+    return ids.length > 0 && ids[ids.length - 1] === this.config.eosId;
+  }
+
+  /**
+   * transformers' `tokens_trie.split` followed by the strip loop of `tokenize()`: splits on the
+   * special tokens (leftmost match, longest at a position), strips Python whitespace from the
+   * chunks on both sides of each special token, in the same order transformers does.
+   */
+  #splitOnSpecial(text: string): { text: string; special: boolean }[] {
+    const tokens = this.#segments(text);
     for (let i = 0; i < tokens.length; i++) {
       if (!tokens[i].special) continue;
       if (i + 1 < tokens.length && !tokens[i + 1].special) tokens[i + 1].text = pythonLstrip(tokens[i + 1].text);
