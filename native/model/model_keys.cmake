@@ -6,6 +6,7 @@
 # keys::<section>::<field> for each section field ("jsd.<section>.<field>"). The header is
 # rewritten only when its text changes, so a reconfigure alone recompiles nothing.
 # string(JSON) needs CMake 3.19.
+include("${CMAKE_CURRENT_LIST_DIR}/../constant_name.cmake")
 
 function(_jsd_model_keys_check value pattern what json)
   if(NOT value MATCHES "${pattern}")
@@ -48,10 +49,8 @@ function(jsd_generate_model_keys json header)
     string(JSON key GET "${text}" keys "${name}")
     _jsd_model_keys_check("${name}" "${identifier}" "key name" "${json}")
     _jsd_model_keys_check("${key}" "${key_name}" "key" "${json}")
-    string(SUBSTRING "${name}" 0 1 first)
-    string(SUBSTRING "${name}" 1 -1 rest)
-    string(TOUPPER "${first}" first)
-    string(APPEND out "inline constexpr const char* k${first}${rest} = \"${key}\";\n")
+    jsd_constant_name(constant "${name}")
+    string(APPEND out "inline constexpr const char* ${constant} = \"${key}\";\n")
   endforeach()
 
   _jsd_model_keys_last(last "${text}" "${json}" sections)

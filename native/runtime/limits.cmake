@@ -4,6 +4,7 @@
 # declares, in namespace jsd::limits, `inline constexpr int64_t k<Name> = <value>;` for each
 # entry (imageSideMax -> kImageSideMax). Entries must be positive integers. The header is rewritten
 # only when its text changes. string(JSON) needs CMake 3.19.
+include("${CMAKE_CURRENT_LIST_DIR}/../constant_name.cmake")
 function(jsd_generate_limits json header)
   file(READ "${json}" text)
   set(out "// The limits on what a caller may ask of the engine (lib/limits.ts reads the same numbers).\n")
@@ -20,10 +21,8 @@ function(jsd_generate_limits json header)
     if(NOT name MATCHES "^[a-z][A-Za-z0-9]*$" OR NOT value MATCHES "^[1-9][0-9]*$")
       message(FATAL_ERROR "${json}: '${name}' must be a camelCase name with a positive integer, not '${value}'")
     endif()
-    string(SUBSTRING "${name}" 0 1 first)
-    string(SUBSTRING "${name}" 1 -1 rest)
-    string(TOUPPER "${first}" first)
-    string(APPEND out "inline constexpr int64_t k${first}${rest} = ${value};\n")
+    jsd_constant_name(constant "${name}")
+    string(APPEND out "inline constexpr int64_t ${constant} = ${value};\n")
   endforeach()
   string(APPEND out "\n}  // namespace jsd::limits\n")
   file(CONFIGURE OUTPUT "${header}" CONTENT "${out}" @ONLY)
