@@ -50,7 +50,7 @@ Napi::Object PlacementObject(Napi::Env env, const jsd::Placement& p) {
 
 // Channels, text lengths and widths are the model's own (its config bounds them at load); this only
 // keeps the products of a shape far from overflow before the engine compares them with the model.
-constexpr int64_t kChannelsMax = 1 << 16;
+constexpr int64_t kModelDimensionMax = 1 << 16;
 
 int64_t Integer(const Napi::Value& v, const char* what, int64_t lo, int64_t hi) {
   if (!v.IsNumber()) throw ArgumentTypeError(v.Env(), std::string(what) + " must be a number");
@@ -66,7 +66,7 @@ int64_t Integer(const Napi::Value& v, const char* what, int64_t lo, int64_t hi) 
 jsd::TensorShape4 Shape(const Napi::Value& v, const char* what) {
   if (!v.IsArray() || v.As<Napi::Array>().Length() != 4) throw ArgumentTypeError(v.Env(), std::string(what) + " must be [n, c, h, w]");
   Napi::Array a = v.As<Napi::Array>();
-  return {Integer(a.Get(0u), what, 1, jsd::limits::kBatchMax), Integer(a.Get(1u), what, 1, kChannelsMax),
+  return {Integer(a.Get(0u), what, 1, jsd::limits::kBatchMax), Integer(a.Get(1u), what, 1, kModelDimensionMax),
           Integer(a.Get(2u), what, 1, jsd::limits::kImageSideMax), Integer(a.Get(3u), what, 1, jsd::limits::kImageSideMax)};
 }
 
@@ -138,7 +138,7 @@ class Model : public Napi::ObjectWrap<Model> {
     Napi::Int32Array ids = info[0].As<Napi::Int32Array>();
     const int64_t n = Integer(info[1], "batch", 1, jsd::limits::kBatchMax);
     // The length's bound is the model's (max_position_embeddings), which the engine checks.
-    const int64_t length = Integer(info[2], "length", 1, kChannelsMax);
+    const int64_t length = Integer(info[2], "length", 1, kModelDimensionMax);
     CheckLength(env, ids.ElementLength(), n * length, "ids");
     auto data = std::make_shared<std::vector<int32_t>>(ids.Data(), ids.Data() + ids.ElementLength());
     auto state = state_;
@@ -158,8 +158,8 @@ class Model : public Napi::ObjectWrap<Model> {
     auto timesteps = std::make_shared<std::vector<float>>(CopyFloats(info[2], "timesteps"));
     auto text = std::make_shared<std::vector<float>>(CopyFloats(info[3], "textStates"));
     // The text length's bound is the engine's (chunks of the model's tokenizer length).
-    const int64_t text_length = Integer(info[4], "textLength", 1, kChannelsMax);
-    const int64_t text_dim = Integer(info[5], "textDim", 1, kChannelsMax);
+    const int64_t text_length = Integer(info[4], "textLength", 1, kModelDimensionMax);
+    const int64_t text_dim = Integer(info[5], "textDim", 1, kModelDimensionMax);
     CheckLength(env, latents->size(), shape.numel(), "latents");
     CheckLength(env, timesteps->size(), shape.n, "timesteps");
     CheckLength(env, text->size(), shape.n * text_length * text_dim, "textStates");
