@@ -18,6 +18,25 @@ function wave(n: number, phase: number, scale = 1): Float32Array {
   return Float32Array.from({ length: n }, (_, i) => scale * Math.sin(i * 0.37 + phase));
 }
 
+/** denoise()'s input for the embedded model at 64×64 with Euler, seed 7; overrides on top. */
+function denoiseInput(overrides: Partial<DenoiseInput>): DenoiseInput {
+  return {
+    prompt: "赤い丸",
+    negativePrompt: "",
+    width: 64,
+    height: 64,
+    steps: 5,
+    guidanceScale: 7.5,
+    scheduler: "euler",
+    karras: false,
+    seed: 7n,
+    numImages: 1,
+    strength: 0.8,
+    eta: 0,
+    ...overrides,
+  };
+}
+
 describe("Scheduler.predictOriginal (x0 estimate)", () => {
   const n = 64;
   const sample = wave(n, 0.3, 2);
@@ -199,21 +218,7 @@ describe("generate({ previewEvery, onProgress })", () => {
     const steps = 4;
     const scheduler = createScheduler("euler", config, steps);
     const previews: GenerateProgress[] = [];
-    const input: DenoiseInput = {
-      prompt: "赤い丸",
-      negativePrompt: "",
-      width: 64,
-      height: 64,
-      steps,
-      guidanceScale: 7.5,
-      scheduler: "euler",
-      karras: false,
-      seed: 7n,
-      numImages: 1,
-      strength: 0.8,
-      eta: 0,
-      previewEvery: 1,
-    };
+    const input = denoiseInput({ steps, previewEvery: 1 });
     const trace = await denoise(model, input, (p) => previews.push(p));
     const sigma = scheduler.sigmas!;
     const shape: Shape4 = [1, 4, 8, 8];
@@ -341,21 +346,7 @@ describe("generate({ interrupt })", () => {
     const controller = new AbortController();
     const trace = await denoise(
       model,
-      {
-        prompt: "赤い丸",
-        negativePrompt: "",
-        width: 64,
-        height: 64,
-        steps: 5,
-        guidanceScale: 7.5,
-        scheduler: "euler",
-        karras: false,
-        seed: 7n,
-        numImages: 1,
-        strength: 0.8,
-        eta: 0,
-        interrupt: controller.signal,
-      },
+      denoiseInput({ steps: 5, interrupt: controller.signal }),
       (p) => p.step === 3 && controller.abort(),
     );
     expect(trace.interrupted).toBe(true);
