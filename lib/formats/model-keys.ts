@@ -12,7 +12,7 @@ const KEY_NAMES = ["architecture", "name", "alignment", "formatVersion", "conver
 export type ModelKeyName = (typeof KEY_NAMES)[number];
 
 /** The per-component groups of keys ("jsd.<section>.<field>"); the JSON's "sections" must be exactly these. */
-const SECTIONS = ["tokenizer", "text_encoder", "unet", "vae", "scheduler"] as const;
+const SECTIONS = ["tokenizer", "text_encoder", "unet", "vae", "scheduler", "safety_checker", "feature_extractor"] as const;
 export type ModelSection = (typeof SECTIONS)[number];
 
 export interface ModelKeyTable {
@@ -21,6 +21,8 @@ export interface ModelKeyTable {
   architecture: string;
   keys: Readonly<Record<ModelKeyName, string>>;
   optionalKeys: readonly ModelKeyName[];
+  /** Sections a file may lack as a whole (a file with one has every field of it). */
+  optionalSections: readonly ModelSection[];
   sections: Readonly<Record<ModelSection, readonly string[]>>;
 }
 
@@ -50,7 +52,7 @@ function sameNames(actual: readonly string[], expected: readonly string[], what:
 /** Checks the parsed JSON against the types above: a typo in the definition fails at once, by name. */
 export function parseModelKeys(json: unknown): ModelKeyTable {
   if (!isRecord(json)) tableError("not a JSON object");
-  const { formatVersion, architecture, keys, optionalKeys, sections } = json;
+  const { formatVersion, architecture, keys, optionalKeys, optionalSections, sections } = json;
   if (typeof formatVersion !== "number" || !Number.isInteger(formatVersion) || formatVersion < 1) tableError("formatVersion must be a positive integer");
   if (typeof architecture !== "string" || !/^[a-z0-9_]+$/.test(architecture)) tableError("architecture must be a lower-case name");
 
@@ -61,6 +63,9 @@ export function parseModelKeys(json: unknown): ModelKeyTable {
   }
   if (!Array.isArray(optionalKeys) || !optionalKeys.every((n) => (KEY_NAMES as readonly unknown[]).includes(n))) {
     tableError("optionalKeys must list names of keys");
+  }
+  if (!Array.isArray(optionalSections) || !optionalSections.every((n) => (SECTIONS as readonly unknown[]).includes(n))) {
+    tableError("optionalSections must list names of sections");
   }
 
   if (!isRecord(sections)) tableError("sections must map sections to their fields");
@@ -75,6 +80,7 @@ export function parseModelKeys(json: unknown): ModelKeyTable {
     architecture,
     keys: keys as Record<ModelKeyName, string>,
     optionalKeys: optionalKeys as ModelKeyName[],
+    optionalSections: optionalSections as ModelSection[],
     sections: sections as Record<ModelSection, string[]>,
   };
   const all = allKeys(table);
@@ -127,5 +133,10 @@ export function parseSectionKey(key: string): { section: ModelSection; field: st
 
 /** Every key the definition names, file-wide first, then each section's. */
 export const ALL_MODEL_KEYS: readonly string[] = allKeys(table);
-/** The keys every converted file holds (all but the optional ones). */
-export const REQUIRED_MODEL_KEYS: readonly string[] = ALL_MODEL_KEYS.filter((k) => !table.optionalKeys.some((n) => table.keys[n] === k));
+/** The sections a converted file may lack as a whole: the safety checker and its feature extractor. */
+export const OPTIONAL_SECTIONS: readonly ModelSection[] = table.optionalSections;
+
+/** The keys every converted file holds (all but the optional keys and the optional sections' keys). */
+export const REQUIRED_MODEL_KEYS: readonly string[] = ALL_MODEL_KEYS.filter(
+  (k) => !table.optionalKeys.some((n) => table.keys[n] === k) && !table.optionalSections.some((s) => k.startsWith(`${table.architecture}.${s}.`)),
+);
