@@ -6,7 +6,15 @@ import { sectionKey } from "./formats/model-keys.js";
 import { abortError } from "./pipeline/abort.js";
 import { generateImages, type GeneratedImage } from "./pipeline/generate.js";
 import type { GenerateOptions } from "./pipeline/options.js";
-import { native, packageRoot, type NativeComponentMemory, type NativeModel, type NativeModelInfo, type NativePlacement } from "./native/addon.js";
+import {
+  native,
+  packageRoot,
+  type NativeComponentMemory,
+  type NativeModel,
+  type NativeModelInfo,
+  type NativePlacement,
+  type NativeSafetyCheckerInfo,
+} from "./native/addon.js";
 import type { DiffusionModel, EncodedImage, PredictNoiseInput, Shape4 } from "./pipeline/model-port.js";
 import { SentencePieceModel } from "./prompt/sentencepiece.js";
 import { tokenizeExtended, tokenizeReference, PROMPT_MODES, type ExtendedPromptTokens, type PromptTokens, type ReferencePromptTokens, type TokenizeOptions } from "./prompt/tokens.js";
@@ -15,7 +23,8 @@ import { join } from "node:path";
 
 import { backendOfRegistryName } from "./native/backends.js";
 import { nativeLoadOptions, type LoadModelOptions } from "./load-options.js";
-import { float32Array, shape4 } from "./validate.js";
+import { LIMITS } from "./limits.js";
+import { float32Array, integer, shape4 } from "./validate.js";
 export type { Shape4, PredictNoiseInput, EncodedImage, DiffusionModel } from "./pipeline/model-port.js";
 
 export { BACKENDS, type BackendName, type LoadModelOptions } from "./load-options.js";
@@ -98,6 +107,11 @@ export class Model implements DiffusionModel {
   /** The VAE's latent scaling factor (0.18215 for SD v1 / JSD). */
   get scalingFactor(): number {
     return this.#info.scalingFactor;
+  }
+
+  /** The model file's safety checker (its sizes, feature extractor settings and concept tables), or null when it has none. */
+  get safetyChecker(): NativeSafetyCheckerInfo | null {
+    return this.#info.safetyChecker;
   }
 
   /** The image size the UNet was trained for (diffusers: sample_size × VAE scale factor): 512 for JSD, 64 for the embedded model. */
@@ -224,6 +238,20 @@ export class Model implements DiffusionModel {
       for (let i = 0; i < plane; i++) logvar[b * plane + i] = Math.min(Math.max(lv[i], -30), 20);
     }
     return { mean, logvar, shape: [n, latent, h / f, w / f] };
+  }
+
+  /**
+   * The safety checker's image embeddings (`visual_projection` of the CLIP vision tower's pooled
+   * output), [batch, projectionDim], of the feature extractor's pixel_values [batch, 3, imageSize,
+   * imageSize]. Rejects with JSD_NO_SAFETY_CHECKER when the model file has no checker.
+   */
+  async embedImages(pixelValues: Float32Array, batch = 1): Promise<Float32Array> {
+    const model = this.#open();
+    const checker = this.#info.safetyChecker;
+    if (checker === null) throw new JsdError("JSD_NO_SAFETY_CHECKER", `${this.path} has no safety checker`);
+    integer("batch", batch, 1, LIMITS.batchMax);
+    float32Array("pixelValues", pixelValues, batch * 3 * checker.imageSize * checker.imageSize);
+    return model.embedImages(pixelValues, batch);
   }
 
   /**
