@@ -1,6 +1,6 @@
 // Test models: the tiny fixture converted on the fly (a fraction of a second), and edited
 // copies of it for the loader's bad-input tests.
-import { mkdtempSync } from "node:fs";
+import { cpSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { convert } from "../../lib/convert/index.js";
@@ -9,20 +9,39 @@ import { GGUF_KEY_ALIGNMENT, GgufWriter, type GgufValue } from "../../lib/format
 
 export const fixtures = new URL("../fixtures/", import.meta.url).pathname;
 export const tinyJsd = join(fixtures, "tiny-jsd");
+/** The tiny safety checker and feature extractor, to lay over tiny-jsd (its README). */
+export const tinySafetyChecker = join(fixtures, "tiny-safety-checker");
 export const referenceCases = join(fixtures, "reference");
 
 const scratch = mkdtempSync(join(tmpdir(), "jsd-test-models-"));
 const converted = new Map<string, Promise<string>>();
 
-/** The tiny model converted with one type for every network ("f32" keeps everything f32). */
-export function tinyModel(type: "f32" | "f16" | "q8_0" | "q4_0" = "f32"): Promise<string> {
-  let path = converted.get(type);
+type TinyType = "f32" | "f16" | "q8_0" | "q4_0";
+
+/** A diffusers folder converted with one type for every network ("f32" keeps everything f32), once per name. */
+function convertOnce(name: string, folder: () => string, type: TinyType): Promise<string> {
+  let path = converted.get(name);
   if (!path) {
-    const out = join(scratch, `tiny-${type}.gguf`);
-    path = convert(tinyJsd, out, { type, textEncoderType: type, vaeType: type === "f32" ? "f32" : "f16" }).then(() => out);
-    converted.set(type, path);
+    const out = join(scratch, `${name}.gguf`);
+    path = convert(folder(), out, { type, textEncoderType: type, vaeType: type === "f32" ? "f32" : "f16" }).then(() => out);
+    converted.set(name, path);
   }
   return path;
+}
+
+/** The tiny model converted with one type for every network ("f32" keeps everything f32). */
+export function tinyModel(type: TinyType = "f32"): Promise<string> {
+  return convertOnce(`tiny-${type}`, () => tinyJsd, type);
+}
+
+/** The tiny model with the tiny safety checker laid over it (rinna's full layout), converted likewise. */
+export function tinySafetyModel(type: TinyType = "f32"): Promise<string> {
+  return convertOnce(`tiny-safety-${type}`, () => {
+    const folder = join(scratch, `tiny-safety-${type}`);
+    cpSync(tinyJsd, folder, { recursive: true });
+    cpSync(tinySafetyChecker, folder, { recursive: true });
+    return folder;
+  }, type);
 }
 
 export function scratchPath(name: string): string {
