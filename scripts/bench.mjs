@@ -26,7 +26,7 @@
 //                          split into text encoder, steps and VAE (off by default: ~7 CPU-minutes
 //                          a type at 512×512; scripts/bench/end-to-end.mjs); --no-e2e: not
 //   --e2e-size N           its image size (square, a multiple of 8; default 512; implies --e2e)
-//   --e2e-steps N          its steps of dpmpp_2m (default 20; implies --e2e)
+//   --e2e-steps N          its steps of dpmpp_2m with Karras sigmas (default 20; implies --e2e)
 //   --e2e-vae-tiling M     auto (default: generate()'s, tiles above 384×384), on or off
 //   --e2e-only             the end-to-end runs only (no scenarios, no mat-mul)
 //

@@ -3,7 +3,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { loadModel } from "../model.js";
 import type { GenerateOptions } from "../pipeline/options.js";
 import { PROMPT_MODES, type PromptMode } from "../prompt/index.js";
-import { SCHEDULER_NAMES, type SchedulerName } from "../schedulers/index.js";
+import { KARRAS_SCHEDULERS, SCHEDULER_NAMES, type SchedulerName } from "../schedulers/index.js";
 import { CliExit, intOption, type CliIo } from "./io.js";
 import { addLoadOptions, loadOptionsOf, type LoadFlags } from "./load-flags.js";
 import { outputPaths, writeFileAtomic } from "./output-files.js";
@@ -75,7 +75,7 @@ export function registerGenerate(program: Command, io: CliIo): void {
     .option("--steps <n>", "denoising steps (default 50)", intOption("--steps", 1, 1000))
     .option("--guidance <scale>", "classifier-free guidance scale (default 7.5; ≤ 1 turns it off)", float("--guidance"))
     .option("--scheduler <name>", `sampler: ${SCHEDULER_NAMES.join(", ")} (default pndm)`, parseScheduler)
-    .option("--karras", "Karras sigmas (lms, euler, euler_a)")
+    .option("--karras", `Karras sigmas (${KARRAS_SCHEDULERS.join(", ")}; dpmpp_2m with --karras is A1111's "DPM++ 2M Karras")`)
     .option("--seed <n>", "random seed (default: random; printed)", parseSeed)
     .option("--size <WxH>", "image size, multiples of 8 (default: the model's, 512x512 for JSD)", parseSize)
     .option("-n, --count <n>", "images to generate in one batch", intOption("--count", 1, 16), 1)

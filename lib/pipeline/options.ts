@@ -2,7 +2,7 @@
 // any native call, and a bad value throws a TypeError or RangeError that names the option.
 import { PROMPT_MODES, type PromptMode } from "../prompt/tokens.js";
 import type { SchedulerName } from "../schedulers/index.js";
-import { SCHEDULER_NAMES } from "../schedulers/index.js";
+import { KARRAS_SCHEDULERS, SCHEDULER_NAMES, takesKarras } from "../schedulers/index.js";
 import type { LatentPreview } from "./preview.js";
 import { JsdTypeError, JsdRangeError } from "../errors.js";
 import { finite, integer } from "../validate.js";
@@ -52,7 +52,7 @@ export interface GenerateOptions {
   guidanceScale?: number;
   /** Sampler. Default "pndm" (rinna's default). */
   scheduler?: SchedulerName;
-  /** Karras sigmas for lms, euler and euler_a. Default false. */
+  /** Karras sigmas, for the schedulers in KARRAS_SCHEDULERS (lms, euler, euler_a, dpmpp_2m). Default false. */
   karras?: boolean;
   /**
    * Seed of torch.Generator("cpu"). Default: random (the result says which). A batch of n images
@@ -169,7 +169,7 @@ export function resolveOptions(options: GenerateOptions): ResolvedOptions {
   if (eta !== 0 && scheduler !== "ddim") throw new JsdRangeError(`eta is a DDIM option; scheduler is ${scheduler}`);
   const karras = o.karras ?? false;
   if (typeof karras !== "boolean") throw new JsdTypeError("karras must be a boolean");
-  if (karras && !["lms", "euler", "euler_a"].includes(scheduler)) throw new JsdRangeError(`karras needs scheduler lms, euler or euler_a, not ${scheduler}`);
+  if (karras && !takesKarras(scheduler)) throw new JsdRangeError(`karras needs one of the schedulers ${KARRAS_SCHEDULERS.join(", ")}, not ${scheduler}`);
   const strength = o.strength === undefined ? 0.8 : finite("strength", o.strength);
   if (strength < 0 || strength > 1) throw new JsdRangeError(`strength must be from 0 to 1, got ${strength}`);
   if (o.mask !== undefined && o.initImage === undefined) throw new JsdTypeError("mask needs initImage (inpainting repaints part of an image)");

@@ -108,7 +108,7 @@ export async function report(args, { sys, threads, commit, dirty, flopsAt, vaeFl
   if (endToEnd.length > 0) {
     out.push("", `End to end: one txt2img through generate(), 1 thread, first run after loading; scheduler ${E2E_SCHEDULER_NOTE}; CPU-seconds (user + sys) split at the phase boundaries (docs/benchmark.md):`, "");
     const erows = endToEnd.map((e) => {
-      const base = [e.type, `${e.width}×${e.height}`, String(e.steps), e.scheduler];
+      const base = [e.type, `${e.width}×${e.height}`, String(e.steps), `${e.scheduler}${e.karras ? " Karras" : ""}`];
       if (e.cpuSeconds === null) return [...base, `**failed**: ${oneLine((e.errors ?? []).join("; "))}`, "", "", "", "", "", ""];
       const share = (x) => `${fmtSeconds(x)} (${((100 * x) / e.cpuSeconds).toFixed(0)} %)`;
       return [...base, fmtSeconds(e.cpuSeconds), share(e.textEncodeCpuSeconds), `${share(e.stepsCpuSeconds)}, ${fmtSeconds(e.stepsCpuSeconds / e.unetCalls)}/step`, `${share(e.vaeCpuSeconds)}${e.vaeDecodeCalls > 1 ? `, ${e.vaeDecodeCalls} tiles` : ", untiled"}`, fmtSeconds(e.otherCpuSeconds), fmtSeconds(e.seconds), fmtGiB(e.peakRssBytes)];

@@ -6,6 +6,7 @@ import { MODEL_KEYS } from "../../lib/formats/model-keys.js";
 import { generateImages } from "../../lib/pipeline/generate.js";
 import type { DiffusionModel, PredictNoiseInput, Shape4 } from "../../lib/pipeline/model-port.js";
 import type { ReferencePromptTokens } from "../../lib/prompt/tokens.js";
+import { createScheduler } from "../../lib/schedulers/index.js";
 
 /** A 4-channel latent model whose UNet predicts zero noise and whose VAE returns a constant grey. */
 function fakeModel(options: { stepDelayMs?: number } = {}) {
@@ -95,6 +96,15 @@ describe("generate() over a fake model (no native addon)", () => {
     expect(calls.predictNoise).toHaveLength(4);
     expect(image.stepsDone).toBe(4);
     expect(image.parameters.interruptedAtStep).toBe(4);
+  });
+
+  it("dpmpp_2m with karras: the UNet sees each Karras sigma's fractional timestep, and the image says so", async () => {
+    const { model, calls } = fakeModel();
+    const [image] = await generateImages(model, { prompt: "x", steps: 6, scheduler: "dpmpp_2m", karras: true, seed: 1, width: 64, height: 64 });
+    const expected = createScheduler("dpmpp_2m", {}, 6, { karras: true }).timesteps;
+    expect(calls.predictNoise.map((c) => c.timesteps[0])).toEqual(Array.from(expected, Math.fround));
+    expect(calls.predictNoise.some((c) => !Number.isInteger(c.timesteps[0]))).toBe(true);
+    expect(image.parameters).toMatchObject({ scheduler: "dpmpp_2m", karras: true });
   });
 
   it("abort rejects with an AbortError, interrupts the call in progress, and still frees the buffers", async () => {
