@@ -24,6 +24,7 @@ interface GenerateFlags extends LoadFlags {
   strength?: number;
   mask?: string;
   eta?: number;
+  safetyChecker: boolean;
   json: boolean;
   force: boolean;
   quiet: boolean;
@@ -82,7 +83,8 @@ export function registerGenerate(program: Command, io: CliIo): void {
     .option("--init-image <png>", "img2img: start from this PNG")
     .option("--strength <s>", "img2img/inpaint: how much to change the init image, 0 to 1 (default 0.8)", float("--strength"))
     .option("--mask <png>", "inpaint: white = repaint, black = keep (needs --init-image)")
-    .option("--eta <eta>", "DDIM eta (default 0)", float("--eta"));
+    .option("--eta <eta>", "DDIM eta (default 0)", float("--eta"))
+    .option("--no-safety-checker", "do not run the model's safety checker (by default it runs when the model has one, and flagged images come out black)");
   addLoadOptions(command)
     .option("--json", "print one JSON line per image on stdout", false)
     .option("-f, --force", "overwrite existing files", false)
@@ -111,6 +113,7 @@ export function registerGenerate(program: Command, io: CliIo): void {
           strength: flags.strength,
           mask: flags.mask,
           eta: flags.eta,
+          safetyChecker: flags.safetyChecker,
           signal: controller.signal,
           onProgress: progress ? (p) => progress.update(p) : undefined,
         };
@@ -129,7 +132,8 @@ export function registerGenerate(program: Command, io: CliIo): void {
             const { parameters } = image;
             io.stdout.write(`${JSON.stringify({ path: paths[i], ...parameters, seconds: Number(seconds.toFixed(3)) })}\n`);
           } else {
-            io.stdout.write(`${paths[i]}  seed ${image.seed}${images.length > 1 ? ` #${i}` : ""}  ${image.width}x${image.height}\n`);
+            const flagged = image.nsfwContentDetected ? "  flagged by the safety checker: written black" : "";
+            io.stdout.write(`${paths[i]}  seed ${image.seed}${images.length > 1 ? ` #${i}` : ""}  ${image.width}x${image.height}${flagged}\n`);
           }
         }
         const dropped = images[0]?.droppedTokens ?? 0;

@@ -2,6 +2,7 @@
 // Values missing from a config take the defaults of the classes that read them
 // (CLIPTextConfig, UNet2DConditionModel, AutoencoderKL); structural values are required.
 import { JsdError } from "../errors.js";
+import { checkFeatureExtractorSettings, PIL_BICUBIC, type FeatureExtractorSettings } from "../safety/index.js";
 
 export interface TextEncoderConfig {
   vocabSize: number;
@@ -268,22 +269,9 @@ export function parseSafetyCheckerConfig(file: string, json: Json): SafetyChecke
 /** CLIP's normalisation constants, CLIPFeatureExtractor's defaults. */
 const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073];
 const CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
-/** PIL.Image.BICUBIC: the one resample filter the feature extractor implements. */
-export const RESAMPLE_BICUBIC = 3;
 
-/** transformers' CLIPFeatureExtractor settings (`feature_extractor/preprocessor_config.json`). */
-export interface FeatureExtractorConfig {
-  /** The shorter side after resizing. */
-  size: number;
-  /** The side of the centre crop. */
-  cropSize: number;
-  doResize: boolean;
-  doCenterCrop: boolean;
-  doNormalize: boolean;
-  resample: number;
-  imageMean: [number, number, number];
-  imageStd: [number, number, number];
-}
+/** transformers' CLIPFeatureExtractor settings (`feature_extractor/preprocessor_config.json`); lib/safety owns what they mean. */
+export type FeatureExtractorConfig = FeatureExtractorSettings;
 
 export function parseFeatureExtractorConfig(file: string, json: Json): FeatureExtractorConfig {
   const c = new ConfigReader(file, json);
@@ -316,11 +304,14 @@ export function parseFeatureExtractorConfig(file: string, json: Json): FeatureEx
     doResize: c.bool("do_resize", true),
     doCenterCrop: c.bool("do_center_crop", true),
     doNormalize: c.bool("do_normalize", true),
-    resample: c.int("resample", RESAMPLE_BICUBIC, 0),
+    resample: c.int("resample", PIL_BICUBIC, 0),
     imageMean: floats3("image_mean", CLIP_MEAN),
     imageStd: floats3("image_std", CLIP_STD),
   };
-  if (cfg.resample !== RESAMPLE_BICUBIC) c.fail(`resample ${cfg.resample} is not supported (only ${RESAMPLE_BICUBIC}, PIL's bicubic, as CLIP uses)`);
-  if (cfg.imageStd.some((s) => s <= 0)) c.fail(`'image_std' must be positive, not ${JSON.stringify(cfg.imageStd)}`);
-  return cfg;
+  // The feature extractor's own check: what it cannot run exactly is refused now, not at generate().
+  try {
+    return checkFeatureExtractorSettings(cfg);
+  } catch (error) {
+    return c.fail((error as Error).message);
+  }
 }

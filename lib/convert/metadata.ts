@@ -82,8 +82,8 @@ function safetyCheckerMetadata(folder: DiffusersFolder): Array<[string, GgufValu
     [extractorKey("do_center_crop"), gguf.bool(fe.doCenterCrop)],
     [extractorKey("do_normalize"), gguf.bool(fe.doNormalize)],
     [extractorKey("resample"), gguf.u32(fe.resample)],
-    [extractorKey("image_mean"), gguf.f32s(fe.imageMean)],
-    [extractorKey("image_std"), gguf.f32s(fe.imageStd)],
+    [extractorKey("image_mean"), gguf.f32s([...fe.imageMean])],
+    [extractorKey("image_std"), gguf.f32s([...fe.imageStd])],
   ];
 }
 

@@ -5,7 +5,7 @@ import type { SchedulerName } from "../schedulers/index.js";
 import { KARRAS_SCHEDULERS, SCHEDULER_NAMES, takesKarras } from "../schedulers/index.js";
 import type { LatentPreview } from "./preview.js";
 import { JsdTypeError, JsdRangeError } from "../errors.js";
-import { finite, integer } from "../validate.js";
+import { finite, integer, optionalBoolean } from "../validate.js";
 import { LIMITS } from "../limits.js";
 
 export type { PromptMode } from "../prompt/tokens.js";
@@ -75,6 +75,12 @@ export interface GenerateOptions {
    * Default "auto": tiles above 384×384 pixels.
    */
   vaeTiling?: boolean | "auto";
+  /**
+   * Run the model file's safety checker on each image, as rinna's pipeline does: a flagged image
+   * comes back black, with `nsfwContentDetected` true. Default true; it runs only when the model
+   * has a checker (`jsd convert` keeps rinna's unless told `--no-safety-checker`). false turns it off.
+   */
+  safetyChecker?: boolean;
   /** Called after every sampling step (UNet call; PNDM makes steps + 1 of them). */
   onProgress?: (progress: GenerateProgress) => void;
   /**
@@ -112,6 +118,7 @@ export interface ResolvedOptions {
   mask?: ImageInput;
   eta: number;
   vaeTiling: boolean | "auto";
+  safetyChecker: boolean;
   onProgress?: (progress: GenerateProgress) => void;
   previewEvery?: number;
   signal?: AbortSignal;
@@ -199,6 +206,7 @@ export function resolveOptions(options: GenerateOptions): ResolvedOptions {
     mask: o.mask === undefined ? undefined : imageInput("mask", o.mask),
     eta,
     vaeTiling,
+    safetyChecker: optionalBoolean("safetyChecker", o.safetyChecker) ?? true,
     onProgress: o.onProgress,
     previewEvery: o.previewEvery,
     signal: o.signal,

@@ -214,7 +214,7 @@ describe("hostile safety checkers are refused", () => {
   it("a feature extractor this package cannot run exactly", async () => {
     const resample = await overlayCopy();
     await editJson(resample, "feature_extractor/preprocessor_config.json", (json) => (json.resample = 2));
-    await expectRefused(resample, "JSD_BAD_MODEL", /resample 2 is not supported/);
+    await expectRefused(resample, "JSD_BAD_MODEL", /resample is 2: only 3 \(PIL.s BICUBIC\)/);
     const crop = await overlayCopy();
     await editJson(crop, "feature_extractor/preprocessor_config.json", (json) => (json.crop_size = 192));
     await expectRefused(crop, "JSD_BAD_MODEL", /crop_size 192 does not match .*image_size 224/);
