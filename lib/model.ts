@@ -24,6 +24,7 @@ import { join } from "node:path";
 import { backendOfRegistryName } from "./native/backends.js";
 import { nativeLoadOptions, type LoadModelOptions } from "./load-options.js";
 import { LIMITS } from "./limits.js";
+import { checkConceptTables, checkFeatureExtractorSettings, type SafetyCheckerPort } from "./safety/index.js";
 import { float32Array, integer, shape4 } from "./validate.js";
 export type { Shape4, PredictNoiseInput, EncodedImage, DiffusionModel } from "./pipeline/model-port.js";
 
@@ -44,6 +45,24 @@ function defaultImageSize(path: string, info: NativeModelInfo): number {
   return sampleSize * info.vaeScaleFactor;
 }
 
+/** The model file's safety checker as the pipeline uses it (lib/safety's port): settings, concept tables, the vision tower. */
+export interface ModelSafetyChecker extends SafetyCheckerPort {
+  /** The side of the square pixel_values the vision tower takes (224). */
+  readonly imageSize: number;
+}
+
+/** The native info's checker, its settings and tables checked as lib/safety reads them (JSD_BAD_MODEL otherwise). */
+function safetyCheckerPort(info: NativeSafetyCheckerInfo, embedImages: SafetyCheckerPort["embedImages"]): ModelSafetyChecker {
+  const { featureExtractor: f, imageSize, projectionDim, conceptEmbeds, conceptWeights, specialCareEmbeds, specialCareWeights } = info;
+  const featureExtractor = checkFeatureExtractorSettings({
+    ...f,
+    imageMean: [f.imageMean[0], f.imageMean[1], f.imageMean[2]],
+    imageStd: [f.imageStd[0], f.imageStd[1], f.imageStd[2]],
+  });
+  const tables = checkConceptTables({ conceptEmbeds, conceptWeights, specialCareEmbeds, specialCareWeights, projectionDim });
+  return { ...tables, imageSize, featureExtractor, embedImages };
+}
+
 export class Model implements DiffusionModel {
   readonly path: string;
   readonly tokenizer: JsdTokenizer;
@@ -51,6 +70,7 @@ export class Model implements DiffusionModel {
   readonly #info: NativeModelInfo;
   #closed = false;
   readonly #defaultImageSize: number;
+  readonly #safetyChecker: ModelSafetyChecker | null;
   /** generate() calls run one after another: each owns the model's thread and abort switch while it runs. */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -59,6 +79,8 @@ export class Model implements DiffusionModel {
     this.#native = model;
     this.#info = model.info();
     this.#defaultImageSize = defaultImageSize(path, this.#info);
+    const checker = this.#info.safetyChecker;
+    this.#safetyChecker = checker === null ? null : safetyCheckerPort(checker, (pixelValues, batch) => this.embedImages(pixelValues, batch));
     const t = this.#info.tokenizer;
     this.tokenizer = new JsdTokenizer(SentencePieceModel.fromBytes(this.#info.sentencepiece), {
       padId: t.padId,
@@ -109,9 +131,12 @@ export class Model implements DiffusionModel {
     return this.#info.scalingFactor;
   }
 
-  /** The model file's safety checker (its sizes, feature extractor settings and concept tables), or null when it has none. */
-  get safetyChecker(): NativeSafetyCheckerInfo | null {
-    return this.#info.safetyChecker;
+  /**
+   * The model file's safety checker, or null when it has none: its feature extractor's settings, its
+   * concept tables and `embedImages` (this model's), what generate() runs it with (lib/safety).
+   */
+  get safetyChecker(): ModelSafetyChecker | null {
+    return this.#safetyChecker;
   }
 
   /** The image size the UNet was trained for (diffusers: sample_size × VAE scale factor): 512 for JSD, 64 for the embedded model. */

@@ -26,9 +26,12 @@
 //                          split into text encoder, steps and VAE (off by default: ~7 CPU-minutes
 //                          a type at 512×512; scripts/bench/end-to-end.mjs); --no-e2e: not
 //   --e2e-size N           its image size (square, a multiple of 8; default 512; implies --e2e)
-//   --e2e-steps N          its steps of dpmpp_2m (default 20; implies --e2e)
+//   --e2e-steps N          its steps of dpmpp_2m with Karras sigmas (default 20; implies --e2e)
 //   --e2e-vae-tiling M     auto (default: generate()'s, tiles above 384×384), on or off
 //   --e2e-only             the end-to-end runs only (no scenarios, no mat-mul)
+//   --safety-checker       also the safety checker's CPU-seconds per 512×512 image per type, 1 thread,
+//                          on a full-size random checker (scripts/bench/safety-checker.mjs)
+//   --safety-checker-only  that phase only
 //
 // Each scenario (type × size × thread count) runs in a fresh child process (scripts/bench/child.mjs,
 // started by scripts/bench/run-child.mjs), so its peak RSS is its own and a crash is reported in
@@ -43,6 +46,7 @@ import { unetFlops, vaeDecoderFlops } from "./bench/flops.mjs";
 import { ggmlAvx2Plugin, splitVariant, variantEnv } from "./bench/kernels.mjs";
 import { abortPreparation, baseType, ensureConverted, ensureRandomFolder, modelPath } from "./bench/models.mjs";
 import { E2E_DEFAULTS, measureEndToEnd } from "./bench/end-to-end.mjs";
+import { measureSafetyChecker } from "./bench/safety-checker.mjs";
 import { report } from "./bench/report.mjs";
 import { killRunningChild, runChild } from "./bench/run-child.mjs";
 import { MATMUL_SHAPES } from "./bench/shapes.mjs";
@@ -54,7 +58,7 @@ const DEFAULT_TYPES = ["f16", "q8_0", "q8_0+cpu", "q5_0", "q4_0", "q4_K"];
 
 function usage(message) {
   if (message) console.error(`bench: ${message}`);
-  console.error(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 31).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
+  console.error(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 34).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
   process.exit(2);
 }
 
@@ -78,6 +82,8 @@ function parseArgs(argv) {
     cpuRun: true,
     matmulRuns: 3,
     cache: join(root, ".cache"),
+    root,
+    safetyChecker: false,
     reconvert: false,
     timeout: 3600,
     ggmlAvx2Plugin: undefined,
@@ -147,6 +153,12 @@ function parseArgs(argv) {
         break;
       case "--e2e-only":
         e2e = a.e2eOnly = true;
+        break;
+      case "--safety-checker":
+        a.safetyChecker = true;
+        break;
+      case "--safety-checker-only":
+        a.safetyChecker = a.safetyCheckerOnly = true;
         break;
       case "--e2e-vae-tiling": {
         const m = value();
@@ -236,7 +248,7 @@ async function prepareModels(args) {
   }
   for (const type of args.types) models[type] = models[splitVariant(type).type];
 
-  return models;
+  return { models, folder: folder?.folder };
 }
 
 /** Phase 2: mat-mul throughput, one child per type (a "+cpu" file's products are its type's). */
@@ -382,11 +394,13 @@ async function main() {
   log(`bench: types ${args.types.join(", ")}; ${args.e2eOnly ? e2eLine : `sizes ${args.sizes.join(", ")}; ${threads} threads${args.cpuRun ? " + 1-thread runs" : ""}; reps ${args.reps}, VAE reps ${args.vaeReps}${e2eLine && `; ${e2eLine}`}`}`);
   const started = performance.now();
 
-  const models = await prepareModels(args);
-  const matmul = args.e2eOnly ? {} : await measureMatmul(args);
-  const scenarios = args.e2eOnly ? [] : await runScenarios(args, models, { threads, flopsAt, vaeFlopsAt });
-  const endToEnd = await measureEndToEnd(args, models, log);
-  await report(args, { sys, threads, commit, dirty, flopsAt, vaeFlopsAt, matmul, scenarios, endToEnd, started });
+  const { models, folder } = await prepareModels(args);
+  const only = args.e2eOnly || args.safetyCheckerOnly;
+  const matmul = only ? {} : await measureMatmul(args);
+  const scenarios = only ? [] : await runScenarios(args, models, { threads, flopsAt, vaeFlopsAt });
+  const endToEnd = args.safetyCheckerOnly ? [] : await measureEndToEnd(args, models, log);
+  const safetyChecker = folder ? await measureSafetyChecker(args, folder, log) : [];
+  await report(args, { sys, threads, commit, dirty, flopsAt, vaeFlopsAt, matmul, scenarios, endToEnd, safetyChecker, started });
 }
 
 await main();

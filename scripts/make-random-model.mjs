@@ -4,6 +4,7 @@
 //
 //   npm run build:ts                      # the script uses the compiled dist/ (lib/convert/architecture.ts)
 //   node scripts/make-random-model.mjs .cache/sd1-random [--configs test/fixtures/sd1-full-configs] [--seed 1] [--force]
+//       [--safety-checker | --add-safety-checker]
 //
 // - Configs, model_index.json, scheduler and tokenizer configs are copied from --configs.
 // - Tensor names and shapes are those diffusers 0.8.1 / transformers 4.25 build from the configs,
@@ -14,6 +15,11 @@
 //   written tensor by tensor in 4 MiB chunks: memory stays small (about 4.3 GB on disk for SD v1).
 // - Values: a seeded xorshift PRNG, uniform with the std of N(0, 1/sqrt(fan_in)) for conv/linear
 //   weights, std 0.5 for embeddings, 1 + std 0.1 for norm weights, std 0.1 for biases.
+// - --safety-checker also writes rinna's safety checker at its real size (safety_checker/ with a
+//   random CLIP ViT-L/14 vision tower, concept tables and thresholds; feature_extractor/) and a
+//   model_index.json that names them, as rinna's does. --add-safety-checker adds just those to an
+//   existing folder (the networks' 4.3 GB stay as they are). The checker's random thresholds flag
+//   nothing in particular: the folder is for measuring its cost.
 // - TOKENIZER: sd1-full-configs has no spiece.model, so test/fixtures/tiny-jsd/tokenizer/spiece.model
 //   is copied. Its vocabulary has 8000 pieces while the text encoder keeps vocab_size 32000 (as in
 //   the real JSD): token ids only reach 7999, which is fine for benchmarks (the converter accepts a
@@ -26,17 +32,19 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 function usage(message) {
   if (message) console.error(`make-random-model: ${message}`);
-  console.error("usage: node scripts/make-random-model.mjs <out-folder> [--configs <folder>] [--seed <n>] [--force]");
+  console.error("usage: node scripts/make-random-model.mjs <out-folder> [--configs <folder>] [--seed <n>] [--force] [--safety-checker | --add-safety-checker]");
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const args = { out: undefined, configs: join(root, "test/fixtures/sd1-full-configs"), seed: 1, force: false };
+  const args = { out: undefined, configs: join(root, "test/fixtures/sd1-full-configs"), seed: 1, force: false, safetyChecker: false, addSafetyChecker: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--configs") args.configs = argv[++i] ?? usage("--configs needs a folder");
     else if (a === "--seed") args.seed = Number(argv[++i] ?? usage("--seed needs a number"));
     else if (a === "--force") args.force = true;
+    else if (a === "--safety-checker") args.safetyChecker = true;
+    else if (a === "--add-safety-checker") args.addSafetyChecker = true;
     else if (a === "-h" || a === "--help") usage();
     else if (a.startsWith("-")) usage(`unknown option ${a}`);
     else if (args.out === undefined) args.out = a;
@@ -44,6 +52,7 @@ function parseArgs(argv) {
   }
   if (!args.out) usage("missing <out-folder>");
   if (!Number.isInteger(args.seed)) usage("--seed must be an integer");
+  if (args.safetyChecker && args.addSafetyChecker) usage("--safety-checker and --add-safety-checker exclude each other");
   return args;
 }
 
@@ -83,6 +92,7 @@ function distribution(t) {
       return { offset: 0, scale: SQRT3 / Math.sqrt(t.fanIn) };
     case "embedding":
     case "position_embedding":
+    case "table":
       return { offset: 0, scale: 0.5 * SQRT3 };
     case "vector":
       return t.vectorKind === "norm" ? { offset: 1, scale: 0.1 * SQRT3 } : { offset: 0, scale: 0.1 * SQRT3 };
@@ -157,11 +167,16 @@ async function main() {
   const te = arch.parseTextEncoderConfig("text_encoder/config.json", await readJson("text_encoder/config.json"));
   const unet = arch.parseUNetConfig("unet/config.json", await readJson("unet/config.json"));
   const vae = arch.parseVaeConfig("vae/config.json", await readJson("vae/config.json"));
-  const components = {
+  const networks = {
     text_encoder: { file: "model.safetensors", tensors: arch.textEncoderTensors(te) },
     unet: { file: "diffusion_pytorch_model.safetensors", tensors: arch.unetTensors(unet) },
     vae: { file: "diffusion_pytorch_model.safetensors", tensors: arch.vaeTensors(vae) },
   };
+  const withChecker = args.safetyChecker || args.addSafetyChecker;
+  const checker = withChecker
+    ? { file: "model.safetensors", tensors: arch.safetyCheckerTensors(arch.parseSafetyCheckerConfig("safety_checker/config.json", await readJson("safety_checker/config.json"))) }
+    : undefined;
+  const components = args.addSafetyChecker ? { safety_checker: checker } : { ...networks, ...(checker ? { safety_checker: checker } : {}) };
 
   let params;
   try {
@@ -180,37 +195,57 @@ async function main() {
 
   await mkdir(out, { recursive: true });
   const existing = await readdir(out);
-  if (existing.length > 0 && !args.force) {
+  if (args.addSafetyChecker) {
+    if (!existing.includes("model_index.json")) {
+      console.error(`make-random-model: ${out} has no model_index.json: --add-safety-checker adds to a folder this script wrote`);
+      process.exit(1);
+    }
+  } else if (existing.length > 0 && !args.force) {
     console.error(`make-random-model: ${out} is not empty (use --force to overwrite)`);
     process.exit(1);
   }
-  for (const rel of [
-    "model_index.json",
-    "scheduler/scheduler_config.json",
-    "tokenizer/tokenizer_config.json",
-    "tokenizer/special_tokens_map.json",
-    "text_encoder/config.json",
-    "unet/config.json",
-    "vae/config.json",
-  ]) {
+  const copied = args.addSafetyChecker
+    ? []
+    : [
+        "model_index.json",
+        "scheduler/scheduler_config.json",
+        "tokenizer/tokenizer_config.json",
+        "tokenizer/special_tokens_map.json",
+        "text_encoder/config.json",
+        "unet/config.json",
+        "vae/config.json",
+      ];
+  if (withChecker) copied.push("safety_checker/config.json", "feature_extractor/preprocessor_config.json");
+  for (const rel of copied) {
     await mkdir(dirname(join(out, rel)), { recursive: true });
     await copyFile(join(configs, rel), join(out, rel));
   }
-  await copyFile(join(root, "test/fixtures/tiny-jsd/tokenizer/spiece.model"), join(out, "tokenizer/spiece.model"));
-  await writeFile(
-    join(out, "README.txt"),
-    "Random weights with the shapes of SD v1 / Japanese Stable Diffusion, written by scripts/make-random-model.mjs.\n" +
-      "tokenizer/spiece.model is the tiny fixture's (8000 pieces); the text encoder keeps vocab_size 32000.\n" +
-      "For benchmarks only: the images are noise.\n",
-  );
+  if (withChecker) {
+    // rinna's model_index.json names the two, as diffusers 0.8.1 wrote it.
+    const index = JSON.parse(await readFile(join(out, "model_index.json"), "utf8"));
+    index.safety_checker = ["stable_diffusion", "StableDiffusionSafetyChecker"];
+    index.feature_extractor = ["transformers", "CLIPFeatureExtractor"];
+    await writeFile(join(out, "model_index.json"), `${JSON.stringify(index, null, 2)}\n`);
+  }
+  if (!args.addSafetyChecker) {
+    await copyFile(join(root, "test/fixtures/tiny-jsd/tokenizer/spiece.model"), join(out, "tokenizer/spiece.model"));
+    await writeFile(
+      join(out, "README.txt"),
+      "Random weights with the shapes of SD v1 / Japanese Stable Diffusion, written by scripts/make-random-model.mjs.\n" +
+        "tokenizer/spiece.model is the tiny fixture's (8000 pieces); the text encoder keeps vocab_size 32000.\n" +
+        "For benchmarks only: the images are noise.\n",
+    );
+  }
 
   const started = performance.now();
   let total = 0;
-  let seedBase = args.seed * 100003;
+  // The checker's seed comes after the three networks' whether it is written with them or added later.
+  const seeds = { text_encoder: 0, unet: 1, vae: 2, safety_checker: 3 };
   for (const [name, c] of Object.entries(components)) {
+    const seedBase = args.seed * 100003 + 10007 * seeds[name];
     const t0 = performance.now();
+    await mkdir(join(out, name), { recursive: true });
     const bytes = await writeSafetensors(join(out, name, c.file), c.tensors, seedBase);
-    seedBase += 10007;
     total += bytes;
     console.error(`wrote ${name}/${c.file}: ${(bytes / 2 ** 20).toFixed(1)} MiB in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }

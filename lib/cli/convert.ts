@@ -1,4 +1,4 @@
-// `jsd convert <diffusers-folder> -o <out.gguf> [--type T] [--vae-type T] [--text-encoder-type T] [--cpu-layout] [--force]`
+// `jsd convert <diffusers-folder> -o <out.gguf> [--type T] [--vae-type T] [--text-encoder-type T] [--cpu-layout] [--no-safety-checker] [--force]`
 import type { Command } from "commander";
 import { convert, OUTPUT_TYPES, parseOutputType, type ConvertProgress } from "../convert/index.js";
 import { formatBytes, type CliIo } from "./io.js";
@@ -36,7 +36,8 @@ export function registerConvert(program: Command, io: CliIo): void {
     .requiredOption("-o, --output <file>", "model file to write (.gguf)")
     .option("-t, --type <type>", `type of the UNet and text encoder weights (${OUTPUT_TYPES.join(", ")})`, "f16")
     .option("--vae-type <type>", "type of the VAE weights", "f16")
-    .option("--text-encoder-type <type>", "type of the text encoder weights (default: --type)")
+    .option("--text-encoder-type <type>", "type of the text encoder weights, and of the safety checker's (default: --type)")
+    .option("--no-safety-checker", "leave out the safety checker and its feature extractor even when model_index.json names them (rinna's does)")
     .option(
       "--cpu-layout",
       "store q8_0 matrices in the layout of the AVX-512 VNNI CPU kernel: used in place there (faster load, less memory); other backends reorder them at load",
@@ -44,7 +45,7 @@ export function registerConvert(program: Command, io: CliIo): void {
     )
     .option("-f, --force", "replace the output file if it exists", false)
     .option("-q, --quiet", "no progress output", false)
-    .action(async (folder: string, opts: { output: string; type: string; vaeType: string; textEncoderType?: string; cpuLayout: boolean; force: boolean; quiet: boolean }) => {
+    .action(async (folder: string, opts: { output: string; type: string; vaeType: string; textEncoderType?: string; cpuLayout: boolean; safetyChecker: boolean; force: boolean; quiet: boolean }) => {
       // Check the types before any work so that a typo fails at once.
       parseOutputType(opts.type, "--type");
       parseOutputType(opts.vaeType, "--vae-type");
@@ -60,6 +61,7 @@ export function registerConvert(program: Command, io: CliIo): void {
           vaeType: opts.vaeType,
           textEncoderType: opts.textEncoderType,
           cpuLayout: opts.cpuLayout,
+          safetyChecker: opts.safetyChecker,
           force: opts.force,
           signal: controller.signal,
           onProgress: progress ? (p) => progress.update(p) : undefined,

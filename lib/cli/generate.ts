@@ -3,7 +3,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { loadModel } from "../model.js";
 import type { GenerateOptions } from "../pipeline/options.js";
 import { PROMPT_MODES, type PromptMode } from "../prompt/index.js";
-import { SCHEDULER_NAMES, type SchedulerName } from "../schedulers/index.js";
+import { KARRAS_SCHEDULERS, SCHEDULER_NAMES, type SchedulerName } from "../schedulers/index.js";
 import { CliExit, intOption, type CliIo } from "./io.js";
 import { addLoadOptions, loadOptionsOf, type LoadFlags } from "./load-flags.js";
 import { outputPaths, writeFileAtomic } from "./output-files.js";
@@ -24,6 +24,7 @@ interface GenerateFlags extends LoadFlags {
   strength?: number;
   mask?: string;
   eta?: number;
+  safetyChecker: boolean;
   json: boolean;
   force: boolean;
   quiet: boolean;
@@ -75,14 +76,15 @@ export function registerGenerate(program: Command, io: CliIo): void {
     .option("--steps <n>", "denoising steps (default 50)", intOption("--steps", 1, 1000))
     .option("--guidance <scale>", "classifier-free guidance scale (default 7.5; ≤ 1 turns it off)", float("--guidance"))
     .option("--scheduler <name>", `sampler: ${SCHEDULER_NAMES.join(", ")} (default pndm)`, parseScheduler)
-    .option("--karras", "Karras sigmas (lms, euler, euler_a)")
+    .option("--karras", `Karras sigmas (${KARRAS_SCHEDULERS.join(", ")}; dpmpp_2m with --karras is A1111's "DPM++ 2M Karras")`)
     .option("--seed <n>", "random seed (default: random; printed)", parseSeed)
     .option("--size <WxH>", "image size, multiples of 8 (default: the model's, 512x512 for JSD)", parseSize)
     .option("-n, --count <n>", "images to generate in one batch", intOption("--count", 1, 16), 1)
     .option("--init-image <png>", "img2img: start from this PNG")
     .option("--strength <s>", "img2img/inpaint: how much to change the init image, 0 to 1 (default 0.8)", float("--strength"))
     .option("--mask <png>", "inpaint: white = repaint, black = keep (needs --init-image)")
-    .option("--eta <eta>", "DDIM eta (default 0)", float("--eta"));
+    .option("--eta <eta>", "DDIM eta (default 0)", float("--eta"))
+    .option("--no-safety-checker", "do not run the model's safety checker (by default it runs when the model has one, and flagged images come out black)");
   addLoadOptions(command)
     .option("--json", "print one JSON line per image on stdout", false)
     .option("-f, --force", "overwrite existing files", false)
@@ -111,6 +113,7 @@ export function registerGenerate(program: Command, io: CliIo): void {
           strength: flags.strength,
           mask: flags.mask,
           eta: flags.eta,
+          safetyChecker: flags.safetyChecker,
           signal: controller.signal,
           onProgress: progress ? (p) => progress.update(p) : undefined,
         };
@@ -129,7 +132,8 @@ export function registerGenerate(program: Command, io: CliIo): void {
             const { parameters } = image;
             io.stdout.write(`${JSON.stringify({ path: paths[i], ...parameters, seconds: Number(seconds.toFixed(3)) })}\n`);
           } else {
-            io.stdout.write(`${paths[i]}  seed ${image.seed}${images.length > 1 ? ` #${i}` : ""}  ${image.width}x${image.height}\n`);
+            const flagged = image.nsfwContentDetected ? "  flagged by the safety checker: written black" : "";
+            io.stdout.write(`${paths[i]}  seed ${image.seed}${images.length > 1 ? ` #${i}` : ""}  ${image.width}x${image.height}${flagged}\n`);
           }
         }
         const dropped = images[0]?.droppedTokens ?? 0;

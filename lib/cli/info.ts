@@ -11,6 +11,7 @@ const COMPONENTS = [
   { key: "text_encoder", prefix: "te.", label: "text encoder" },
   { key: "unet", prefix: "unet.", label: "unet" },
   { key: "vae", prefix: "vae.", label: "vae" },
+  { key: "safety_checker", prefix: "sc.", label: "safety checker" },
 ] as const;
 
 export interface ComponentSummary {
@@ -37,6 +38,8 @@ export interface ModelSummary {
   tensors: number;
   components: Record<string, ComponentSummary>;
   tokenizer: { sentencepieceBytes: number; padId: number | null; eosId: number | null; unkId: number | null; doLowerCase: boolean | null; modelMaxLength: number | null } | null;
+  /** Whether the file holds the safety checker that generate() runs on each image (jsd convert leaves it out with --no-safety-checker). */
+  safetyChecker: boolean;
   /** Numeric/string config values (jsd.<component>.*, the tokenizer's apart), without the verbatim JSON files. */
   config: Record<string, Record<string, unknown>>;
   /** The verbatim config files, parsed. */
@@ -106,6 +109,7 @@ export function summarize(file: GgufFile): ModelSummary {
           modelMaxLength: opt(() => file.getNumber(tokenizerKey("model_max_length"))),
         }
       : null,
+    safetyChecker: components.safety_checker !== undefined,
     config,
     configFiles,
   };
@@ -142,6 +146,11 @@ export function formatSummary(s: ModelSummary): string {
         `lower case ${t.doLowerCase}, max length ${t.modelMaxLength}`,
     );
   }
+  lines.push(
+    s.safetyChecker
+      ? "  safety:      a safety checker: generate() checks each image and blackens flagged ones (safetyChecker: false turns it off)"
+      : "  safety:      no safety checker (converted without one): generate() checks nothing",
+  );
   lines.push("");
   lines.push(`  ${"component".padEnd(13)} ${"tensors".padStart(7)} ${"parameters".padStart(13)} ${"size".padStart(10)}  types`);
   for (const key of [...COMPONENTS.map((c) => c.key), "other"]) {

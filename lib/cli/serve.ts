@@ -19,6 +19,7 @@ interface ServeFlags extends LoadFlags {
   maxSide: number;
   maxImages: number;
   previewEvery: number;
+  safetyChecker: boolean;
   log: boolean;
   redis?: string;
   queue?: string;
@@ -40,6 +41,7 @@ export function registerServe(program: Command, io: CliIo): void {
     .option("--max-images <n>", "images per request", intOption("--max-images", 1, 1000), DEFAULT_LIMITS.maxImages)
     .option("--max-jobs-per-client <n>", "unfinished jobs one API key may have (0: no cap)", intOption("--max-jobs-per-client", 0, 10_000), DEFAULT_LIMITS.maxJobsPerClient)
     .option("--preview-every <n>", "live preview every n steps (0: none)", intOption("--preview-every", 0, 1000), 1)
+    .option("--no-safety-checker", "do not run the model's safety checker on the images (by default it runs where the model has one, and flagged images are sent black)")
     .option("--log", "log every request (JSON lines on stdout)", false)
     .option("--redis <url>", "send jobs to a BullMQ queue on this Redis (redis://host:port) for `jsd worker` processes; --model then only gives the tokenizer")
     .option("--queue <name>", "the queue's name (with --redis)", "jsd")
@@ -56,6 +58,7 @@ export function registerServe(program: Command, io: CliIo): void {
       apiKey,
       noAuth: !flags.auth,
       previewEvery: flags.previewEvery,
+      safetyChecker: flags.safetyChecker,
       // A square of maxSide is always allowed; the pixel limit follows the side limit.
       limits: { maxQueue: flags.maxQueue, maxSteps: flags.maxSteps, maxSide: flags.maxSide, maxPixels: flags.maxSide * flags.maxSide, maxImages: flags.maxImages, maxJobsPerClient: flags.maxJobsPerClient },
       logger: flags.log,

@@ -2,11 +2,13 @@
 // build from the configs, i.e. the names found in the 2022 SD v1 / JSD checkpoints:
 //   - text encoder: CLIPTextModel (`text_model.*`, with the int64 `position_ids` buffer);
 //   - UNet: UNet2DConditionModel, Transformer2DModel's proj_in/proj_out as 1x1 convolutions;
-//   - VAE: AutoencoderKL, the mid-block AttentionBlock's query/key/value/proj_attn as Linear.
+//   - VAE: AutoencoderKL, the mid-block AttentionBlock's query/key/value/proj_attn as Linear;
+//   - safety checker (optional): diffusers' StableDiffusionSafetyChecker, a CLIPVisionModel
+//     (`vision_model.vision_model.*`, with `position_ids`), `visual_projection` and the concept tables.
 // The converter checks a checkpoint against this list; scripts/make-random-model.mjs writes it.
-import type { TextEncoderConfig, UNetConfig, VaeConfig } from "./config.js";
+import type { SafetyCheckerConfig, TextEncoderConfig, UNetConfig, VaeConfig } from "./config.js";
 
-export type Component = "text_encoder" | "unet" | "vae";
+export type Component = "text_encoder" | "unet" | "vae" | "safety_checker";
 
 export type TensorRole =
   /** Linear weight [out, in]. */
@@ -19,6 +21,8 @@ export type TensorRole =
   | "vector"
   | "embedding"
   | "position_embedding"
+  /** A 2-D table read whole, never multiplied by the kernels (the checker's concept embeddings): always f32. */
+  | "table"
   /** A non-parameter buffer that is not converted (the int64 `position_ids`). */
   | "buffer";
 
@@ -49,9 +53,9 @@ class Builder {
     if (bias) this.bias(`${name}.bias`, outF);
   }
 
-  conv(name: string, inC: number, outC: number, k: number, role: TensorRole = "conv"): void {
+  conv(name: string, inC: number, outC: number, k: number, role: TensorRole = "conv", bias = true): void {
     this.out.push({ component: this.component, name: `${name}.weight`, shape: [outC, inC, k, k], role, fanIn: inC * k * k });
-    this.bias(`${name}.bias`, outC);
+    if (bias) this.bias(`${name}.bias`, outC);
   }
 
   norm(name: string, channels: number): void {
@@ -65,6 +69,18 @@ class Builder {
 
   push(t: Omit<ArchTensor, "component">): void {
     this.out.push({ component: this.component, ...t });
+  }
+
+  /** transformers' CLIPEncoderLayer (the text encoder's and the vision tower's), in its modules' order. */
+  clipEncoderLayer(name: string, hidden: number, intermediate: number): void {
+    this.linear(`${name}.self_attn.k_proj`, hidden, hidden);
+    this.linear(`${name}.self_attn.v_proj`, hidden, hidden);
+    this.linear(`${name}.self_attn.q_proj`, hidden, hidden);
+    this.linear(`${name}.self_attn.out_proj`, hidden, hidden);
+    this.norm(`${name}.layer_norm1`, hidden);
+    this.linear(`${name}.mlp.fc1`, hidden, intermediate);
+    this.linear(`${name}.mlp.fc2`, intermediate, hidden);
+    this.norm(`${name}.layer_norm2`, hidden);
   }
 
   /** diffusers ResnetBlock2D (time_embedding_norm "default"); `temb` 0 for the VAE's blocks without time embedding. */
@@ -112,17 +128,7 @@ export function textEncoderTensors(cfg: TextEncoderConfig): ArchTensor[] {
   b.push({ name: "text_model.embeddings.token_embedding.weight", shape: [cfg.vocabSize, h], role: "embedding", fanIn: 1 });
   b.push({ name: "text_model.embeddings.position_embedding.weight", shape: [cfg.maxPositionEmbeddings, h], role: "position_embedding", fanIn: 1 });
   b.push({ name: "text_model.embeddings.position_ids", shape: [1, cfg.maxPositionEmbeddings], role: "buffer", fanIn: 1 });
-  for (let i = 0; i < cfg.numHiddenLayers; i++) {
-    const l = `text_model.encoder.layers.${i}`;
-    b.linear(`${l}.self_attn.k_proj`, h, h);
-    b.linear(`${l}.self_attn.v_proj`, h, h);
-    b.linear(`${l}.self_attn.q_proj`, h, h);
-    b.linear(`${l}.self_attn.out_proj`, h, h);
-    b.norm(`${l}.layer_norm1`, h);
-    b.linear(`${l}.mlp.fc1`, h, cfg.intermediateSize);
-    b.linear(`${l}.mlp.fc2`, cfg.intermediateSize, h);
-    b.norm(`${l}.layer_norm2`, h);
-  }
+  for (let i = 0; i < cfg.numHiddenLayers; i++) b.clipEncoderLayer(`text_model.encoder.layers.${i}`, h, cfg.intermediateSize);
   b.norm("text_model.final_layer_norm", h);
   return b.out;
 }
@@ -217,6 +223,30 @@ export function vaeTensors(cfg: VaeConfig): ArchTensor[] {
 
   b.conv("quant_conv", 2 * cfg.latentChannels, 2 * cfg.latentChannels, 1);
   b.conv("post_quant_conv", cfg.latentChannels, cfg.latentChannels, 1);
+  return b.out;
+}
+
+/** diffusers 0.8.1 StableDiffusionSafetyChecker: its concept tables have these many rows whatever the config. */
+export const SAFETY_CONCEPTS = 17;
+export const SAFETY_SPECIAL_CARE_CONCEPTS = 3;
+
+export function safetyCheckerTensors(cfg: SafetyCheckerConfig): ArchTensor[] {
+  const b = new Builder("safety_checker");
+  const h = cfg.hiddenSize;
+  const positions = (cfg.imageSize / cfg.patchSize) ** 2 + 1;
+  const e = "vision_model.vision_model.embeddings";
+  b.push({ name: `${e}.class_embedding`, shape: [h], role: "vector", fanIn: 1, vectorKind: "bias" });
+  b.conv(`${e}.patch_embedding`, cfg.numChannels, h, cfg.patchSize, "conv", false);
+  b.push({ name: `${e}.position_embedding.weight`, shape: [positions, h], role: "position_embedding", fanIn: 1 });
+  b.push({ name: `${e}.position_ids`, shape: [1, positions], role: "buffer", fanIn: 1 });
+  b.norm("vision_model.vision_model.pre_layrnorm", h); // sic: transformers' name
+  for (let i = 0; i < cfg.numHiddenLayers; i++) b.clipEncoderLayer(`vision_model.vision_model.encoder.layers.${i}`, h, cfg.intermediateSize);
+  b.norm("vision_model.vision_model.post_layernorm", h);
+  b.linear("visual_projection", h, cfg.projectionDim, false);
+  b.push({ name: "concept_embeds", shape: [SAFETY_CONCEPTS, cfg.projectionDim], role: "table", fanIn: 1 });
+  b.push({ name: "special_care_embeds", shape: [SAFETY_SPECIAL_CARE_CONCEPTS, cfg.projectionDim], role: "table", fanIn: 1 });
+  b.push({ name: "concept_embeds_weights", shape: [SAFETY_CONCEPTS], role: "vector", fanIn: 1, vectorKind: "bias" });
+  b.push({ name: "special_care_embeds_weights", shape: [SAFETY_SPECIAL_CARE_CONCEPTS], role: "vector", fanIn: 1, vectorKind: "bias" });
   return b.out;
 }
 

@@ -2,6 +2,7 @@
 // Values missing from a config take the defaults of the classes that read them
 // (CLIPTextConfig, UNet2DConditionModel, AutoencoderKL); structural values are required.
 import { JsdError } from "../errors.js";
+import { checkFeatureExtractorSettings, PIL_BICUBIC, type FeatureExtractorSettings } from "../safety/index.js";
 
 export interface TextEncoderConfig {
   vocabSize: number;
@@ -219,4 +220,98 @@ export function parseVaeConfig(file: string, json: Json): VaeConfig {
   };
   checkGroups(c, cfg.normNumGroups, blockOutChannels);
   return cfg;
+}
+
+/**
+ * The safety checker's CLIP vision tower (diffusers' StableDiffusionSafetyChecker over transformers'
+ * CLIPVisionModel). Its `config.json` is a CLIPConfig: the tower's values sit in `vision_config`
+ * (transformers 4.25 prefers the older `vision_config_dict` when a file has both, as the 2022
+ * CompVis file does), `projection_dim` at the top. Missing values take CLIPVisionConfig's defaults.
+ */
+export interface SafetyCheckerConfig {
+  hiddenSize: number;
+  intermediateSize: number;
+  numHiddenLayers: number;
+  numAttentionHeads: number;
+  imageSize: number;
+  patchSize: number;
+  numChannels: number;
+  projectionDim: number;
+  layerNormEps: number;
+  hiddenAct: "quick_gelu";
+}
+
+export function parseSafetyCheckerConfig(file: string, json: Json): SafetyCheckerConfig {
+  const top = new ConfigReader(file, json);
+  const tower = json.vision_config_dict ?? json.vision_config ?? {};
+  if (typeof tower !== "object" || tower === null || Array.isArray(tower)) top.fail("'vision_config' must be an object");
+  const c = new ConfigReader(`${file} (vision_config)`, tower as Json);
+  const hiddenAct = c.json.hidden_act ?? "quick_gelu";
+  if (hiddenAct !== "quick_gelu") c.fail(`hidden_act '${String(hiddenAct)}' is not supported (the CLIP vision tower uses quick_gelu)`);
+  const cfg: SafetyCheckerConfig = {
+    hiddenSize: c.int("hidden_size", 768),
+    intermediateSize: c.int("intermediate_size", 3072),
+    numHiddenLayers: c.int("num_hidden_layers", 12),
+    numAttentionHeads: c.int("num_attention_heads", 12),
+    imageSize: c.int("image_size", 224),
+    patchSize: c.int("patch_size", 32),
+    numChannels: c.int("num_channels", 3),
+    projectionDim: top.int("projection_dim", 512),
+    layerNormEps: c.float("layer_norm_eps", 1e-5),
+    hiddenAct: "quick_gelu",
+  };
+  if (cfg.hiddenSize % cfg.numAttentionHeads !== 0) c.fail(`hidden_size ${cfg.hiddenSize} is not divisible by num_attention_heads ${cfg.numAttentionHeads}`);
+  if (cfg.imageSize % cfg.patchSize !== 0) c.fail(`image_size ${cfg.imageSize} is not a multiple of patch_size ${cfg.patchSize}`);
+  if (cfg.numChannels !== 3) c.fail(`num_channels ${cfg.numChannels} is not supported (the checker sees RGB images)`);
+  return cfg;
+}
+
+/** CLIP's normalisation constants, CLIPFeatureExtractor's defaults. */
+const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073];
+const CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
+
+/** transformers' CLIPFeatureExtractor settings (`feature_extractor/preprocessor_config.json`); lib/safety owns what they mean. */
+export type FeatureExtractorConfig = FeatureExtractorSettings;
+
+export function parseFeatureExtractorConfig(file: string, json: Json): FeatureExtractorConfig {
+  const c = new ConfigReader(file, json);
+  // Later image processors write sizes as objects: {"shortest_edge": n} and {"height": n, "width": n}.
+  const side = (key: string, fallback: number, field: string): number => {
+    const v = c.json[key];
+    if (typeof v === "object" && v !== null && !Array.isArray(v)) {
+      const inner = new ConfigReader(`${file} (${key})`, v as Json);
+      if (field === "square") {
+        const [h, w] = [inner.int("height"), inner.int("width")];
+        if (h !== w) inner.fail(`a ${h}x${w} crop is not supported (the checker sees square images)`);
+        return h;
+      }
+      return inner.int(field);
+    }
+    return c.int(key, fallback);
+  };
+  // Options of later image processors that would change the arithmetic.
+  c.only("do_rescale", [true]);
+  c.only("rescale_factor", [1 / 255]);
+  c.only("do_convert_rgb", [true]);
+  const floats3 = (key: string, fallback: number[]): [number, number, number] => {
+    const v = c.json[key] ?? fallback;
+    if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === "number" && Number.isFinite(x))) c.fail(`'${key}' must be a list of 3 numbers, not ${JSON.stringify(v)}`);
+    return v as [number, number, number];
+  };
+  const cfg: FeatureExtractorConfig = {
+    size: side("size", 224, "shortest_edge"),
+    cropSize: side("crop_size", 224, "square"),
+    doResize: c.bool("do_resize", true),
+    doCenterCrop: c.bool("do_center_crop", true),
+    doNormalize: c.bool("do_normalize", true),
+    resample: c.int("resample", PIL_BICUBIC, 0),
+    imageMean: floats3("image_mean", CLIP_MEAN),
+    imageStd: floats3("image_std", CLIP_STD),
+  };
+  // The feature extractor's own check: what it cannot run exactly is refused now, not at generate().
+  try {
+    return checkFeatureExtractorSettings(cfg);
+  } catch (error) {
+    return c.fail((error as Error).message);
+  }
 }

@@ -15,7 +15,7 @@ import { isRowLookup, type Component } from "./architecture.js";
 import { bytesToFloat32 } from "./dtype.js";
 import { readDiffusersFolder } from "./folder.js";
 import { buildMetadata, tokenizerIds } from "./metadata.js";
-import { COMPONENTS, expectedTensors, planComponent, type PlannedTensor } from "./plan.js";
+import { componentsOf, expectedTensors, planComponent, type PlannedTensor } from "./plan.js";
 import { BufferPool, openTensorSource, type TensorSource } from "./source.js";
 import { parseOutputType, typeInfo, type OutputType } from "./type-rule.js";
 
@@ -35,8 +35,13 @@ export interface ConvertOptions {
   type?: string;
   /** Type of the VAE. Default f16. */
   vaeType?: string;
-  /** Type of the text encoder. Default: `type`. */
+  /** Type of the text encoder (and of the safety checker's matrices). Default: `type`. */
   textEncoderType?: string;
+  /**
+   * Convert the safety checker and its feature extractor when the folder's model_index.json names
+   * them (rinna's does). Default true; false leaves them out (as `jsd convert --no-safety-checker`).
+   */
+  safetyChecker?: boolean;
   /**
    * Store q8_0 matrices (rows in groups of 16) in the layout of the engine's AVX-512 VNNI CPU
    * kernel, listed under `jsd.q8_0_interleaved`: such CPUs then use them in place from the mapped
@@ -55,7 +60,8 @@ export interface ConvertResult {
   size: number;
   tensors: number;
   dataSha256: string;
-  types: Record<Component, OutputType>;
+  /** The type of each component's matrices; `safety_checker` only when the file has one. */
+  types: Partial<Record<Component, OutputType>>;
   /** Tensors per written ggml type, e.g. { f32: 530, f16: 12, q8_0: 423 }. */
   tensorTypes: Record<string, number>;
   seconds: number;
@@ -147,11 +153,15 @@ export async function convert(inputFolder: string, outputPath: string, options: 
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new JsdTypeError("signal must be an AbortSignal");
   if (options.onProgress !== undefined && typeof options.onProgress !== "function") throw new JsdTypeError("onProgress must be a function");
   const fileType = parseOutputType(options.type ?? "f16", "type");
+  const textEncoderType = options.textEncoderType !== undefined ? parseOutputType(options.textEncoderType, "text encoder type") : fileType;
   const types: Record<Component, OutputType> = {
-    text_encoder: options.textEncoderType !== undefined ? parseOutputType(options.textEncoderType, "text encoder type") : fileType,
+    text_encoder: textEncoderType,
     unet: fileType,
     vae: parseOutputType(options.vaeType ?? "f16", "VAE type"),
+    // "its matrices quantized like the text encoder's": the same kind of network, and as small.
+    safety_checker: textEncoderType,
   };
+  if (options.safetyChecker !== undefined && typeof options.safetyChecker !== "boolean") throw new JsdTypeError("safetyChecker must be a boolean");
   const { signal, onProgress } = options;
   aborted(signal);
 
@@ -167,7 +177,8 @@ export async function convert(inputFolder: string, outputPath: string, options: 
     throw new JsdError("JSD_NOT_FOUND", `the output folder ${dirname(output)} does not exist`, { cause: error });
   }
 
-  const folder = await readDiffusersFolder(inputFolder);
+  const folder = await readDiffusersFolder(inputFolder, { safetyChecker: options.safetyChecker });
+  const components = componentsOf(folder);
   const ids = tokenizerIds(folder);
   const expected = expectedTensors(folder);
 
@@ -178,11 +189,13 @@ export async function convert(inputFolder: string, outputPath: string, options: 
   let pendingWrite: Promise<void> | undefined;
   try {
     const plan: PlannedTensor[] = [];
-    for (const component of COMPONENTS) {
+    for (const component of components) {
       const file = folder.weights[component];
+      const tensors = expected[component];
+      if (!file || !tensors) throw new JsdError("JSD_INTERNAL", `the folder was read without the ${component}`);
       const reader = await openTensorSource(file.path);
       readers.set(component, reader);
-      plan.push(...planComponent(component, reader, file.relative, expected[component], types[component]));
+      plan.push(...planComponent(component, reader, file.relative, tensors, types[component]));
     }
     aborted(signal);
 
@@ -245,7 +258,7 @@ export async function convert(inputFolder: string, outputPath: string, options: 
       size: result.size,
       tensors: plan.length,
       dataSha256: result.dataSha256,
-      types,
+      types: Object.fromEntries(components.map((c) => [c, types[c]])),
       tensorTypes,
       seconds: (performance.now() - started) / 1000,
     };

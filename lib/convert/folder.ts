@@ -1,14 +1,19 @@
 // Reads a diffusers pipeline folder (as `StableDiffusionPipeline.save_pretrained` / the Hub lays it out):
-// model_index.json, the component configs, the tokenizer's spiece.model and one weight file per network.
+// model_index.json, the component configs, the tokenizer's spiece.model and one weight file per network;
+// and, when model_index.json names one (as rinna's does), the safety checker and its feature extractor.
 import { readdir, readFile, stat } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { JsdError } from "../errors.js";
 import type { Component } from "./architecture.js";
 import {
+  parseFeatureExtractorConfig,
   parseJsonObject,
+  parseSafetyCheckerConfig,
   parseTextEncoderConfig,
   parseUNetConfig,
   parseVaeConfig,
+  type FeatureExtractorConfig,
+  type SafetyCheckerConfig,
   type TextEncoderConfig,
   type UNetConfig,
   type VaeConfig,
@@ -39,7 +44,22 @@ export interface DiffusersFolder {
   unet: UNetConfig;
   vae: VaeConfig;
   spiece: Uint8Array;
-  weights: Record<Component, WeightFile>;
+  /** The safety checker's weight file is there only when the folder has a checker (`safetyChecker`). */
+  weights: Record<Exclude<Component, "safety_checker">, WeightFile> & { safety_checker?: WeightFile };
+  /** The optional fourth component, with its feature extractor; undefined when the folder has none or it was left out. */
+  safetyChecker?: SafetyCheckerPart;
+}
+
+export interface SafetyCheckerPart {
+  configText: string;
+  config: SafetyCheckerConfig;
+  featureExtractorConfigText: string;
+  featureExtractor: FeatureExtractorConfig;
+}
+
+export interface ReadFolderOptions {
+  /** Read the safety checker when model_index.json names one. Default true. */
+  safetyChecker?: boolean;
 }
 
 const EXPECTED_CLASSES: Record<string, { library: string; classes: string[] }> = {
@@ -49,10 +69,14 @@ const EXPECTED_CLASSES: Record<string, { library: string; classes: string[] }> =
   tokenizer: { library: "transformers", classes: ["T5Tokenizer", "T5TokenizerFast"] },
 };
 
+const SAFETY_CHECKER_CLASSES = { safety_checker: ["StableDiffusionSafetyChecker"], feature_extractor: ["CLIPFeatureExtractor", "CLIPImageProcessor"] };
+
 /** Weight files looked for, best first: full-precision safetensors, fp16 safetensors, then the same as PyTorch pickles. */
 function weightCandidates(component: Component): string[] {
-  const stem = component === "text_encoder" ? "model" : "diffusion_pytorch_model";
-  const alt = component === "text_encoder" ? "pytorch_model" : "diffusion_pytorch_model";
+  // transformers' models (the text encoder, the checker) are model.*, diffusers' diffusion_pytorch_model.*.
+  const transformers = component === "text_encoder" || component === "safety_checker";
+  const stem = transformers ? "model" : "diffusion_pytorch_model";
+  const alt = transformers ? "pytorch_model" : "diffusion_pytorch_model";
   return [`${stem}.safetensors`, `${stem}.fp16.safetensors`, `${alt}.bin`, `${alt}.fp16.bin`];
 }
 
@@ -103,8 +127,45 @@ async function findWeightFile(folder: string, component: Component): Promise<Wei
   return { path, relative: `${component}/${chosen}`, format: chosen.endsWith(".safetensors") ? "safetensors" : "pytorch" };
 }
 
+/** Whether model_index.json names a safety checker; a class this converter does not know is an error. */
+function namesSafetyChecker(index: Record<string, unknown>): boolean {
+  const named = (key: keyof typeof SAFETY_CHECKER_CLASSES): boolean => {
+    const entry = index[key];
+    if (entry === undefined || entry === null || (Array.isArray(entry) && entry.every((x) => x === null))) return false;
+    if (!Array.isArray(entry) || entry.length !== 2 || !SAFETY_CHECKER_CLASSES[key].includes(String(entry[1]))) {
+      throw new JsdError(
+        "JSD_BAD_MODEL",
+        `model_index.json: ${key} is ${JSON.stringify(entry)}; this converter handles ${SAFETY_CHECKER_CLASSES[key].join(" or ")} (or null; --no-safety-checker leaves it out)`,
+      );
+    }
+    return true;
+  };
+  const checker = named("safety_checker");
+  const extractor = named("feature_extractor");
+  if (checker && !extractor) throw new JsdError("JSD_BAD_MODEL", "model_index.json names a safety_checker but no feature_extractor, which prepares its input");
+  return checker;
+}
+
+/** The checker's config and its feature extractor's, checked against each other. */
+async function readSafetyChecker(folder: string): Promise<SafetyCheckerPart> {
+  const hint = " (--no-safety-checker converts the model without it)";
+  const configFile = join(folder, "safety_checker/config.json");
+  const extractorFile = join(folder, "feature_extractor/preprocessor_config.json");
+  const configText = await readText(folder, "safety_checker/config.json", `safety checker config${hint}`);
+  const featureExtractorConfigText = await readText(folder, "feature_extractor/preprocessor_config.json", `feature extractor config${hint}`);
+  const config = parseSafetyCheckerConfig(configFile, parseJsonObject(configFile, configText));
+  const featureExtractor = parseFeatureExtractorConfig(extractorFile, parseJsonObject(extractorFile, featureExtractorConfigText));
+  if (!featureExtractor.doResize || !featureExtractor.doCenterCrop) {
+    throw new JsdError("JSD_BAD_MODEL", `${extractorFile}: do_resize and do_center_crop must be true (the checker sees ${config.imageSize}x${config.imageSize} crops)`);
+  }
+  if (featureExtractor.cropSize !== config.imageSize) {
+    throw new JsdError("JSD_BAD_MODEL", `${extractorFile}: crop_size ${featureExtractor.cropSize} does not match ${configFile}'s image_size ${config.imageSize}`);
+  }
+  return { configText, config, featureExtractorConfigText, featureExtractor };
+}
+
 /** Reads and validates everything in the folder except the weights (which are only located). */
-export async function readDiffusersFolder(input: string): Promise<DiffusersFolder> {
+export async function readDiffusersFolder(input: string, options: ReadFolderOptions = {}): Promise<DiffusersFolder> {
   const folder = resolve(input);
   let info;
   try {
@@ -169,11 +230,13 @@ export async function readDiffusersFolder(input: string): Promise<DiffusersFolde
     throw new JsdError("JSD_BAD_MODEL", `unet/config.json in_channels ${unet.inChannels} does not match vae/config.json latent_channels ${vae.latentChannels}`);
   }
 
-  const weights = {
+  const safetyChecker = options.safetyChecker !== false && namesSafetyChecker(index) ? await readSafetyChecker(folder) : undefined;
+  const weights: DiffusersFolder["weights"] = {
     text_encoder: await findWeightFile(folder, "text_encoder"),
     unet: await findWeightFile(folder, "unet"),
     vae: await findWeightFile(folder, "vae"),
   };
+  if (safetyChecker) weights.safety_checker = await findWeightFile(folder, "safety_checker");
   return {
     path: folder,
     name: basename(folder),
@@ -190,5 +253,6 @@ export async function readDiffusersFolder(input: string): Promise<DiffusersFolde
     vae,
     spiece,
     weights,
+    safetyChecker,
   };
 }

@@ -55,6 +55,38 @@ export function sourceDescription(folder: DiffusersFolder): string {
   });
 }
 
+/** The optional sections: the safety checker's tower and its feature extractor's settings (none without a checker). */
+function safetyCheckerMetadata(folder: DiffusersFolder): Array<[string, GgufValue]> {
+  const part = folder.safetyChecker;
+  if (!part) return [];
+  const sc = part.config;
+  const fe = part.featureExtractor;
+  const [checkerKey, extractorKey] = [keysOf("safety_checker"), keysOf("feature_extractor")];
+  return [
+    [checkerKey("config"), gguf.str(part.configText)],
+    [checkerKey("hidden_size"), gguf.u32(sc.hiddenSize)],
+    [checkerKey("intermediate_size"), gguf.u32(sc.intermediateSize)],
+    [checkerKey("num_hidden_layers"), gguf.u32(sc.numHiddenLayers)],
+    [checkerKey("num_attention_heads"), gguf.u32(sc.numAttentionHeads)],
+    [checkerKey("image_size"), gguf.u32(sc.imageSize)],
+    [checkerKey("patch_size"), gguf.u32(sc.patchSize)],
+    [checkerKey("num_channels"), gguf.u32(sc.numChannels)],
+    [checkerKey("projection_dim"), gguf.u32(sc.projectionDim)],
+    [checkerKey("layer_norm_eps"), gguf.f32(sc.layerNormEps)],
+    [checkerKey("hidden_act"), gguf.str(sc.hiddenAct)],
+
+    [extractorKey("config"), gguf.str(part.featureExtractorConfigText)],
+    [extractorKey("size"), gguf.u32(fe.size)],
+    [extractorKey("crop_size"), gguf.u32(fe.cropSize)],
+    [extractorKey("do_resize"), gguf.bool(fe.doResize)],
+    [extractorKey("do_center_crop"), gguf.bool(fe.doCenterCrop)],
+    [extractorKey("do_normalize"), gguf.bool(fe.doNormalize)],
+    [extractorKey("resample"), gguf.u32(fe.resample)],
+    [extractorKey("image_mean"), gguf.f32s([...fe.imageMean])],
+    [extractorKey("image_std"), gguf.f32s([...fe.imageStd])],
+  ];
+}
+
 /**
  * Every key/value of the file. `embeddings`: the tensors read as tables of rows (the plan's
  * embedding roles), which the engine never reorders for a matrix kernel. `interleaved`: the q8_0
@@ -129,6 +161,7 @@ export function buildMetadata(
     [vaeKey("scaling_factor"), gguf.f32(vae.scalingFactor)],
 
     [sectionKey("scheduler", "config"), gguf.str(folder.schedulerConfigText)],
+    ...safetyCheckerMetadata(folder),
     ...(interleaved.length > 0 ? [[k.q8Interleaved, gguf.strs([...interleaved])] as [string, GgufValue]] : []),
   ];
 }

@@ -4,13 +4,25 @@
 //   UNet          `X` with `transformer_blocks.` -> `blocks.`   -> `unet.X'`
 //   VAE           `X`, mid-block attention `query,key,value,proj_attn` (2022) or
 //                 `to_q,to_k,to_v,to_out.0` (current diffusers)   -> `vae.X` with the current names
+//   safety checker `vision_model.vision_model.X` (transformers 4: CLIPVisionModel's inner
+//                 `vision_model`) or `vision_model.X` (later savers, e.g. the tiny fixture)  -> `sc.X`
+//                 `visual_projection.weight`, the concept tables    -> `sc.<name>`
 import type { Component } from "./architecture.js";
 
 export const COMPONENT_PREFIX: Record<Component, string> = {
   text_encoder: "te.",
   unet: "unet.",
   vae: "vae.",
+  safety_checker: "sc.",
 };
+
+/** The vision tower's prefixes in the checker's state dict, longest first (a CLIPVisionModel named `vision_model`). */
+const VISION_TOWER = ["vision_model.vision_model.", "vision_model."];
+
+function withoutTowerPrefix(name: string): string {
+  const prefix = VISION_TOWER.find((p) => name.startsWith(p));
+  return prefix ? name.slice(prefix.length) : name;
+}
 
 const VAE_OLD_ATTENTION: Record<string, string> = {
   query: "to_q",
@@ -32,10 +44,14 @@ export function internalName(component: Component, name: string): string | undef
         COMPONENT_PREFIX.vae +
         name.replace(/^((?:encoder|decoder)\.mid_block\.attentions\.\d+)\.(query|key|value|proj_attn)\./, (_m, block: string, old: string) => `${block}.${VAE_OLD_ATTENTION[old]}.`)
       );
+    case "safety_checker":
+      return COMPONENT_PREFIX.safety_checker + withoutTowerPrefix(name);
   }
 }
 
-/** Tensors that are buffers, not weights, and are not stored (positions are 0..76). */
+/** Tensors that are buffers, not weights, and are not stored (positions are 0, 1, 2, …). */
 export function isDroppedBuffer(component: Component, name: string): boolean {
-  return component === "text_encoder" && name === "text_model.embeddings.position_ids";
+  if (component === "text_encoder") return name === "text_model.embeddings.position_ids";
+  if (component === "safety_checker") return name !== withoutTowerPrefix(name) && withoutTowerPrefix(name) === "embeddings.position_ids";
+  return false;
 }

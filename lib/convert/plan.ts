@@ -1,16 +1,23 @@
 // Matches the checkpoints' tensors against what the configs imply, before anything is written:
 // every expected tensor present once, no unknown tensor, float dtypes, shapes as the configs say.
-// The result is the output tensor list, in a fixed order (text encoder, UNet, VAE; module order).
+// The result is the output tensor list, in a fixed order (text encoder, UNet, VAE, then the optional
+// safety checker; module order).
 import { JsdError } from "../errors.js";
 import type { CheckpointReader } from "../formats/checkpoint.js";
 import type { SafetensorsDtype } from "../formats/safetensors.js";
-import { textEncoderTensors, unetTensors, vaeTensors, type ArchTensor, type Component, type TensorRole } from "./architecture.js";
+import { safetyCheckerTensors, textEncoderTensors, unetTensors, vaeTensors, type ArchTensor, type Component, type TensorRole } from "./architecture.js";
 import { FLOAT_DTYPES } from "./dtype.js";
 import type { DiffusersFolder } from "./folder.js";
 import { internalName, isDroppedBuffer } from "./names.js";
 import { layoutFor, type OutputType, type TensorLayout } from "./type-rule.js";
 
+/** The components every model file has, in the file's order; the safety checker follows when there is one. */
 export const COMPONENTS: readonly Component[] = ["text_encoder", "unet", "vae"];
+
+/** The components of this folder's model file, in the file's order. */
+export function componentsOf(folder: Pick<DiffusersFolder, "safetyChecker">): Component[] {
+  return folder.safetyChecker ? [...COMPONENTS, "safety_checker"] : [...COMPONENTS];
+}
 
 export interface PlannedTensor {
   component: Component;
@@ -24,11 +31,12 @@ export interface PlannedTensor {
   layout: TensorLayout;
 }
 
-export function expectedTensors(folder: Pick<DiffusersFolder, "textEncoder" | "unet" | "vae">): Record<Component, ArchTensor[]> {
+export function expectedTensors(folder: Pick<DiffusersFolder, "textEncoder" | "unet" | "vae" | "safetyChecker">): Partial<Record<Component, ArchTensor[]>> {
   return {
     text_encoder: textEncoderTensors(folder.textEncoder),
     unet: unetTensors(folder.unet),
     vae: vaeTensors(folder.vae),
+    ...(folder.safetyChecker ? { safety_checker: safetyCheckerTensors(folder.safetyChecker.config) } : {}),
   };
 }
 

@@ -2,7 +2,7 @@
 //
 //   - ggml shapes are PyTorch's reversed (ne0 = PyTorch's last dimension).
 //   - 1-D tensors (biases, norm weights) are always f32.
-//   - te.embeddings.position_embedding.weight is always f32.
+//   - Position embeddings (te., sc.) and the safety checker's concept tables are always f32.
 //   - Projections (the UNet's proj_in/proj_out, 1x1 convs in SD v1 files; the VAE attention's
 //     q/k/v/out) are written as Linear [in, out].
 //   - Convolutions are [kw, kh, in, out] for f32/f16/bf16 and flattened to [kw*kh*in, out] (same
@@ -66,7 +66,7 @@ export interface TensorLayout {
 export function layoutFor(role: TensorRole, shape: readonly number[], requested: OutputType): TensorLayout {
   let ne: number[];
   let type: OutputType;
-  if (shape.length === 1 || role === "vector" || role === "position_embedding") {
+  if (shape.length === 1 || role === "vector" || role === "position_embedding" || role === "table") {
     type = "f32";
     ne = [...shape].reverse();
   } else {

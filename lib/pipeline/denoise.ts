@@ -18,7 +18,7 @@ export interface PixelImage {
   rgba: Uint8Array | Uint8ClampedArray;
 }
 
-export interface DenoiseInput extends Omit<ResolvedOptions, "initImage" | "mask" | "width" | "height" | "promptMode" | "vaeTiling"> {
+export interface DenoiseInput extends Omit<ResolvedOptions, "initImage" | "mask" | "width" | "height" | "promptMode" | "vaeTiling" | "safetyChecker"> {
   /** Default "auto". */
   vaeTiling?: boolean | "auto";
   width: number;

@@ -11,6 +11,8 @@ import { denoise, type PixelImage } from "./denoise.js";
 import { resolveOptions, type GenerateOptions, type ImageInput } from "./options.js";
 import { formatParameters, type GenerationParameters } from "./parameters.js";
 import type { PromptMode } from "../prompt/tokens.js";
+import { checkImages } from "../safety/index.js";
+import type { SafetyCheckerRun } from "./parameters.js";
 
 export interface GeneratedImage {
   /** PNG file bytes, with the generation parameters in `parameters` (A1111 style) and `jsd` (JSON) text chunks. */
@@ -30,6 +32,11 @@ export interface GeneratedImage {
   parameters: GenerationParameters;
   /** The largest total of compute buffers the engine held at once during this call (bytes; weights not included). */
   peakComputeBytes: number;
+  /**
+   * diffusers' `nsfw_content_detected`: the model's safety checker flagged this image, and its
+   * pixels (`rgba`, `png`) are black. False where the checker did not run (`parameters.safetyChecker` says why).
+   */
+  nsfwContentDetected: boolean;
   /**
    * Sampling steps run (UNet calls, as GenerateProgress.step counts them: PNDM makes steps + 1,
    * img2img fewer). Below the full count only when `interrupt` fired; `parameters.interruptedAtStep` then says so.
@@ -54,6 +61,35 @@ function sizeOf(options: { width?: number; height?: number }, init: PixelImage |
     throw new JsdRangeError(`width/height (${options.width}x${options.height}) differ from initImage's size ${init.width}x${init.height}`);
   }
   return { width: init.width, height: init.height };
+}
+
+/**
+ * rinna's pipeline's last step: the safety checker over the batch's images (one vision-tower call),
+ * flagged images blackened in place. An abort stops the checker's network call too; its compute
+ * buffers are released afterwards like the networks'.
+ */
+async function runSafetyChecker(
+  model: DiffusionModel,
+  checker: NonNullable<DiffusionModel["safetyChecker"]>,
+  pixels: Uint8Array[],
+  width: number,
+  height: number,
+  signal: AbortSignal | undefined,
+): Promise<boolean[]> {
+  if (signal?.aborted) throw abortError(signal);
+  const onAbort = () => model.abortCurrent();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    const checked = await checkImages(pixels.map((data) => ({ data, width, height, channels: 4 as const })), checker);
+    checked.forEach((c, b) => pixels[b].set(c.image.data));
+    return checked.map((c) => c.nsfwContentDetected);
+  } catch (error) {
+    if (signal?.aborted && (isJsdError(error) ? error.code === "JSD_ABORTED" : true)) throw abortError(signal);
+    throw error;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    await model.releaseComputeBuffers().catch(() => undefined);
+  }
 }
 
 export async function generateImages(model: DiffusionModel, options: GenerateOptions): Promise<GeneratedImage[]> {
@@ -97,12 +133,17 @@ export async function generateImages(model: DiffusionModel, options: GenerateOpt
     await model.releaseComputeBuffers().catch(() => undefined);
   }
 
+  const pixels = Array.from({ length: o.numImages }, (_, b) => vaeOutputToRgba8(trace.decoded, width, height, b));
+  const checker = model.safetyChecker ?? null;
+  const safetyChecker: SafetyCheckerRun = checker === null ? "absent" : o.safetyChecker ? "ran" : "off";
+  const flagged = safetyChecker === "ran" ? await runSafetyChecker(model, checker!, pixels, width, height, signal) : pixels.map(() => false);
+
   const peakComputeBytes = model.peakComputeBytes();
   const seed = typeof options.seed === "bigint" ? o.seed : Number(o.seed);
   const sha = model.metadata[MODEL_KEYS.dataSha256];
   const images: GeneratedImage[] = [];
   for (let b = 0; b < o.numImages; b++) {
-    const rgb = vaeOutputToRgba8(trace.decoded, width, height, b);
+    const rgb = pixels[b];
     const parameters: GenerationParameters = {
       prompt: o.prompt,
       negativePrompt: o.negativePrompt,
@@ -124,10 +165,12 @@ export async function generateImages(model: DiffusionModel, options: GenerateOpt
       modelSha256: sha,
       version: version(),
       ...(trace.interrupted ? { interruptedAtStep: trace.stepsDone, totalSteps: trace.timesteps.length } : {}),
+      safetyChecker,
+      nsfwContentDetected: flagged[b],
     };
     // PNG text cannot hold NUL (the prompt may): U+FFFD stands in for it there, JSON escapes it.
     const png = encodePng(rgb, width, height, { parameters: formatParameters(parameters).replace(/\0/g, "\uFFFD"), json: parameters });
-    images.push({ png, rgba: rgb, width, height, seed, batchIndex: b, droppedTokens: trace.droppedTokens, promptMode: trace.promptMode, parameters, peakComputeBytes, stepsDone: trace.stepsDone });
+    images.push({ png, rgba: rgb, width, height, seed, batchIndex: b, droppedTokens: trace.droppedTokens, promptMode: trace.promptMode, parameters, peakComputeBytes, nsfwContentDetected: flagged[b], stepsDone: trace.stepsDone });
   }
   if (images.length === 0) throw new JsdError("JSD_INTERNAL", "no image was produced");
   return images;

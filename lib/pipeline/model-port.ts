@@ -3,6 +3,7 @@
 // pipeline a fake written in TypeScript. The pipeline imports no concrete model.
 import type { ReferencePromptTokens } from "../prompt/tokens.js";
 import type { JsdTokenizer } from "../prompt/tokenizer.js";
+import type { SafetyCheckerPort } from "../safety/index.js";
 
 import type { Shape4 } from "../shape.js";
 
@@ -40,6 +41,8 @@ export interface DiffusionModel {
   readonly defaultImageSize: number;
   /** Where it computes ("cpu", "cuda", ...), for the PNG's parameters. */
   readonly backend: string;
+  /** The model file's safety checker (its settings, tables and vision tower), or null/absent when it has none. */
+  readonly safetyChecker?: SafetyCheckerPort | null;
   tokenize(text: string): ReferencePromptTokens;
   /** Last hidden state [batch, length, hidden] of [batch, length] ids. */
   encodeText(ids: Int32Array, batch?: number): Promise<Float32Array>;

@@ -2,10 +2,10 @@
 // any native call, and a bad value throws a TypeError or RangeError that names the option.
 import { PROMPT_MODES, type PromptMode } from "../prompt/tokens.js";
 import type { SchedulerName } from "../schedulers/index.js";
-import { SCHEDULER_NAMES } from "../schedulers/index.js";
+import { KARRAS_SCHEDULERS, SCHEDULER_NAMES, takesKarras } from "../schedulers/index.js";
 import type { LatentPreview } from "./preview.js";
 import { JsdTypeError, JsdRangeError } from "../errors.js";
-import { finite, integer } from "../validate.js";
+import { finite, integer, optionalBoolean } from "../validate.js";
 import { LIMITS } from "../limits.js";
 
 export type { PromptMode } from "../prompt/tokens.js";
@@ -52,7 +52,7 @@ export interface GenerateOptions {
   guidanceScale?: number;
   /** Sampler. Default "pndm" (rinna's default). */
   scheduler?: SchedulerName;
-  /** Karras sigmas for lms, euler and euler_a. Default false. */
+  /** Karras sigmas, for the schedulers in KARRAS_SCHEDULERS (lms, euler, euler_a, dpmpp_2m). Default false. */
   karras?: boolean;
   /**
    * Seed of torch.Generator("cpu"). Default: random (the result says which). A batch of n images
@@ -75,6 +75,12 @@ export interface GenerateOptions {
    * Default "auto": tiles above 384×384 pixels.
    */
   vaeTiling?: boolean | "auto";
+  /**
+   * Run the model file's safety checker on each image, as rinna's pipeline does: a flagged image
+   * comes back black, with `nsfwContentDetected` true. Default true; it runs only when the model
+   * has a checker (`jsd convert` keeps rinna's unless told `--no-safety-checker`). false turns it off.
+   */
+  safetyChecker?: boolean;
   /** Called after every sampling step (UNet call; PNDM makes steps + 1 of them). */
   onProgress?: (progress: GenerateProgress) => void;
   /**
@@ -112,6 +118,7 @@ export interface ResolvedOptions {
   mask?: ImageInput;
   eta: number;
   vaeTiling: boolean | "auto";
+  safetyChecker: boolean;
   onProgress?: (progress: GenerateProgress) => void;
   previewEvery?: number;
   signal?: AbortSignal;
@@ -169,7 +176,7 @@ export function resolveOptions(options: GenerateOptions): ResolvedOptions {
   if (eta !== 0 && scheduler !== "ddim") throw new JsdRangeError(`eta is a DDIM option; scheduler is ${scheduler}`);
   const karras = o.karras ?? false;
   if (typeof karras !== "boolean") throw new JsdTypeError("karras must be a boolean");
-  if (karras && !["lms", "euler", "euler_a"].includes(scheduler)) throw new JsdRangeError(`karras needs scheduler lms, euler or euler_a, not ${scheduler}`);
+  if (karras && !takesKarras(scheduler)) throw new JsdRangeError(`karras needs one of the schedulers ${KARRAS_SCHEDULERS.join(", ")}, not ${scheduler}`);
   const strength = o.strength === undefined ? 0.8 : finite("strength", o.strength);
   if (strength < 0 || strength > 1) throw new JsdRangeError(`strength must be from 0 to 1, got ${strength}`);
   if (o.mask !== undefined && o.initImage === undefined) throw new JsdTypeError("mask needs initImage (inpainting repaints part of an image)");
@@ -199,6 +206,7 @@ export function resolveOptions(options: GenerateOptions): ResolvedOptions {
     mask: o.mask === undefined ? undefined : imageInput("mask", o.mask),
     eta,
     vaeTiling,
+    safetyChecker: optionalBoolean("safetyChecker", o.safetyChecker) ?? true,
     onProgress: o.onProgress,
     previewEvery: o.previewEvery,
     signal: o.signal,

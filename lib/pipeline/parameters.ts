@@ -35,7 +35,16 @@ export interface GenerationParameters {
   interruptedAtStep?: number;
   /** With interruptedAtStep: the sampling steps the full run would have taken (PNDM: steps + 1; img2img: fewer). */
   totalSteps?: number;
+  /**
+   * The model's safety checker on this image: "ran" (rinna's pipeline's default), "off"
+   * (`safetyChecker: false`), or "absent" (the model file has none).
+   */
+  safetyChecker: SafetyCheckerRun;
+  /** diffusers' `nsfw_content_detected`: the checker flagged the image, whose pixels are then black. Always false unless it ran. */
+  nsfwContentDetected: boolean;
 }
+
+export type SafetyCheckerRun = "ran" | "off" | "absent";
 
 /** Each scheduler under its AUTOMATIC1111 sampler name (the server's /sdapi API speaks these too). */
 export const SAMPLER_LABELS: Readonly<Record<SchedulerName, string>> = {
@@ -51,7 +60,8 @@ export const SAMPLER_LABELS: Readonly<Record<SchedulerName, string>> = {
  * A1111's layout: prompt, "Negative prompt: …", then "Key: value, …" on the last line. The
  * prompt mode is listed when it is "extended" (with the chunk count); reference mode, the
  * default, adds nothing, so such images carry the same text as before the option existed.
- * Likewise "Interrupted at step: k/n" appears only on images of an interrupted run.
+ * Likewise "Interrupted at step: k/n" appears only on images of an interrupted run, and
+ * "Safety checker: passed | flagged (image blacked out) | off" only where the model has a checker.
  */
 export function formatParameters(p: GenerationParameters): string {
   const fields: Array<[string, string | number]> = [
@@ -70,6 +80,9 @@ export function formatParameters(p: GenerationParameters): string {
     if (p.promptChunks !== undefined) fields.push(["Prompt chunks", p.promptChunks]);
   }
   if (p.droppedTokens > 0) fields.push(["Truncated tokens", p.droppedTokens]);
+  // Absent from images of models without a checker, so that their text is as it was before checkers.
+  if (p.safetyChecker === "ran") fields.push(["Safety checker", p.nsfwContentDetected ? "flagged (image blacked out)" : "passed"]);
+  else if (p.safetyChecker === "off") fields.push(["Safety checker", "off"]);
   if (p.interruptedAtStep !== undefined) {
     fields.push(["Interrupted at step", p.totalSteps === undefined ? p.interruptedAtStep : `${p.interruptedAtStep}/${p.totalSteps}`]);
   }

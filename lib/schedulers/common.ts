@@ -157,6 +157,22 @@ export function sigmaToTimestep(sigma: number, sigmas: ArrayLike<number>): numbe
   return (1 - w) * low + w * (low + 1);
 }
 
+/**
+ * The Karras schedule over a training schedule: `steps` Karras sigmas from its largest sigma down to
+ * its smallest (the endpoints diffusers' `_convert_to_karras` takes by default), and the (fractional)
+ * timestep of each by log-sigma interpolation. `trainSigmas` ascend with t.
+ */
+export function karrasSchedule(trainSigmas: Float32Array, steps: number): { sigmas: Float64Array; timesteps: Float64Array } {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const s of trainSigmas) {
+    if (s < min) min = s;
+    if (s > max) max = s;
+  }
+  const sigmas = karrasSigmas(min, max, steps);
+  return { sigmas, timesteps: Float64Array.from(sigmas, (s) => sigmaToTimestep(s, trainSigmas)) };
+}
+
 /** Index of `t` in `timesteps` (exact match, as `(timesteps == t).nonzero().item()`). */
 export function indexOfTimestep(timesteps: Float64Array, t: number, who: string): number {
   const i = timesteps.indexOf(t);
@@ -189,10 +205,13 @@ export function requireGenerator(generator: TorchGenerator | undefined, who: str
 export function addNoiseAlpha(alphasCumprod: Float32Array, original: Float32Array, noise: Float32Array, t: number, who: string): Float32Array {
   const n = checkSameLength(`${who}.addNoise`, original, noise);
   const ac = alphasCumprod[trainIndex(t, alphasCumprod.length, `${who}.addNoise`)];
-  const a = sqrtf(ac);
-  const b = sqrtf(f(1 - ac));
+  return addNoiseVp(sqrtf(ac), sqrtf(f(1 - ac)), original, noise, n);
+}
+
+/** alpha*x + sigma*noise in float32 (the variance-preserving form). */
+export function addNoiseVp(alpha: number, sigma: number, original: Float32Array, noise: Float32Array, n: number): Float32Array {
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = f(a * original[i]) + f(b * noise[i]);
+  for (let i = 0; i < n; i++) out[i] = f(alpha * original[i]) + f(sigma * noise[i]);
   return out;
 }
 
@@ -204,8 +223,11 @@ export function addNoiseAlpha(alphasCumprod: Float32Array, original: Float32Arra
 export function predictOriginalAlpha(alphasCumprod: Float32Array, modelOutput: Float32Array, t: number, sample: Float32Array, who: string): Float32Array {
   const n = checkSameLength(`${who}.predictOriginal`, modelOutput, sample);
   const ac = alphasCumprod[trainIndex(t, alphasCumprod.length, `${who}.predictOriginal`)];
-  const alpha = sqrtf(ac);
-  const sigma = sqrtf(f(1 - ac));
+  return predictOriginalVp(sqrtf(ac), sqrtf(f(1 - ac)), modelOutput, sample, n);
+}
+
+/** (x - sigma*eps) / alpha in float32, for x = alpha*x0 + sigma*eps (the variance-preserving form). */
+export function predictOriginalVp(alpha: number, sigma: number, modelOutput: Float32Array, sample: Float32Array, n: number): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = f(sample[i] - f(sigma * modelOutput[i])) / alpha;
   return out;

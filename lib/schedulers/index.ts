@@ -11,10 +11,20 @@ import type { Scheduler, SchedulerName, SchedulerOptions } from "./types.js";
 
 export type { Scheduler, SchedulerName, SchedulerOptions } from "./types.js";
 export { SD_V1_SCHEDULER_CONFIG, resolveSchedulerConfig, type SchedulerConfig, type BetaSchedule } from "./config.js";
-export { karrasSigmas, noiseSchedule, trainingSigmas, sigmaToTimestep, type NoiseSchedule } from "./common.js";
+export { karrasSchedule, karrasSigmas, noiseSchedule, trainingSigmas, sigmaToTimestep, type NoiseSchedule } from "./common.js";
 export { PNDMScheduler, DDIMScheduler, LMSDiscreteScheduler, EulerDiscreteScheduler, EulerAncestralDiscreteScheduler, DPMSolverMultistepScheduler };
 
 export const SCHEDULER_NAMES: readonly SchedulerName[] = ["pndm", "ddim", "lms", "euler", "euler_a", "dpmpp_2m"];
+
+/**
+ * The schedulers that take Karras sigmas (`karras: true`): the sigma-based ones and DPM-Solver++
+ * ("DPM++ 2M Karras"). generate(), the CLI and the servers ask here.
+ */
+export const KARRAS_SCHEDULERS: readonly SchedulerName[] = ["lms", "euler", "euler_a", "dpmpp_2m"];
+
+export function takesKarras(name: SchedulerName): boolean {
+  return KARRAS_SCHEDULERS.includes(name);
+}
 
 /** The diffusers class name of each scheduler. */
 export const SCHEDULER_CLASS_NAMES: Readonly<Record<SchedulerName, string>> = {
@@ -37,8 +47,8 @@ export function createScheduler(
   options: SchedulerOptions = {},
 ): Scheduler {
   const cfg = config as Partial<SchedulerConfig>;
-  if (options.karras && name !== "lms" && name !== "euler" && name !== "euler_a") {
-    throw new JsdError("JSD_INVALID_ARGUMENT", `Karras sigmas are only available for the sigma-based schedulers (lms, euler, euler_a), not ${name}`);
+  if (options.karras && !takesKarras(name)) {
+    throw new JsdError("JSD_INVALID_ARGUMENT", `Karras sigmas are only available for ${KARRAS_SCHEDULERS.join(", ")}, not ${name}`);
   }
   if (options.eta !== undefined && options.eta !== 0 && name !== "ddim") {
     throw new JsdError("JSD_INVALID_ARGUMENT", `eta is a DDIM option; ${name} does not take it`);
@@ -55,7 +65,7 @@ export function createScheduler(
     case "euler_a":
       return new EulerAncestralDiscreteScheduler(cfg, steps, { karras: options.karras });
     case "dpmpp_2m":
-      return new DPMSolverMultistepScheduler(cfg, steps);
+      return new DPMSolverMultistepScheduler(cfg, steps, { karras: options.karras });
     default:
       throw new JsdError("JSD_INVALID_ARGUMENT", `unknown scheduler ${JSON.stringify(name)} (expected one of ${SCHEDULER_NAMES.join(", ")})`);
   }

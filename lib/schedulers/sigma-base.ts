@@ -6,12 +6,11 @@ import {
   addNoiseSigma,
   indexOfTimestep,
   interpUnitGrid,
-  karrasSigmas,
+  karrasSchedule,
   noiseSchedule,
   npLinspace,
   predictOriginalSigma,
   scaleBySigma,
-  sigmaToTimestep,
   trainingSigmas,
 } from "./common.js";
 import { checkSteps } from "./pndm.js";
@@ -47,11 +46,9 @@ export abstract class SigmaScheduler {
     const sigmas = new Float32Array(steps + 1);
     let timesteps: Float64Array;
     if (this.karras) {
-      let min = Infinity;
-      for (const s of this.trainSigmas) if (s < min) min = s;
-      const k = karrasSigmas(min, this.initNoiseSigma, steps);
-      timesteps = Float64Array.from(k, (s) => sigmaToTimestep(s, this.trainSigmas));
-      sigmas.set(k);
+      const k = karrasSchedule(this.trainSigmas, steps);
+      timesteps = k.timesteps;
+      sigmas.set(k.sigmas);
     } else {
       timesteps = npLinspace(0, numTrain - 1, steps).reverse();
       for (let i = 0; i < steps; i++) sigmas[i] = interpUnitGrid(timesteps[i], this.trainSigmas);

@@ -6,7 +6,7 @@ export type SchedulerName = "pndm" | "ddim" | "lms" | "euler" | "euler_a" | "dpm
 export interface SchedulerOptions {
   /** DDIM only: the eta of the DDIM paper (0 = deterministic). With eta > 0, step() needs a generator. */
   eta?: number;
-  /** LMS, Euler and Euler ancestral only: Karras et al. (2022) sigmas (rho = 7) instead of the linear timestep spacing. */
+  /** Karras et al. (2022) sigmas (rho = 7) instead of the linear timestep spacing: the schedulers in KARRAS_SCHEDULERS only. */
   karras?: boolean;
 }
 
@@ -25,7 +25,7 @@ export interface Scheduler {
   readonly numInferenceSteps: number;
   /** The timesteps as diffusers holds them: integers for PNDM/DDIM/DPMSolver, float64 for LMS/Euler. */
   readonly timesteps: Float64Array;
-  /** The sigma of each timestep plus a final 0 (float32), for the sigma-based schedulers. */
+  /** The sigma of each timestep plus a final 0 (float32), for the sigma-based schedulers and DPM-Solver++ with Karras sigmas. */
   readonly sigmas?: Float32Array;
   /** Multiply the initial N(0, 1) latents by this (float32 value). */
   readonly initNoiseSigma: number;

@@ -49,6 +49,8 @@ export interface ServerContext {
   jobs: JobBackend;
   models: ModelCatalog;
   limits: ServerLimits;
+  /** Whether jobs run the model's safety checker (the server's setting; clients cannot change it). */
+  safetyChecker: boolean;
   /** Shown by GET /sdapi/v1/cmd-flags (no secrets: the key is reported as set or not). */
   flags: Record<string, string | number | boolean | null>;
 }

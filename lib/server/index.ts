@@ -51,6 +51,12 @@ export interface ServerOptions {
   limits?: Partial<ServerLimits>;
   /** Live previews every n steps (default 1; 0 turns them off). */
   previewEvery?: number;
+  /**
+   * Run the model's safety checker on every image, as generate() does by default (default true;
+   * it runs where the model file has one). The server decides, never the client: false is
+   * `jsd serve --no-safety-checker`. Behind a queue, the jobs carry this decision to the workers.
+   */
+  safetyChecker?: boolean;
   /** Fastify's logger option (default off). */
   logger?: boolean;
   /**
@@ -142,6 +148,7 @@ export async function createServer(options: ServerOptions = {}): Promise<JsdServ
     jobs: backend.jobs,
     models: backend.models,
     limits,
+    safetyChecker: options.safetyChecker ?? true,
     flags: {
       host,
       port,
@@ -153,6 +160,7 @@ export async function createServer(options: ServerOptions = {}): Promise<JsdServ
       threads: options.load?.threads ?? null,
       low_memory: options.load?.releaseIdleWeights ?? false,
       preview_every: previewEvery,
+      safety_checker: options.safetyChecker ?? true,
       max_queue: limits.maxQueue,
       max_steps: limits.maxSteps,
       max_side: limits.maxSide,

@@ -7,6 +7,7 @@
 //   each, and the process's peak RSS at the end.
 // job.mode "matmul": the matrix-product throughput of one weight type on the UNet's shapes (1 thread),
 //   and which kernel did it (the parent's environment may force one: scripts/bench/kernels.mjs).
+// job.mode "safety": the safety checker's CPU-seconds per image (scripts/bench/safety-checker.mjs).
 // job.mode "e2e": one whole txt2img through generate(), 1 thread, with its CPU-seconds split into
 //   text encoder, steps and VAE (scripts/bench/end-to-end.mjs).
 //
@@ -15,6 +16,7 @@
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { runEndToEndChild } from "./end-to-end.mjs";
+import { runSafetyCheckerChild } from "./safety-checker.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const job = JSON.parse(process.argv[2] ?? "{}");
@@ -204,7 +206,8 @@ async function runMatmul() {
 }
 
 try {
-  const result = job.mode === "matmul" ? await runMatmul() : job.mode === "e2e" ? await runEndToEndChild(root, job, log) : await runScenario();
+  const children = { matmul: runMatmul, e2e: () => runEndToEndChild(root, job, log), safety: () => runSafetyCheckerChild(root, job, log) };
+  const result = await (children[job.mode] ?? runScenario)();
   await send({ kind: "result", result });
   process.exit(0);
 } catch (error) {

@@ -40,7 +40,7 @@ function oneLine(text, max = 160) {
 }
 
 /** Phase 4: prints the tables and writes the JSON. */
-export async function report(args, { sys, threads, commit, dirty, flopsAt, vaeFlopsAt, matmul, scenarios, endToEnd = [], started }) {
+export async function report(args, { sys, threads, commit, dirty, flopsAt, vaeFlopsAt, matmul, scenarios, endToEnd = [], safetyChecker = [], started }) {
   const json = {
     commit,
     cpu: cpuModel(),
@@ -61,6 +61,7 @@ export async function report(args, { sys, threads, commit, dirty, flopsAt, vaeFl
     vaeDecodeFlops: Object.fromEntries(args.sizes.map((s) => [`${s}x${s}`, vaeFlopsAt(s).total])),
     matmul,
     endToEnd,
+    safetyChecker,
     seconds: (performance.now() - started) / 1000,
   };
 
@@ -108,12 +109,21 @@ export async function report(args, { sys, threads, commit, dirty, flopsAt, vaeFl
   if (endToEnd.length > 0) {
     out.push("", `End to end: one txt2img through generate(), 1 thread, first run after loading; scheduler ${E2E_SCHEDULER_NOTE}; CPU-seconds (user + sys) split at the phase boundaries (docs/benchmark.md):`, "");
     const erows = endToEnd.map((e) => {
-      const base = [e.type, `${e.width}×${e.height}`, String(e.steps), e.scheduler];
+      const base = [e.type, `${e.width}×${e.height}`, String(e.steps), `${e.scheduler}${e.karras ? " Karras" : ""}`];
       if (e.cpuSeconds === null) return [...base, `**failed**: ${oneLine((e.errors ?? []).join("; "))}`, "", "", "", "", "", ""];
       const share = (x) => `${fmtSeconds(x)} (${((100 * x) / e.cpuSeconds).toFixed(0)} %)`;
       return [...base, fmtSeconds(e.cpuSeconds), share(e.textEncodeCpuSeconds), `${share(e.stepsCpuSeconds)}, ${fmtSeconds(e.stepsCpuSeconds / e.unetCalls)}/step`, `${share(e.vaeCpuSeconds)}${e.vaeDecodeCalls > 1 ? `, ${e.vaeDecodeCalls} tiles` : ", untiled"}`, fmtSeconds(e.otherCpuSeconds), fmtSeconds(e.seconds), fmtGiB(e.peakRssBytes)];
     });
     out.push(table(["type", "size", "steps", "scheduler", "total CPU-s", "text encoder", "steps", "VAE", "other", "wall s", "peak RSS"], erows));
+  }
+  if (safetyChecker.length > 0) {
+    out.push("", "Safety checker (full-size random CLIP ViT-L/14 checker), 1 thread, CPU-seconds per 512×512 image: the feature extractor, the vision tower (median after a warm-up), and per image in a batch of 4:", "");
+    const srows = safetyChecker.map((e) =>
+      e.cpuSecondsPerImage === null
+        ? [e.type, `**failed**: ${oneLine((e.errors ?? []).join("; "))}`, "", "", "", ""]
+        : [e.type, fmtSeconds(e.cpuSecondsPerImage), fmtSeconds(e.featureExtractorCpuSeconds), fmtSeconds(e.embedCpuSeconds), fmtSeconds(e.embedBatch4CpuSecondsPerImage), fmtGiB(e.peakRssBytes)],
+    );
+    out.push(table(["type", "CPU-s per image", "feature extractor", "vision tower", "vision tower, batch of 4 (per image)", "peak RSS"], srows));
   }
   console.log(out.join("\n"));
 
@@ -122,7 +132,7 @@ export async function report(args, { sys, threads, commit, dirty, flopsAt, vaeFl
     await writeFile(args.json, JSON.stringify(json, null, 2) + "\n");
     log(`bench: wrote ${args.json}`);
   }
-  const failed = [...scenarios, ...endToEnd].filter((s) => s.errors).length + Object.values(matmul).filter((m) => m.error).length;
+  const failed = [...scenarios, ...endToEnd, ...safetyChecker].filter((s) => s.errors).length + Object.values(matmul).filter((m) => m.error).length;
   log(`bench: done in ${((performance.now() - started) / 1000).toFixed(0)} s${failed ? `, ${failed} with failures (see the table)` : ""}`);
 }
 

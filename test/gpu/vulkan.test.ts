@@ -19,8 +19,8 @@ import { readCases, type CaseFile } from "../../lib/parity/cases.js";
 import { runCases } from "../../lib/parity/run.js";
 import { listDevices } from "../../lib/system-info.js";
 import { lavapipe } from "../helpers/lavapipe.js";
-import { referenceCases, tinyModel, tinySafetyModel } from "../helpers/models.js";
-import { embedCases, maxEmbedError, readSafetyCases } from "../helpers/safety-cases.js";
+import { referenceCases, safetyCheckerCases, tinyModel, tinySafetyModel } from "../helpers/models.js";
+import { embedWith, loadSafetyCase, maxEmbedError, SAFETY_CASE_NAMES } from "../helpers/safety-cases.js";
 
 const VULKAN_F16_TOLERANCES = { text_encoder: 3e-2, unet: 4e-2, vae_decode: 6e-2, vae_encode: 6e-2 };
 // The safety checker's image_embeds (values up to about 2): ggml-vulkan's matrix products round
@@ -195,11 +195,11 @@ describe.skipIf(!lavapipe)("Vulkan on lavapipe", () => {
 
   describe("the safety checker", () => {
     it.each(["f32", "f16"] as const)("embeds the reference cases' images on the device from the %s file", async (type) => {
-      const cases = await readSafetyCases();
+      const cases = await Promise.all(SAFETY_CASE_NAMES.map(loadSafetyCase));
       const model = await loadModel(await tinySafetyModel(type), { backend: "vulkan" });
       try {
         expect(model.memory().map((m) => [m.name, m.backend])).toContainEqual(["safety_checker", "vulkan"]);
-        const error = maxEmbedError(await embedCases(model, cases), cases);
+        const error = await maxEmbedError(cases, embedWith(model));
         expect(error).toBeLessThanOrEqual(VULKAN_SAFETY_TOLERANCES[type]);
         expect(error).toBeGreaterThan(1e-5); // f16 arithmetic, really exercised
       } finally {
@@ -208,27 +208,28 @@ describe.skipIf(!lavapipe)("Vulkan on lavapipe", () => {
     }, 300_000);
 
     it("matches the f32 reference within 1e-4 with ggml-vulkan's f16 arithmetic off (GGML_VK_DISABLE_F16, a child process)", async () => {
-      const cases = await readSafetyCases();
+      const cases = await Promise.all(SAFETY_CASE_NAMES.map(loadSafetyCase));
       const dist = (path: string) => JSON.stringify(join(packageRoot, "dist", path));
       const script = `
         const { loadModel } = await import(${dist("model.js")});
         const { readCases } = await import(${dist("parity/cases.js")});
         const { toFloat32 } = await import(${dist("formats/safetensors.js")});
         const model = await loadModel(process.argv[1], { backend: "vulkan" });
-        const embeds = [];
+        const embeds = {};
         for (const c of await readCases(process.argv[2])) {
           const pixels = c.tensors.get("pixel_values");
-          embeds.push(Array.from(await model.embedImages(toFloat32(pixels), pixels.shape[0])));
+          embeds[c.name] = Array.from(await model.embedImages(toFloat32(pixels), pixels.shape[0]));
         }
         console.log(JSON.stringify(embeds));
         await model.close();`;
-      const run = spawnSync(process.execPath, ["--input-type=module", "-e", script, await tinySafetyModel("f32"), join(referenceCases, "safety_checker")], {
+      const run = spawnSync(process.execPath, ["--input-type=module", "-e", script, await tinySafetyModel("f32"), safetyCheckerCases], {
         encoding: "utf8",
         timeout: 300_000,
         env: { ...process.env, GGML_VK_VISIBLE_DEVICES: "0", GGML_VK_DISABLE_F16: "1", JSD_PLUGIN_DIR: pluginCache, JSD_PLUGINS: "" },
       });
       expect(run.status, run.stderr).toBe(0);
-      expect(maxEmbedError(JSON.parse(run.stdout) as number[][], cases)).toBeLessThanOrEqual(1e-4);
+      const embeds = JSON.parse(run.stdout) as Record<string, number[]>;
+      expect(await maxEmbedError(cases, async (c) => embeds[c.name] ?? [])).toBeLessThanOrEqual(1e-4);
     }, 300_000);
 
     it("is the first network to move to the CPU where the device is too small", async () => {

@@ -1,6 +1,6 @@
 // Test models: the tiny fixture converted on the fly (a fraction of a second), and edited
 // copies of it for the loader's bad-input tests.
-import { cpSync, mkdtempSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { convert } from "../../lib/convert/index.js";
@@ -9,39 +9,48 @@ import { GGUF_KEY_ALIGNMENT, GgufWriter, type GgufValue } from "../../lib/format
 
 export const fixtures = new URL("../fixtures/", import.meta.url).pathname;
 export const tinyJsd = join(fixtures, "tiny-jsd");
-/** The tiny safety checker and feature extractor, to lay over tiny-jsd (its README). */
-export const tinySafetyChecker = join(fixtures, "tiny-safety-checker");
 export const referenceCases = join(fixtures, "reference");
+export const tinySafetyCheckerFixture = join(fixtures, "tiny-safety-checker");
+export const safetyCheckerCases = join(referenceCases, "safety_checker");
 
 const scratch = mkdtempSync(join(tmpdir(), "jsd-test-models-"));
 const converted = new Map<string, Promise<string>>();
 
-type TinyType = "f32" | "f16" | "q8_0" | "q4_0";
-
-/** A diffusers folder converted with one type for every network ("f32" keeps everything f32), once per name. */
-function convertOnce(name: string, folder: () => string, type: TinyType): Promise<string> {
-  let path = converted.get(name);
+/** The tiny model converted with one type for every network ("f32" keeps everything f32). */
+export function tinyModel(type: "f32" | "f16" | "q8_0" | "q4_0" = "f32"): Promise<string> {
+  let path = converted.get(type);
   if (!path) {
-    const out = join(scratch, `${name}.gguf`);
-    path = convert(folder(), out, { type, textEncoderType: type, vaeType: type === "f32" ? "f32" : "f16" }).then(() => out);
-    converted.set(name, path);
+    const out = join(scratch, `tiny-${type}.gguf`);
+    path = convert(tinyJsd, out, { type, textEncoderType: type, vaeType: type === "f32" ? "f32" : "f16" }).then(() => out);
+    converted.set(type, path);
   }
   return path;
 }
 
-/** The tiny model converted with one type for every network ("f32" keeps everything f32). */
-export function tinyModel(type: TinyType = "f32"): Promise<string> {
-  return convertOnce(`tiny-${type}`, () => tinyJsd, type);
+/**
+ * A copy of tiny-jsd with tiny-safety-checker laid over it: a diffusers folder shaped like rinna's
+ * whole repository (safety_checker/, feature_extractor/, a model_index.json naming them). Tests
+ * that break one of its files take their own copy (`name`).
+ */
+export function tinySafetyFolder(name = "tiny-safety"): string {
+  const folder = join(scratch, name);
+  if (!existsSync(folder)) {
+    cpSync(tinyJsd, folder, { recursive: true });
+    cpSync(tinySafetyCheckerFixture, folder, { recursive: true });
+  }
+  return folder;
 }
 
-/** The tiny model with the tiny safety checker laid over it (rinna's full layout), converted likewise. */
-export function tinySafetyModel(type: TinyType = "f32"): Promise<string> {
-  return convertOnce(`tiny-safety-${type}`, () => {
-    const folder = join(scratch, `tiny-safety-${type}`);
-    cpSync(tinyJsd, folder, { recursive: true });
-    cpSync(tinySafetyChecker, folder, { recursive: true });
-    return folder;
-  }, type);
+/** The overlay folder converted (text encoder and checker of `type`; the VAE f32 for "f32", else f16). */
+export function tinySafetyModel(type: "f32" | "f16" | "q8_0" | "q4_0" = "f32"): Promise<string> {
+  const key = `safety-${type}`;
+  let path = converted.get(key);
+  if (!path) {
+    const out = join(scratch, `tiny-safety-${type}.gguf`);
+    path = convert(tinySafetyFolder(), out, { type, textEncoderType: type, vaeType: type === "f32" ? "f32" : "f16" }).then(() => out);
+    converted.set(key, path);
+  }
+  return path;
 }
 
 export function scratchPath(name: string): string {

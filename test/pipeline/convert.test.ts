@@ -14,6 +14,7 @@ import { GgufFile } from "../../lib/formats/gguf-reader.js";
 import { MODEL_KEYS } from "../../lib/formats/model-keys.js";
 import { readSafetensors, toFloat32, toInt32, type RawTensor } from "../../lib/formats/safetensors.js";
 import { native } from "../../lib/native/addon.js";
+import { writeSafetensorsFile } from "../helpers/safetensors.js";
 
 const TINY = "test/fixtures/tiny-jsd";
 const TINY_BIN = "test/fixtures/tiny-jsd-bin";
@@ -37,20 +38,6 @@ async function fixtureCopy(): Promise<string> {
   const d = join(dir, `model${++n}`);
   await cp(TINY, d, { recursive: true });
   return d;
-}
-
-async function writeSafetensorsFile(path: string, tensors: Array<Omit<RawTensor, "data"> & { data: Uint8Array }>): Promise<void> {
-  const header: Record<string, unknown> = { __metadata__: { format: "pt" } };
-  let offset = 0;
-  for (const t of tensors) {
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.length] };
-    offset += t.data.length;
-  }
-  let json = JSON.stringify(header);
-  json += " ".repeat((8 - (json.length % 8)) % 8);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  await writeFile(path, Buffer.concat([len, Buffer.from(json), ...tensors.map((t) => t.data)]));
 }
 
 /** Rewrites one weight file of a folder through `edit`. */

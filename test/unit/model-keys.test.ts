@@ -13,6 +13,7 @@ import {
   MODEL_KEYS,
   MODEL_KEYS_JSON,
   MODEL_SECTIONS,
+  OPTIONAL_SECTIONS,
   REQUIRED_MODEL_KEYS,
   parseModelKeys,
   parseSectionKey,
@@ -20,7 +21,7 @@ import {
   sectionKey,
 } from "../../lib/formats/model-keys.js";
 import { packageRoot } from "../../lib/package-root.js";
-import { tinyJsd } from "../helpers/models.js";
+import { tinyJsd, tinySafetyFolder } from "../helpers/models.js";
 
 const definition = JSON.parse(readFileSync(MODEL_KEYS_JSON, "utf8")) as Record<string, unknown>;
 
@@ -34,7 +35,9 @@ describe("the definition (native/model/model_keys.json)", () => {
     expect(parseSectionKey(MODEL_KEYS.dataSha256)).toBeUndefined();
     expect(() => sectionKey("unet", "no_such_field")).toThrow(/defines no field 'no_such_field' in section 'unet'/);
     expect(new Set(ALL_MODEL_KEYS).size).toBe(ALL_MODEL_KEYS.length);
-    expect(ALL_MODEL_KEYS.filter((k) => !REQUIRED_MODEL_KEYS.includes(k))).toEqual([MODEL_KEYS.q8Interleaved]);
+    expect(OPTIONAL_SECTIONS).toEqual(["safety_checker", "feature_extractor"]);
+    const optionalSectionKeys = OPTIONAL_SECTIONS.flatMap((s) => sectionFields(s).map((f) => sectionKey(s, f)));
+    expect(ALL_MODEL_KEYS.filter((k) => !REQUIRED_MODEL_KEYS.includes(k))).toEqual([MODEL_KEYS.q8Interleaved, ...optionalSectionKeys]);
   });
 
   it("refuses a definition of the wrong shape, by name", () => {
@@ -45,6 +48,7 @@ describe("the definition (native/model/model_keys.json)", () => {
     expect(bad({ sections: { ...(definition.sections as object), vae: [] } })).toThrow(/sections.vae must list its fields/);
     expect(bad({ sections: { ...(definition.sections as object), unet: ["config", "config"] } })).toThrow(/defined twice/);
     expect(bad({ optionalKeys: ["nope"] })).toThrow(/optionalKeys/);
+    expect(bad({ optionalSections: ["nope"] })).toThrow(/optionalSections/);
   });
 
   it("the converter writes exactly the keys it defines", async () => {
@@ -55,9 +59,10 @@ describe("the definition (native/model/model_keys.json)", () => {
     const written = buildMetadata(folder, "f16", ids, embeddings).map(([key]) => key);
     expect(new Set(written).size).toBe(written.length);
     expect([...written].sort()).toEqual([...REQUIRED_MODEL_KEYS].sort());
-    // --cpu-layout files add the one optional key.
-    const cpuLayout = buildMetadata(folder, "q8_0", ids, embeddings, ["unet.conv_in.weight"]).map(([key]) => key);
-    expect([...cpuLayout].sort()).toEqual([...ALL_MODEL_KEYS].sort());
+    // A safety checker adds its two sections, --cpu-layout the one optional key: together, every key.
+    const withChecker = await readDiffusersFolder(tinySafetyFolder());
+    const all = buildMetadata(withChecker, "q8_0", ids, embeddings, ["unet.conv_in.weight"]).map(([key]) => key);
+    expect([...all].sort()).toEqual([...ALL_MODEL_KEYS].sort());
   });
 
   it("docs/model-format.md documents each of them", () => {

@@ -6,6 +6,7 @@ import { MODEL_KEYS } from "../../lib/formats/model-keys.js";
 import { generateImages } from "../../lib/pipeline/generate.js";
 import type { DiffusionModel, PredictNoiseInput, Shape4 } from "../../lib/pipeline/model-port.js";
 import type { ReferencePromptTokens } from "../../lib/prompt/tokens.js";
+import { createScheduler } from "../../lib/schedulers/index.js";
 
 /** A 4-channel latent model whose UNet predicts zero noise and whose VAE returns a constant grey. */
 function fakeModel(options: { stepDelayMs?: number } = {}) {
@@ -97,6 +98,15 @@ describe("generate() over a fake model (no native addon)", () => {
     expect(image.parameters.interruptedAtStep).toBe(4);
   });
 
+  it("dpmpp_2m with karras: the UNet sees each Karras sigma's fractional timestep, and the image says so", async () => {
+    const { model, calls } = fakeModel();
+    const [image] = await generateImages(model, { prompt: "x", steps: 6, scheduler: "dpmpp_2m", karras: true, seed: 1, width: 64, height: 64 });
+    const expected = createScheduler("dpmpp_2m", {}, 6, { karras: true }).timesteps;
+    expect(calls.predictNoise.map((c) => c.timesteps[0])).toEqual(Array.from(expected, Math.fround));
+    expect(calls.predictNoise.some((c) => !Number.isInteger(c.timesteps[0]))).toBe(true);
+    expect(image.parameters).toMatchObject({ scheduler: "dpmpp_2m", karras: true });
+  });
+
   it("abort rejects with an AbortError, interrupts the call in progress, and still frees the buffers", async () => {
     const { model, calls } = fakeModel({ stepDelayMs: 5 });
     const controller = new AbortController();
@@ -105,5 +115,72 @@ describe("generate() over a fake model (no native addon)", () => {
     expect(calls.aborted).toBe(1);
     expect(calls.predictNoise.length).toBeLessThan(6);
     expect(calls.released).toBe(1);
+  });
+
+  describe("the safety checker", () => {
+    // A 2-wide projection: concept 0..16 all along x with threshold 0.5, the special-care ones along y
+    // with threshold 2 (never reached). An image embedded along x scores 1 - 0.5 > 0 (flagged); along y, -0.5.
+    function checker(embeds: number[][]) {
+      const calls = { embedded: [] as number[] };
+      const port = {
+        featureExtractor: { size: 224, cropSize: 224, doResize: true, doCenterCrop: true, doNormalize: true, resample: 3, imageMean: [0.5, 0.5, 0.5], imageStd: [0.5, 0.5, 0.5] } as const,
+        projectionDim: 2,
+        conceptEmbeds: new Float32Array(17 * 2).map((_, i) => (i % 2 === 0 ? 1 : 0)),
+        conceptWeights: new Float32Array(17).fill(0.5),
+        specialCareEmbeds: new Float32Array(3 * 2).map((_, i) => (i % 2 === 1 ? 1 : 0)),
+        specialCareWeights: new Float32Array(3).fill(2),
+        async embedImages(pixelValues: Float32Array, batch: number) {
+          calls.embedded.push(batch);
+          expect(pixelValues).toHaveLength(batch * 3 * 224 * 224);
+          return new Float32Array(embeds.slice(0, batch).flat());
+        },
+      };
+      return { port, calls };
+    }
+
+    it("runs on the batch in one call: a flagged image comes back black, and its PNG says so", async () => {
+      const { model } = fakeModel();
+      const { port, calls } = checker([[1, 0], [0, 1]]);
+      const images = await generateImages({ ...model, safetyChecker: port }, { prompt: "x", steps: 2, scheduler: "euler", seed: 1, width: 64, height: 64, numImages: 2 });
+      expect(calls.embedded).toEqual([2]);
+      expect(images.map((i) => i.nsfwContentDetected)).toEqual([true, false]);
+      expect(images.map((i) => i.parameters.safetyChecker)).toEqual(["ran", "ran"]);
+      expect([...images[0].rgba.slice(0, 8)]).toEqual([0, 0, 0, 255, 0, 0, 0, 255]);
+      expect(images[0].rgba.every((v, i) => v === (i % 4 === 3 ? 255 : 0))).toBe(true);
+      expect(images[1].rgba[0]).toBe(191);
+      const text = (png: Uint8Array) => Buffer.from(png).toString("latin1");
+      expect(text(images[0].png)).toContain("Safety checker: flagged (image blacked out)");
+      expect(text(images[1].png)).toContain("Safety checker: passed");
+    });
+
+    it("safetyChecker: false skips it and says so; a model without one says nothing", async () => {
+      const { model } = fakeModel();
+      const { port, calls } = checker([[1, 0]]);
+      const [off] = await generateImages({ ...model, safetyChecker: port }, { prompt: "x", steps: 2, scheduler: "euler", seed: 1, width: 64, height: 64, safetyChecker: false });
+      expect(calls.embedded).toEqual([]);
+      expect(off).toMatchObject({ nsfwContentDetected: false, parameters: { safetyChecker: "off", nsfwContentDetected: false } });
+      expect(off.rgba[0]).toBe(191);
+      expect(Buffer.from(off.png).toString("latin1")).toContain("Safety checker: off");
+      const [absent] = await generateImages(model, { prompt: "x", steps: 2, scheduler: "euler", seed: 1, width: 64, height: 64 });
+      expect(absent.parameters).toMatchObject({ safetyChecker: "absent", nsfwContentDetected: false });
+      expect(Buffer.from(absent.png).toString("latin1")).not.toContain("Safety checker");
+      await expect(generateImages(model, { prompt: "x", safetyChecker: "yes" as never })).rejects.toMatchObject({ code: "JSD_INVALID_ARGUMENT" });
+    });
+
+    it("an abort during the check rejects with an AbortError and frees the buffers", async () => {
+      const { model, calls } = fakeModel();
+      const controller = new AbortController();
+      const port = {
+        ...checker([[1, 0]]).port,
+        embedImages: async () => {
+          controller.abort();
+          throw Object.assign(new Error("aborted"), { code: "JSD_ABORTED" });
+        },
+      };
+      const run = generateImages({ ...model, safetyChecker: port }, { prompt: "x", steps: 2, scheduler: "euler", seed: 1, width: 64, height: 64, signal: controller.signal });
+      await expect(run).rejects.toMatchObject({ name: "AbortError" });
+      expect(calls.aborted).toBe(1);
+      expect(calls.released).toBe(2);
+    });
   });
 });

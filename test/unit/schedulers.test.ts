@@ -18,6 +18,7 @@ import { TorchGenerator } from "../../lib/rng/torch-generator.js";
 import {
   createScheduler,
   img2imgStart,
+  KARRAS_SCHEDULERS,
   karrasSigmas,
   noiseSchedule,
   resolveSchedulerConfig,
@@ -356,7 +357,7 @@ describe("Karras sigmas", () => {
     expect(sigmaToTimestep(between, train)).toBeCloseTo(100.5, 9);
   });
 
-  for (const name of ["lms", "euler", "euler_a"] as const) {
+  for (const name of KARRAS_SCHEDULERS) {
     it(`${name} with karras: sigmas, timesteps, a full run`, () => {
       const s = createScheduler(name, {}, 12, { karras: true });
       const sig = s.sigmas!;
@@ -376,9 +377,10 @@ describe("Karras sigmas", () => {
     });
   }
 
-  it("is refused for the schedulers without sigmas", () => {
-    expect(() => createScheduler("dpmpp_2m", {}, 10, { karras: true })).toThrow();
-    expect(() => createScheduler("pndm", {}, 10, { karras: true })).toThrow();
+  it("is refused for PNDM and DDIM", () => {
+    expect(KARRAS_SCHEDULERS).toEqual(["lms", "euler", "euler_a", "dpmpp_2m"]);
+    expect(() => createScheduler("ddim", {}, 10, { karras: true })).toThrow(expect.objectContaining({ code: "JSD_INVALID_ARGUMENT" }));
+    expect(() => createScheduler("pndm", {}, 10, { karras: true })).toThrow(expect.objectContaining({ code: "JSD_INVALID_ARGUMENT" }));
   });
 });
 

@@ -56,6 +56,8 @@ function infoOf(ctx: ServerContext, mapped: MappedRequest, job: Job) {
     is_using_inpainting_conditioning: false,
     infotexts: job.images.map((i) => formatParameters(i.parameters)),
     interrupted: job.interrupted,
+    // Not A1111's (it has no checker): diffusers' name, one per image; a flagged image is black.
+    nsfw_content_detected: job.images.map((i) => i.parameters.nsfwContentDetected === true),
     version: `japanese-stable-diffusion ${version()}`,
     ignored: mapped.ignored,
   };

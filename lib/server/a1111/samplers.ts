@@ -1,8 +1,7 @@
 // AUTOMATIC1111's sampler and scheduler names, mapped to ours. The labels are the ones our PNGs
 // already carry (SAMPLER_LABELS); A1111 calls PNDM without its Runge-Kutta warm-up "PLMS".
 import { SAMPLER_LABELS } from "../../pipeline/parameters.js";
-import { resolveOptions } from "../../pipeline/options.js";
-import { SCHEDULER_NAMES, type SchedulerName } from "../../schedulers/index.js";
+import { SCHEDULER_NAMES, takesKarras, type SchedulerName } from "../../schedulers/index.js";
 
 const EXTRA_ALIASES: Partial<Record<SchedulerName, string[]>> = {
   pndm: ["PLMS", "plms"],
@@ -11,16 +10,6 @@ const EXTRA_ALIASES: Partial<Record<SchedulerName, string[]>> = {
   lms: ["k_lms"],
   dpmpp_2m: ["k_dpmpp_2m"],
 };
-
-/** Whether a scheduler takes Karras sigmas (generate()'s own check decides). */
-function takesKarras(scheduler: SchedulerName): boolean {
-  try {
-    resolveOptions({ prompt: "", scheduler, karras: true, seed: 0 });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export interface SamplerChoice {
   scheduler: SchedulerName;
