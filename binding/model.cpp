@@ -10,6 +10,7 @@
 #include "runtime/error.h"
 #include "runtime/limits.h"
 #include "errors.h"
+#include "model_info.h"
 
 namespace jsd_binding {
 
@@ -26,26 +27,6 @@ std::vector<float> CopyFloats(const Napi::Value& v, const char* what) {
   }
   Napi::Float32Array a = v.As<Napi::Float32Array>();
   return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
-}
-
-Napi::Object PlacementObject(Napi::Env env, const jsd::Placement& p) {
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("gpu", p.gpu);
-  out.Set("deviceBytes", Napi::Number::New(env, static_cast<double>(p.device_bytes)));
-  out.Set("deviceBudget", Napi::Number::New(env, static_cast<double>(p.device_budget)));
-  Napi::Array networks = Napi::Array::New(env, p.networks.size());
-  for (size_t i = 0; i < p.networks.size(); ++i) {
-    const jsd::NetworkPlacement& n = p.networks[i];
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("name", n.name);
-    o.Set("onCpu", n.on_cpu);
-    o.Set("weightBytes", Napi::Number::New(env, static_cast<double>(n.weight_bytes)));
-    o.Set("computeBytes", Napi::Number::New(env, static_cast<double>(n.compute_bytes)));
-    o.Set("reason", n.reason);
-    networks.Set(static_cast<uint32_t>(i), o);
-  }
-  out.Set("networks", networks);
-  return out;
 }
 
 // Channels, text lengths and widths are the model's own (its config bounds them at load); this only
@@ -93,6 +74,7 @@ class Model : public Napi::ObjectWrap<Model> {
                            InstanceMethod<&Model::PredictNoise>("predictNoise"),
                            InstanceMethod<&Model::DecodeLatents>("decodeLatents"),
                            InstanceMethod<&Model::EncodeImage>("encodeImage"),
+                           InstanceMethod<&Model::EmbedImages>("embedImages"),
                            InstanceMethod<&Model::Info>("info"),
                            InstanceMethod<&Model::Memory>("memory"),
                            InstanceMethod<&Model::Placement>("placement"),
@@ -199,31 +181,27 @@ class Model : public Napi::ObjectWrap<Model> {
     });
   }
 
+  // embedImages(pixelValues, batch): the safety checker's image_embeds [batch, projection_dim].
+  Napi::Value EmbedImages(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ModelState& s = Open(env);
+    if (info.Length() < 2) throw ArgumentTypeError(env, "embedImages expects (pixelValues, batch)");
+    const jsd::SafetyCheckerConfigs* configs = s.engine->safety_checker_configs();
+    if (configs == nullptr) throw MakeError(env, jsd::error_code_name(jsd::ErrorCode::NoSafetyChecker), "embedImages: the model file has no safety checker");
+    auto pixels = std::make_shared<std::vector<float>>(CopyFloats(info[0], "pixelValues"));
+    const int64_t n = Integer(info[1], "batch", 1, jsd::limits::kBatchMax);
+    const int64_t side = configs->checker.image_size;
+    CheckLength(env, pixels->size(), n * configs->checker.num_channels * side * side, "pixelValues");
+    auto state = state_;
+    return s.thread->Post(env, [state, pixels, n]() {
+      auto out = std::make_shared<std::vector<float>>(state->engine->embed_images(pixels->data(), n));
+      return JobResult{FloatArray(out), "", ""};
+    });
+  }
+
   Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    const jsd::Engine& e = *Open(env).engine;
-    Napi::Object out = Napi::Object::New(env);
-    Napi::Object meta = Napi::Object::New(env);
-    for (const auto& [key, value] : e.metadata()) meta.Set(key, value);
-    out.Set("metadata", meta);
-    const auto& t = e.tokenizer_config();
-    Napi::Object tok = Napi::Object::New(env);
-    tok.Set("padId", t.pad_id);
-    tok.Set("eosId", t.eos_id);
-    tok.Set("unkId", t.unk_id);
-    tok.Set("doLowerCase", t.do_lower_case);
-    tok.Set("modelMaxLength", t.model_max_length);
-    out.Set("tokenizer", tok);
-    const std::string& spm = e.sentencepiece_model();
-    out.Set("sentencepiece", Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(spm.data()), spm.size()));
-    out.Set("textHiddenSize", e.text_encoder_config().hidden_size);
-    out.Set("textMaxLength", e.text_encoder_config().max_position_embeddings);
-    out.Set("latentChannels", e.vae_config().latent_channels);
-    out.Set("vaeScaleFactor", Napi::Number::New(env, static_cast<double>(e.vae_scale_factor())));
-    out.Set("scalingFactor", e.vae_config().scaling_factor);
-    out.Set("threads", e.threads());
-    out.Set("backend", e.backend_name());
-    return out;
+    return InfoObject(env, *Open(env).engine);
   }
 
   Napi::Value Placement(const Napi::CallbackInfo& info) {
@@ -233,21 +211,7 @@ class Model : public Napi::ObjectWrap<Model> {
 
   Napi::Value Memory(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    const auto components = Open(env).engine->memory();
-    Napi::Array out = Napi::Array::New(env, components.size());
-    for (size_t i = 0; i < components.size(); ++i) {
-      Napi::Object c = Napi::Object::New(env);
-      const jsd::ComponentMemory& m = components[i];
-      c.Set("name", m.name);
-      c.Set("backend", m.backend);
-      c.Set("weightBytes", Napi::Number::New(env, static_cast<double>(m.weight_bytes)));
-      c.Set("mappedBytes", Napi::Number::New(env, static_cast<double>(m.mapped_bytes)));
-      c.Set("packedBytes", Napi::Number::New(env, static_cast<double>(m.packed_bytes)));
-      c.Set("deviceBytes", Napi::Number::New(env, static_cast<double>(m.device_bytes)));
-      c.Set("computeBytes", Napi::Number::New(env, static_cast<double>(m.compute_bytes)));
-      out.Set(static_cast<uint32_t>(i), c);
-    }
-    return out;
+    return MemoryArray(env, Open(env).engine->memory());
   }
 
   // peakComputeBytes(reset) -> the largest total of compute buffers held at once since the last

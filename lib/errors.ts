@@ -12,6 +12,8 @@ export type JsdErrorCode =
   | "JSD_EXISTS"
   | "JSD_IO"
   | "JSD_NATIVE_UNAVAILABLE"
+  /** The model file has no safety checker, and one was asked for (`embedImages()`). */
+  | "JSD_NO_SAFETY_CHECKER"
   /** No prebuilt GPU plugin exists for this backend on this platform (`jsd gpu install`). */
   | "JSD_PLUGIN_UNAVAILABLE"
   /** A download from the npm registry failed (network, registry settings, unknown package). */

@@ -1,7 +1,7 @@
 export { JsdError, isJsdError, type JsdErrorCode } from "./errors.js";
 export { systemInfo, listDevices, version, type SystemInfo, type DeviceInfo, type BinaryInfo } from "./system-info.js";
 export { SentencePieceModel, type SentencePieceEncoding } from "./prompt/sentencepiece.js";
-export { loadModel, planModel, Model, DEFAULT_MODEL_PATH, BACKENDS, type Placement, type BackendName, type LoadModelOptions, type PredictNoiseInput, type EncodedImage, type Shape4 } from "./model.js";
+export { loadModel, planModel, Model, DEFAULT_MODEL_PATH, BACKENDS, type Placement, type BackendName, type LoadModelOptions, type PredictNoiseInput, type EncodedImage, type Shape4, type ModelSafetyChecker } from "./model.js";
 export type { GenerateOptions, GenerateProgress, ImageInput } from "./pipeline/options.js";
 export { latentsToPreview, SD_V1_LATENT_RGB_FACTORS, type LatentPreview } from "./pipeline/preview.js";
 export type { GeneratedImage } from "./pipeline/generate.js";

@@ -6,7 +6,15 @@ import { sectionKey } from "./formats/model-keys.js";
 import { abortError } from "./pipeline/abort.js";
 import { generateImages, type GeneratedImage } from "./pipeline/generate.js";
 import type { GenerateOptions } from "./pipeline/options.js";
-import { native, packageRoot, type NativeComponentMemory, type NativeModel, type NativeModelInfo, type NativePlacement } from "./native/addon.js";
+import {
+  native,
+  packageRoot,
+  type NativeComponentMemory,
+  type NativeModel,
+  type NativeModelInfo,
+  type NativePlacement,
+  type NativeSafetyCheckerInfo,
+} from "./native/addon.js";
 import type { DiffusionModel, EncodedImage, PredictNoiseInput, Shape4 } from "./pipeline/model-port.js";
 import { SentencePieceModel } from "./prompt/sentencepiece.js";
 import { tokenizeExtended, tokenizeReference, PROMPT_MODES, type ExtendedPromptTokens, type PromptTokens, type ReferencePromptTokens, type TokenizeOptions } from "./prompt/tokens.js";
@@ -15,7 +23,9 @@ import { join } from "node:path";
 
 import { backendOfRegistryName } from "./native/backends.js";
 import { nativeLoadOptions, type LoadModelOptions } from "./load-options.js";
-import { float32Array, shape4 } from "./validate.js";
+import { LIMITS } from "./limits.js";
+import { checkConceptTables, checkFeatureExtractorSettings, type SafetyCheckerPort } from "./safety/index.js";
+import { float32Array, integer, shape4 } from "./validate.js";
 export type { Shape4, PredictNoiseInput, EncodedImage, DiffusionModel } from "./pipeline/model-port.js";
 
 export { BACKENDS, type BackendName, type LoadModelOptions } from "./load-options.js";
@@ -35,6 +45,24 @@ function defaultImageSize(path: string, info: NativeModelInfo): number {
   return sampleSize * info.vaeScaleFactor;
 }
 
+/** The model file's safety checker as the pipeline uses it (lib/safety's port): settings, concept tables, the vision tower. */
+export interface ModelSafetyChecker extends SafetyCheckerPort {
+  /** The side of the square pixel_values the vision tower takes (224). */
+  readonly imageSize: number;
+}
+
+/** The native info's checker, its settings and tables checked as lib/safety reads them (JSD_BAD_MODEL otherwise). */
+function safetyCheckerPort(info: NativeSafetyCheckerInfo, embedImages: SafetyCheckerPort["embedImages"]): ModelSafetyChecker {
+  const { featureExtractor: f, imageSize, projectionDim, conceptEmbeds, conceptWeights, specialCareEmbeds, specialCareWeights } = info;
+  const featureExtractor = checkFeatureExtractorSettings({
+    ...f,
+    imageMean: [f.imageMean[0], f.imageMean[1], f.imageMean[2]],
+    imageStd: [f.imageStd[0], f.imageStd[1], f.imageStd[2]],
+  });
+  const tables = checkConceptTables({ conceptEmbeds, conceptWeights, specialCareEmbeds, specialCareWeights, projectionDim });
+  return { ...tables, imageSize, featureExtractor, embedImages };
+}
+
 export class Model implements DiffusionModel {
   readonly path: string;
   readonly tokenizer: JsdTokenizer;
@@ -42,6 +70,7 @@ export class Model implements DiffusionModel {
   readonly #info: NativeModelInfo;
   #closed = false;
   readonly #defaultImageSize: number;
+  readonly #safetyChecker: ModelSafetyChecker | null;
   /** generate() calls run one after another: each owns the model's thread and abort switch while it runs. */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -50,6 +79,8 @@ export class Model implements DiffusionModel {
     this.#native = model;
     this.#info = model.info();
     this.#defaultImageSize = defaultImageSize(path, this.#info);
+    const checker = this.#info.safetyChecker;
+    this.#safetyChecker = checker === null ? null : safetyCheckerPort(checker, (pixelValues, batch) => this.embedImages(pixelValues, batch));
     const t = this.#info.tokenizer;
     this.tokenizer = new JsdTokenizer(SentencePieceModel.fromBytes(this.#info.sentencepiece), {
       padId: t.padId,
@@ -98,6 +129,14 @@ export class Model implements DiffusionModel {
   /** The VAE's latent scaling factor (0.18215 for SD v1 / JSD). */
   get scalingFactor(): number {
     return this.#info.scalingFactor;
+  }
+
+  /**
+   * The model file's safety checker, or null when it has none: its feature extractor's settings, its
+   * concept tables and `embedImages` (this model's), what generate() runs it with (lib/safety).
+   */
+  get safetyChecker(): ModelSafetyChecker | null {
+    return this.#safetyChecker;
   }
 
   /** The image size the UNet was trained for (diffusers: sample_size × VAE scale factor): 512 for JSD, 64 for the embedded model. */
@@ -224,6 +263,20 @@ export class Model implements DiffusionModel {
       for (let i = 0; i < plane; i++) logvar[b * plane + i] = Math.min(Math.max(lv[i], -30), 20);
     }
     return { mean, logvar, shape: [n, latent, h / f, w / f] };
+  }
+
+  /**
+   * The safety checker's image embeddings (`visual_projection` of the CLIP vision tower's pooled
+   * output), [batch, projectionDim], of the feature extractor's pixel_values [batch, 3, imageSize,
+   * imageSize]. Rejects with JSD_NO_SAFETY_CHECKER when the model file has no checker.
+   */
+  async embedImages(pixelValues: Float32Array, batch = 1): Promise<Float32Array> {
+    const model = this.#open();
+    const checker = this.#info.safetyChecker;
+    if (checker === null) throw new JsdError("JSD_NO_SAFETY_CHECKER", `${this.path} has no safety checker`);
+    integer("batch", batch, 1, LIMITS.batchMax);
+    float32Array("pixelValues", pixelValues, batch * 3 * checker.imageSize * checker.imageSize);
+    return model.embedImages(pixelValues, batch);
   }
 
   /**

@@ -43,6 +43,38 @@ export interface NativeTypeTraits {
 }
 
 
+/** CLIPFeatureExtractor's settings (feature_extractor/preprocessor_config.json), as the model file stores them. */
+export interface NativeFeatureExtractorConfig {
+  /** The shorter side after resizing. */
+  size: number;
+  /** The centre crop's side: the safety checker's imageSize. */
+  cropSize: number;
+  doResize: boolean;
+  doCenterCrop: boolean;
+  doNormalize: boolean;
+  /** PIL's resampling filter number (3: bicubic). */
+  resample: number;
+  /** Per RGB channel. */
+  imageMean: number[];
+  imageStd: number[];
+}
+
+/** The model file's safety checker (diffusers' StableDiffusionSafetyChecker): sizes, its feature extractor and its concept tables. */
+export interface NativeSafetyCheckerInfo {
+  /** The side of the square pixel_values it takes (224). */
+  imageSize: number;
+  /** The width of an image embedding and of each concept embedding (768). */
+  projectionDim: number;
+  featureExtractor: NativeFeatureExtractorConfig;
+  /** [concepts, projectionDim], row-major. */
+  conceptEmbeds: Float32Array;
+  /** One threshold per concept. */
+  conceptWeights: Float32Array;
+  /** [special-care concepts, projectionDim], row-major. */
+  specialCareEmbeds: Float32Array;
+  specialCareWeights: Float32Array;
+}
+
 export interface NativeModelInfo {
   metadata: Record<string, string>;
   tokenizer: { padId: number; eosId: number; unkId: number; doLowerCase: boolean; modelMaxLength: number };
@@ -53,6 +85,8 @@ export interface NativeModelInfo {
   /** Image pixels per latent pixel along each side (8 for SD v1). */
   vaeScaleFactor: number;
   scalingFactor: number;
+  /** null when the model file has no safety checker. */
+  safetyChecker: NativeSafetyCheckerInfo | null;
   threads: number;
   backend: string;
 }
@@ -69,7 +103,7 @@ export interface NativeDevice {
 }
 
 export interface NativeComponentMemory {
-  /** "text_encoder", "unet" or "vae". */
+  /** "text_encoder", "unet", "vae" or "safety_checker". */
   name: string;
   /** Where this network computes: "cpu", "cuda", "vulkan" or "metal". */
   backend: string;
@@ -91,6 +125,8 @@ export interface NativeModel {
   predictNoise(latents: Float32Array, shape: Shape4, timesteps: Float32Array, textStates: Float32Array, textLength: number, textDim: number): Promise<Float32Array>;
   decodeLatents(latents: Float32Array, shape: Shape4): Promise<Float32Array>;
   encodeImage(pixels: Float32Array, shape: Shape4): Promise<Float32Array>;
+  /** The safety checker's image_embeds [batch, projectionDim] of pixel_values [batch, 3, imageSize, imageSize]; JSD_NO_SAFETY_CHECKER without one. */
+  embedImages(pixelValues: Float32Array, batch: number): Promise<Float32Array>;
   info(): NativeModelInfo;
   memory(): NativeComponentMemory[];
   placement(): NativePlacement;
@@ -121,7 +157,7 @@ export interface NativeLoadOptions {
 }
 
 export interface NativeNetworkPlacement {
-  /** "text_encoder", "unet" or "vae". */
+  /** "text_encoder", "unet", "vae" or "safety_checker". */
   name: string;
   onCpu: boolean;
   /** Its weights on the device (what the plan counted; 0 when the backend is the CPU). */

@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include <cmath>
+
 #include "model/model_file.h"
 #include "model/model_keys.h"
 #include "runtime/error.h"
@@ -110,6 +112,72 @@ TokenizerConfig read_tokenizer_config(const ModelFile& file) {
   c.unk_id = file.i32(keys::tokenizer::unk_id);
   c.do_lower_case = file.boolean(keys::tokenizer::do_lower_case);
   c.model_max_length = bounded(file, keys::tokenizer::model_max_length, 2, 4096);
+  return c;
+}
+
+namespace {
+
+// The tower's input side: a checkpoint's is 224; this keeps a batch of pixel_values far from overflow.
+constexpr int kTowerImageSideMax = 1024;
+// Patches per image: 256 in every CLIP checkpoint the checker uses; attention is quadratic in them.
+constexpr int kTowerPatchesMax = 4096;
+
+SafetyCheckerConfig read_checker(const ModelFile& file) {
+  namespace k = keys::safety_checker;
+  SafetyCheckerConfig c;
+  c.hidden_size = bounded(file, k::hidden_size, 1, 1 << 14);
+  c.intermediate_size = bounded(file, k::intermediate_size, 1, 1 << 16);
+  c.num_hidden_layers = bounded(file, k::num_hidden_layers, 1, 256);
+  c.num_attention_heads = bounded(file, k::num_attention_heads, 1, 256);
+  c.image_size = bounded(file, k::image_size, 1, kTowerImageSideMax);
+  c.patch_size = bounded(file, k::patch_size, 1, c.image_size);
+  // The feature extractor's mean and std are per RGB channel.
+  c.num_channels = bounded(file, k::num_channels, 3, 3);
+  c.projection_dim = bounded(file, k::projection_dim, 1, 1 << 14);
+  c.layer_norm_eps = positive(file, k::layer_norm_eps);
+  const std::string act = file.str(k::hidden_act);
+  require(act == "quick_gelu", "safety checker hidden_act '" + act + "' is not supported (CLIP's vision tower uses quick_gelu)");
+  require(c.hidden_size % c.num_attention_heads == 0, "safety checker hidden_size is not a multiple of num_attention_heads");
+  require(c.image_size % c.patch_size == 0, "safety checker image_size is not a multiple of patch_size");
+  require(c.patches_per_side() * c.patches_per_side() <= kTowerPatchesMax,
+          "the safety checker's image_size / patch_size gives more than " + std::to_string(kTowerPatchesMax) + " patches");
+  return c;
+}
+
+std::array<float, 3> rgb_values(const ModelFile& file, const std::string& key, bool positive_only) {
+  const std::vector<float> v = file.f32_array(key);
+  require(v.size() == 3, "'" + key + "' must hold 3 values (R, G, B)");
+  for (float x : v) require(std::isfinite(x) && (!positive_only || x > 0.0f), "'" + key + "' holds " + std::to_string(x));
+  return {v[0], v[1], v[2]};
+}
+
+FeatureExtractorConfig read_feature_extractor(const ModelFile& file) {
+  namespace k = keys::feature_extractor;
+  FeatureExtractorConfig c;
+  c.size = bounded(file, k::size, 1, kTowerImageSideMax);
+  c.crop_size = bounded(file, k::crop_size, 1, kTowerImageSideMax);
+  c.do_resize = file.boolean(k::do_resize);
+  c.do_center_crop = file.boolean(k::do_center_crop);
+  c.do_normalize = file.boolean(k::do_normalize);
+  c.resample = bounded(file, k::resample, 0, 5);  // PIL's filters: NEAREST 0 to HAMMING 5
+  c.image_mean = rgb_values(file, k::image_mean, false);
+  c.image_std = rgb_values(file, k::image_std, true);
+  return c;
+}
+
+}  // namespace
+
+std::optional<SafetyCheckerConfigs> read_safety_checker_configs(const ModelFile& file) {
+  std::vector<std::string> present, missing;
+  for (const char* key : keys::safety_checker::kFields) (file.has(key) ? present : missing).emplace_back(key);
+  for (const char* key : keys::feature_extractor::kFields) (file.has(key) ? present : missing).emplace_back(key);
+  if (present.empty()) return std::nullopt;
+  if (!missing.empty()) {
+    throw Error(ErrorCode::BadModel, "the model file has part of a safety checker: it holds '" + present.front() + "' but lacks '" + missing.front() + "'" +
+                                         (missing.size() > 1 ? " and " + std::to_string(missing.size() - 1) + " more" : ""));
+  }
+  SafetyCheckerConfigs c{read_checker(file), read_feature_extractor(file)};
+  require(c.feature_extractor.crop_size == c.checker.image_size, "the feature extractor's crop_size is not the safety checker's image_size");
   return c;
 }
 

@@ -2,7 +2,9 @@
 // here, so the tiny fixture model and the full 860M-parameter UNet run through one code path.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,9 +58,46 @@ struct TokenizerConfig {
   int model_max_length = 77;
 };
 
+// The safety checker's CLIP vision tower (transformers' CLIPVisionConfig) and its projection.
+// Its activation is always quick_gelu, as in every CLIP vision checkpoint.
+struct SafetyCheckerConfig {
+  int hidden_size = 0;
+  int intermediate_size = 0;
+  int num_hidden_layers = 0;
+  int num_attention_heads = 0;
+  int image_size = 224;
+  int patch_size = 14;
+  int num_channels = 3;
+  int projection_dim = 0;
+  float layer_norm_eps = 1e-5f;
+  int patches_per_side() const { return image_size / patch_size; }
+  // The class token and one position per patch.
+  int num_positions() const { return patches_per_side() * patches_per_side() + 1; }
+};
+
+// CLIPFeatureExtractor's settings, which the TypeScript side applies to make pixel_values.
+struct FeatureExtractorConfig {
+  int size = 224;       // the shorter side after resizing
+  int crop_size = 224;  // the centre crop's side: the tower's image_size
+  bool do_resize = true;
+  bool do_center_crop = true;
+  bool do_normalize = true;
+  int resample = 3;  // PIL's filter number (3: bicubic)
+  std::array<float, 3> image_mean{};
+  std::array<float, 3> image_std{};
+};
+
+// The optional fourth component: a file has both sections or neither.
+struct SafetyCheckerConfigs {
+  SafetyCheckerConfig checker;
+  FeatureExtractorConfig feature_extractor;
+};
+
 TextEncoderConfig read_text_encoder_config(const ModelFile& file);
 UNetConfig read_unet_config(const ModelFile& file);
 VaeConfig read_vae_config(const ModelFile& file);
 TokenizerConfig read_tokenizer_config(const ModelFile& file);
+// nullopt when the file has no safety checker; BadModel when it has part of one.
+std::optional<SafetyCheckerConfigs> read_safety_checker_configs(const ModelFile& file);
 
 }  // namespace jsd

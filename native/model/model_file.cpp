@@ -128,6 +128,12 @@ std::vector<uint32_t> ModelFile::u32_array(const std::string& key) const {
   return std::vector<uint32_t>(data, data + gguf_get_arr_n(gguf_, id));
 }
 
+std::vector<float> ModelFile::f32_array(const std::string& key) const {
+  const int64_t id = key_id(key, GGUF_TYPE_FLOAT32, true);
+  const auto* data = static_cast<const float*>(gguf_get_arr_data(gguf_, id));
+  return std::vector<float>(data, data + gguf_get_arr_n(gguf_, id));
+}
+
 std::vector<std::string> ModelFile::str_array(const std::string& key) const {
   const int64_t id = key_id(key, GGUF_TYPE_STRING, true);
   std::vector<std::string> out;

@@ -32,6 +32,7 @@ class ModelFile {
   bool boolean(const std::string& key) const;
   std::string str(const std::string& key) const;
   std::vector<uint32_t> u32_array(const std::string& key) const;
+  std::vector<float> f32_array(const std::string& key) const;
   std::vector<std::string> str_array(const std::string& key) const;
   std::string bytes(const std::string& key) const;  // an array of u8
 

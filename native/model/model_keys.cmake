@@ -2,9 +2,9 @@
 # definition TypeScript reads too) into a C++ header at configure time:
 #   jsd_generate_model_keys(<json> <header>)
 # declares, in namespace jsd, kModelFormatVersion, kModelArchitecture (the value of the key
-# keys::kArchitecture), keys::k<Name> for each entry of "keys" (formatVersion -> keys::kFormatVersion) and
-# keys::<section>::<field> for each section field ("jsd.<section>.<field>"). The header is
-# rewritten only when its text changes, so a reconfigure alone recompiles nothing.
+# keys::kArchitecture), keys::k<Name> for each entry of "keys" (formatVersion -> keys::kFormatVersion),
+# keys::<section>::<field> for each section field ("jsd.<section>.<field>") and keys::<section>::kFields
+# (all of them). The header is rewritten only when its text changes, so a reconfigure alone recompiles nothing.
 # string(JSON) needs CMake 3.19.
 include("${CMAKE_CURRENT_LIST_DIR}/../constant_name.cmake")
 
@@ -59,11 +59,15 @@ function(jsd_generate_model_keys json header)
     _jsd_model_keys_check("${section}" "${identifier}" "section" "${json}")
     string(APPEND out "\nnamespace ${section} {\n")
     _jsd_model_keys_last(last_field "${text}" "${json}" sections "${section}")
+    set(all "")
     foreach(j RANGE ${last_field})
       string(JSON field GET "${text}" sections "${section}" ${j})
       _jsd_model_keys_check("${field}" "${identifier}" "field of ${section}" "${json}")
       string(APPEND out "inline constexpr const char* ${field} = \"${architecture}.${section}.${field}\";\n")
+      string(APPEND all "${field}, ")
     endforeach()
+    string(APPEND out "// Every field of the section (an optional section is all there or not at all).\n")
+    string(APPEND out "inline constexpr const char* kFields[] = {${all}};\n")
     string(APPEND out "}  // namespace ${section}\n")
   endforeach()
 

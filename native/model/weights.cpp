@@ -317,6 +317,12 @@ ggml_tensor* WeightStore::require(const std::string& name, std::initializer_list
   return t;
 }
 
+int64_t WeightStore::extent(const std::string& name, int dim) const {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) throw Error(ErrorCode::BadModel, "model file lacks tensor '" + prefix_ + name + "'");
+  return it->second->ne[dim];
+}
+
 ggml_tensor* WeightStore::rows(const std::string& name, std::initializer_list<int64_t> shape, bool f32_only) {
   ggml_tensor* t = require(name, shape, f32_only);
   if (!row_lookups_.count(t)) {
@@ -337,7 +343,7 @@ Norm WeightStore::norm(const std::string& name, int64_t channels) {
   return Norm{require(name + ".weight", {channels}, true), require(name + ".bias", {channels}, true)};
 }
 
-Conv2d WeightStore::conv(const std::string& name, int kernel, int64_t in, int64_t out) {
+Conv2d WeightStore::conv(const std::string& name, int kernel, int64_t in, int64_t out, bool bias) {
   Conv2d c;
   c.kernel = kernel;
   c.in = static_cast<int>(in);
@@ -358,7 +364,7 @@ Conv2d WeightStore::conv(const std::string& name, int kernel, int64_t in, int64_
     }
   }
   c.layout = layout_of(c.weight);
-  c.bias = require(name + ".bias", {out}, true);
+  if (bias) c.bias = require(name + ".bias", {out}, true);
   return c;
 }
 

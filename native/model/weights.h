@@ -33,7 +33,7 @@ struct Norm {
 
 struct Conv2d {
   ggml_tensor* weight = nullptr;  // [k, k, in, out] (f32/f16/bf16) or flattened [k*k*in, out] (quantized)
-  ggml_tensor* bias = nullptr;    // [out] f32
+  ggml_tensor* bias = nullptr;    // [out] f32, or null
   int kernel = 1;
   int in = 0;
   int out = 0;
@@ -97,12 +97,15 @@ class WeightStore {
   void make_resident(const ModelFile& file, int threads);
 
   ggml_tensor* require(const std::string& name, std::initializer_list<int64_t> shape, bool f32_only);
+  // The stored size of a tensor along dimension dim (ggml's order), for sizes no config gives
+  // (the safety checker's concept counts); BadModel when the file lacks the tensor.
+  int64_t extent(const std::string& name, int dim) const;
   // A table read by rows (ggml_get_rows or a view): the file's plan must list it as one, so that
   // no matrix kernel has reordered it.
   ggml_tensor* rows(const std::string& name, std::initializer_list<int64_t> shape, bool f32_only);
   Linear linear(const std::string& name, int64_t in, int64_t out, bool bias = true);
   Norm norm(const std::string& name, int64_t channels);
-  Conv2d conv(const std::string& name, int kernel, int64_t in, int64_t out);
+  Conv2d conv(const std::string& name, int kernel, int64_t in, int64_t out, bool bias = true);
   // Reports tensors that no require_* call asked for (a file for another model variant).
   void check_all_used() const;
 

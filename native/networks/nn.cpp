@@ -50,6 +50,9 @@ ggml_tensor* group_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, int gr
 
 namespace {
 
+// A convolution's product [out, pixels] plus its bias, where it has one.
+ggml_tensor* add_bias(ggml_context* ctx, ggml_tensor* y, const Conv2d& c) { return c.bias ? ggml_add(ctx, y, c.bias) : y; }
+
 // im2col + one matrix product, for an input whose rows may be a slice of a larger image
 // (im2col reads rows at the input's own channel stride). pad_y pads top and bottom.
 ggml_tensor* conv2d_im2col(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, ggml_tensor* w2d, int stride, int pad_x, int pad_y) {
@@ -61,7 +64,7 @@ ggml_tensor* conv2d_im2col(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, g
   const int64_t ow = cols->ne[1];
   const int64_t oh = cols->ne[2];
   cols = ggml_reshape_2d(ctx, cols, cols->ne[0], ow * oh * n);
-  ggml_tensor* out = ggml_add(ctx, matmul(ctx, w2d, c.layout, cols), c.bias);  // [out, ow*oh*n]
+  ggml_tensor* out = add_bias(ctx, matmul(ctx, w2d, c.layout, cols), c);  // [out, ow*oh*n]
   out = ggml_reshape_4d(ctx, out, c.out, ow, oh, n);
   return ggml_cont(ctx, ggml_permute(ctx, out, 2, 0, 1, 3));  // [ow, oh, out, n]
 }
@@ -109,7 +112,7 @@ ggml_tensor* conv2d(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stri
   // The product comes out channels-first ([out, pixels]); the bias is added there, where it is
   // a contiguous row per pixel, before the transpose back to [W, H, C, N].
   if (c.kernel == 1 && stride == 1 && padding == 0) {
-    ggml_tensor* out = ggml_add(ctx, matmul(ctx, w2d, c.layout, image_to_sequence(ctx, x)), c.bias);
+    ggml_tensor* out = add_bias(ctx, matmul(ctx, w2d, c.layout, image_to_sequence(ctx, x)), c);
     return sequence_to_image(ctx, out, x->ne[0], x->ne[1]);
   }
   // A large image would need a huge im2col matrix (9*C floats per pixel: 1.2 GB for a 128-channel
@@ -122,7 +125,7 @@ ggml_tensor* conv2d(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stri
     const bool direct_ok = ggml_n_dims(c.weight) > 2 && (c.weight->type == GGML_TYPE_F32 || c.weight->type == GGML_TYPE_F16);
     if (direct_ok) {
       ggml_tensor* out = ggml_conv_2d_direct(ctx, c.weight, x, stride, stride, padding, padding, 1, 1);
-      return ggml_add(ctx, out, ggml_reshape_4d(ctx, c.bias, 1, 1, c.out, 1));
+      return c.bias ? ggml_add(ctx, out, ggml_reshape_4d(ctx, c.bias, 1, 1, c.out, 1)) : out;
     }
   }
   return conv2d_im2col(ctx, x, c, w2d, stride, padding, padding);

@@ -2,11 +2,10 @@
 // transformer layers with causal self-attention, final layer norm. Output [hidden, L, N].
 #pragma once
 
-#include <vector>
-
 #include "model/config.h"
-#include "networks/nn.h"
 #include "model/weights.h"
+#include "networks/clip_encoder.h"
+#include "networks/nn.h"
 
 namespace jsd {
 
@@ -18,15 +17,10 @@ class TextEncoder {
   const TextEncoderConfig& config() const { return config_; }
 
  private:
-  struct Layer {
-    Norm layer_norm1, layer_norm2;
-    Linear q_proj, k_proj, v_proj, out_proj;
-    Linear fc1, fc2;
-  };
   TextEncoderConfig config_;
   ggml_tensor* token_embedding = nullptr;     // [hidden, vocab]
   ggml_tensor* position_embedding = nullptr;  // [hidden, positions]
-  std::vector<Layer> layers_;
+  ClipEncoder encoder_;
   Norm final_layer_norm_;
 };
 

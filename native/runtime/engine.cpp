@@ -116,14 +116,17 @@ Engine::Engine(const std::string& path, const EngineOptions& options, bool load)
     throw Error(ErrorCode::BadModel, "the UNet's in_channels does not match the VAE's latent_channels");
   }
   for (const char* key : {keys::kModelIndex, keys::text_encoder::config, keys::unet::config, keys::vae::config, keys::scheduler::config,
-                          keys::tokenizer::config, keys::kSource, keys::kFileType, keys::kConverter, keys::kName, keys::kDataSha256}) {
+                          keys::tokenizer::config, keys::safety_checker::config, keys::feature_extractor::config, keys::kSource, keys::kFileType,
+                          keys::kConverter, keys::kName, keys::kDataSha256}) {
     if (file_->has(key)) metadata_.emplace_back(key, file_->str(key));
   }
   const FileWeightPlan weight_plan = FileWeightPlan::read(*file_);
   text_ = std::make_unique<Network>("text_encoder", std::make_unique<WeightStore>(*file_, "te.", weight_plan), 1);
   unet_net_ = std::make_unique<Network>("unet", std::make_unique<WeightStore>(*file_, "unet.", weight_plan), 1);
   vae_net_ = std::make_unique<Network>("vae", std::make_unique<WeightStore>(*file_, "vae.", weight_plan), 2);
+  create_safety_checker(weight_plan);
   bind_networks();
+  if (safety_checker_) concepts_ = safety_checker_->read_concepts(*file_);
 
   ggml_backend_dev_t device = choose_device(options.backend, options.device, &backend_name_);
   // GPU backends set their devices up on first use, and ggml-vulkan's is not safe to race: two
@@ -144,19 +147,14 @@ Engine::Engine(const std::string& path, const EngineOptions& options, bool load)
     setup.unlock();
     cpu_ = is_cpu_backend(backend_);
     if (cpu_) set_up_cpu_backend(backend_, threads_, &abort_);
-    Network* networks[] = {text_.get(), unet_net_.get(), vae_net_.get()};
-    for (size_t i = 0; i < 3; ++i) {
-      networks[i]->backend = placement_.networks[i].on_cpu ? cpu_backend() : backend_;
-      networks[i]->weights->load(*file_, networks[i]->backend, threads_);
+    const std::vector<Network*> all = networks();
+    for (size_t i = 0; i < all.size(); ++i) {
+      all[i]->backend = placement_.networks[i].on_cpu ? cpu_backend() : backend_;
+      all[i]->weights->load(*file_, all[i]->backend, threads_);
     }
     bind_networks();
   } catch (...) {
-    text_encoder_.reset();
-    unet_.reset();
-    vae_.reset();
-    text_.reset();
-    unet_net_.reset();
-    vae_net_.reset();
+    free_networks();
     if (cpu_backend_) ggml_backend_free(cpu_backend_);
     if (backend_) ggml_backend_free(backend_);
     throw;
@@ -172,6 +170,24 @@ void Engine::bind_networks() {
   text_encoder_ = std::make_unique<TextEncoder>(*text_->weights, text_config_);
   unet_ = std::make_unique<UNet>(*unet_net_->weights, unet_config_);
   vae_ = std::make_unique<Vae>(*vae_net_->weights, vae_config_, true, true);
+  if (safety_net_) safety_checker_ = std::make_unique<SafetyChecker>(*safety_net_->weights, safety_configs_->checker);
+}
+
+std::vector<Network*> Engine::networks() const {
+  std::vector<Network*> out{text_.get(), unet_net_.get(), vae_net_.get()};
+  if (safety_net_) out.push_back(safety_net_.get());
+  return out;
+}
+
+void Engine::free_networks() {
+  text_encoder_.reset();
+  unet_.reset();
+  vae_.reset();
+  safety_checker_.reset();
+  text_.reset();
+  unet_net_.reset();
+  vae_net_.reset();
+  safety_net_.reset();
 }
 
 nn::Options Engine::nn_options_for(ggml_backend_t backend) const {
@@ -193,10 +209,7 @@ ggml_backend_t Engine::cpu_backend() {
 std::string Engine::backend_name_of(ggml_backend_t backend) const { return backend == backend_ ? backend_name_ : "cpu"; }
 
 Engine::~Engine() {
-  // Graphs and weights (the networks) before the backends they were allocated on.
-  text_.reset();
-  unet_net_.reset();
-  vae_net_.reset();
+  free_networks();  // graphs and weights before the backends they were allocated on
   if (cpu_backend_) ggml_backend_free(cpu_backend_);
   if (backend_) ggml_backend_free(backend_);
 }
@@ -291,11 +304,11 @@ void Engine::make_resident(Network& network) {
   network.resident = true;
 }
 
-// Only one large compute buffer at a time: the UNet's and the VAE's are never needed together,
-// and holding both would add hundreds of MB to the peak of a txt2img run.
+// Only one large compute buffer at a time: the UNet's, the VAE's and the safety checker's are never
+// needed together, and holding two would add hundreds of MB to the peak of a txt2img run.
 void Engine::free_other_graphs(const Network& keep) {
-  for (Network* other : {unet_net_.get(), vae_net_.get()}) {
-    if (other == &keep || !other->graphs_built()) continue;
+  for (Network* other : {unet_net_.get(), vae_net_.get(), safety_net_.get()}) {
+    if (other == nullptr || other == &keep || !other->graphs_built()) continue;
     other->release_graphs();
     return_freed_memory();
   }
@@ -369,7 +382,7 @@ std::vector<float> Engine::encode_image(const float* image, const TensorShape4& 
 std::vector<std::pair<std::string, std::string>> Engine::metadata() const { return metadata_; }
 
 void Engine::release_compute_buffers() {
-  for (Network* n : {text_.get(), unet_net_.get(), vae_net_.get()}) n->release_graphs();
+  for (Network* n : networks()) n->release_graphs();
   return_freed_memory();
   update_memory_snapshot();
 }

@@ -1,5 +1,5 @@
-// A loaded JSD model: the three networks on a ggml backend, with one cached graph per
-// network and input shape. Calls are not thread-safe; the binding serializes them on the
+// A loaded JSD model: the three networks, and the safety checker where the file has one, on a ggml
+// backend, with one cached graph per network and input shape. Calls are not thread-safe; the binding serializes them on the
 // model's own thread.
 #pragma once
 
@@ -8,12 +8,14 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "model/config.h"
 #include "ggml-backend.h"
 #include "networks/nn.h"
+#include "networks/safety_checker.h"
 #include "runtime/placement.h"
 
 namespace jsd {
@@ -23,6 +25,7 @@ class TextEncoder;
 class UNet;
 class Vae;
 struct CachedGraph;
+struct FileWeightPlan;
 struct Network;
 
 struct EngineOptions {
@@ -84,10 +87,17 @@ class Engine {
   std::vector<float> decode_latents(const float* z, const TensorShape4& shape);
   // image NCHW in [-1, 1] -> moments NCHW (2 * latent channels: mean, then log-variance).
   std::vector<float> encode_image(const float* image, const TensorShape4& shape);
+  // The safety checker's pixel_values [n, channels, size, size] -> image_embeds [n, projection_dim].
+  // Throws NoSafetyChecker when the file has none.
+  std::vector<float> embed_images(const float* pixel_values, int64_t n);
 
   const TextEncoderConfig& text_encoder_config() const { return text_config_; }
   const UNetConfig& unet_config() const { return unet_config_; }
   const VaeConfig& vae_config() const { return vae_config_; }
+  // The safety checker's and feature extractor's configs, or null when the file has no checker.
+  const SafetyCheckerConfigs* safety_checker_configs() const { return safety_configs_ ? &*safety_configs_ : nullptr; }
+  // Its concept tables (empty without a checker).
+  const ConceptTables& concept_tables() const { return concepts_; }
   // The VAE's pixels per latent (2 to the number of its down-sampling levels).
   int64_t vae_scale_factor() const;
   const TokenizerConfig& tokenizer_config() const { return tokenizer_config_; }
@@ -120,6 +130,12 @@ class Engine {
   // (Re)builds the networks' layer structs from the weight stores: before loading, for the plan's
   // measurements, and after, when each weight's layout on its backend is known.
   void bind_networks();
+  // The networks the file has: text encoder, UNet, VAE, then the safety checker where there is one.
+  std::vector<Network*> networks() const;
+  // Reads the safety checker's configs and, where the file has one, makes its network.
+  void create_safety_checker(const FileWeightPlan& plan);
+  // Frees the layer structs and the networks (weights and graphs), before the backends.
+  void free_networks();
   // The largest latent side an image of limits::kImageSideMax gives.
   int64_t max_latent_side() const;
   size_t current_compute_bytes() const;
@@ -138,6 +154,7 @@ class Engine {
   void build_text(CachedGraph& g, int64_t n, int64_t length, const nn::Options& options) const;
   void build_unet(CachedGraph& g, const TensorShape4& s, int64_t text_length, const nn::Options& options) const;
   void build_decode(CachedGraph& g, const TensorShape4& s, const nn::Options& options) const;
+  void build_safety_checker(CachedGraph& g, int64_t n, const nn::Options& options) const;
 
   EngineOptions options_;
   int threads_ = 1;
@@ -160,10 +177,13 @@ class Engine {
   TokenizerConfig tokenizer_config_;
   std::string sentencepiece_;
   std::vector<std::pair<std::string, std::string>> metadata_;
-  std::unique_ptr<Network> text_, unet_net_, vae_net_;
+  std::optional<SafetyCheckerConfigs> safety_configs_;
+  ConceptTables concepts_;
+  std::unique_ptr<Network> text_, unet_net_, vae_net_, safety_net_;
   std::unique_ptr<TextEncoder> text_encoder_;
   std::unique_ptr<UNet> unet_;
   std::unique_ptr<Vae> vae_;
+  std::unique_ptr<SafetyChecker> safety_checker_;
   std::atomic<bool> abort_{false};
 };
 

@@ -10,7 +10,11 @@
 
 namespace jsd {
 
-size_t Engine::current_compute_bytes() const { return text_->compute_bytes() + unet_net_->compute_bytes() + vae_net_->compute_bytes(); }
+size_t Engine::current_compute_bytes() const {
+  size_t total = 0;
+  for (const Network* n : networks()) total += n->compute_bytes();
+  return total;
+}
 
 void Engine::update_memory_snapshot() {
   std::vector<ComponentMemory> now = measure_memory();
@@ -38,7 +42,7 @@ void Engine::reset_peak_compute_bytes() {
 
 std::vector<ComponentMemory> Engine::measure_memory() const {
   std::vector<ComponentMemory> out;
-  for (const Network* n : {text_.get(), unet_net_.get(), vae_net_.get()}) {
+  for (const Network* n : networks()) {
     ComponentMemory m;
     m.name = n->name;
     m.backend = backend_name_of(n->backend);

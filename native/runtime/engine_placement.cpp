@@ -16,16 +16,17 @@ Placement Engine::make_placement(ggml_backend_dev_t device) {
   input.gpu = ggml_backend_dev_type(device) != GGML_BACKEND_DEVICE_TYPE_CPU;
   input.cpu_fallback = options_.cpu_fallback;
   input.device = std::string(ggml_backend_dev_name(device)) + " (" + ggml_backend_dev_description(device) + ")";
-  Network* networks[] = {text_.get(), unet_net_.get(), vae_net_.get()};
-  const bool forced[] = {options_.text_encoder_on_cpu, false, options_.vae_on_cpu};
-  for (size_t i = 0; i < 3; ++i) input.networks.push_back({networks[i]->name, 0, 0, forced[i]});
+  const std::vector<Network*> all = networks();
+  const bool forced[] = {options_.text_encoder_on_cpu, false, options_.vae_on_cpu, false};
+  for (size_t i = 0; i < all.size(); ++i) input.networks.push_back({all[i]->name, 0, 0, forced[i]});
   if (!input.gpu) return plan_placement(input);
 
   size_t free_bytes = 0, total_bytes = 0;
   ggml_backend_dev_memory(device, &free_bytes, &total_bytes);
   input.device_budget = options_.device_memory_limit > 0 ? std::min(options_.device_memory_limit, free_bytes) : free_bytes;
   // The planned latent size: the caller's image size, else the model's sample size. The UNet's
-  // batch of 2 runs the prompt and the negative prompt together; the VAE decodes one image (or tile).
+  // batch of 2 runs the prompt and the negative prompt together; the VAE decodes one image (or tile),
+  // and the safety checker embeds one.
   const int64_t factor = vae_scale_factor();
   auto latent = [&](int pixels) { return pixels > 0 ? std::max<int64_t>(1, pixels / factor) : static_cast<int64_t>(unet_config_.sample_size); };
   const int64_t h = latent(options_.plan_height), w = latent(options_.plan_width);
@@ -39,10 +40,11 @@ Placement Engine::make_placement(ggml_backend_dev_t device) {
       [&](CachedGraph& g) { build_text(g, 2, text_config_.max_position_embeddings, gpu_options); },
       [&](CachedGraph& g) { build_unet(g, unet_shape, text_config_.max_position_embeddings, gpu_options); },
       [&](CachedGraph& g) { build_decode(g, vae_shape, gpu_options); },
+      [&](CachedGraph& g) { build_safety_checker(g, 1, gpu_options); },
   };
-  for (size_t i = 0; i < 3; ++i) {
-    input.networks[i].weight_bytes = networks[i]->weights->buffer_bytes(buft);
-    input.networks[i].compute_bytes = measure_compute_bytes(*networks[i]->weights, buft, builders[i]);
+  for (size_t i = 0; i < all.size(); ++i) {
+    input.networks[i].weight_bytes = all[i]->weights->buffer_bytes(buft);
+    input.networks[i].compute_bytes = measure_compute_bytes(*all[i]->weights, buft, builders[i]);
   }
   return plan_placement(input);
 }

@@ -11,6 +11,7 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::OutOfMemory: return "JSD_OOM";
     case ErrorCode::Aborted: return "JSD_ABORTED";
     case ErrorCode::NativeUnavailable: return "JSD_NATIVE_UNAVAILABLE";
+    case ErrorCode::NoSafetyChecker: return "JSD_NO_SAFETY_CHECKER";
     case ErrorCode::Internal: return "JSD_INTERNAL";
   }
   return "JSD_INTERNAL";

@@ -15,6 +15,7 @@ enum class ErrorCode {
   OutOfMemory,      // an allocation (host or device) failed
   Aborted,          // the caller cancelled the operation
   NativeUnavailable,  // a ggml backend (the CPU plugin, a GPU plugin) is missing or cannot be loaded
+  NoSafetyChecker,  // the safety checker was asked for, and the model file has none
   Internal,         // a bug: an invariant the engine relies on does not hold
 };
 

@@ -54,7 +54,7 @@ Placement plan_placement(const PlacementInput& input) {
     }
   }
   // Move the cheapest-to-move networks off the device until the rest fits.
-  for (const char* name : {"vae", "text_encoder"}) {
+  for (const char* name : {"safety_checker", "vae", "text_encoder"}) {
     if (device_peak_bytes(input.networks, on_device) <= input.device_budget) break;
     for (size_t i = 0; i < n; ++i) {
       if (input.networks[i].name != name || !on_device[i]) continue;
@@ -77,7 +77,7 @@ Placement plan_placement(const PlacementInput& input) {
     const NetworkNeeds& m = input.networks[i];
     parts += (parts.empty() ? "" : ", ") + m.name + " " + format_mib(m.weight_bytes) + " of weights + " + format_mib(m.compute_bytes) + " of compute buffer";
   }
-  throw Error(ErrorCode::OutOfMemory, "the model does not fit on " + input.device + ": " + parts + " (" + format_mib(need) + " in all, with the VAE and text encoder already on the CPU) against " +
+  throw Error(ErrorCode::OutOfMemory, "the model does not fit on " + input.device + ": " + parts + " (" + format_mib(need) + " in all, with the other networks already on the CPU) against " +
                                           format_mib(input.device_budget) + " available; use a smaller weight type (q4_0), a smaller image size, or backend \"cpu\"");
 }
 

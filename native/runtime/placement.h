@@ -2,9 +2,10 @@
 // on the device, the compute buffer it needs for the planned image size, and the memory the
 // device offers. A pure function, so that the rule can be read and tested on its own.
 //
-// The rule: everything on the chosen GPU; where that does not fit, the VAE and then the text
-// encoder move to the CPU (each runs once per image or prompt, the UNet once per step, so they
-// cost the least there). A UNet that still does not fit is refused with OutOfMemory naming the
+// The rule: everything on the chosen GPU; where that does not fit, the safety checker, the VAE and
+// then the text encoder move to the CPU (each runs once per image or prompt, the UNet once per
+// step, so they cost the least there; the checker first: a 224x224 CLIP tower costs a fraction of a
+// 512x512 VAE decode on the CPU, and its weights are the larger). A UNet that still does not fit is refused with OutOfMemory naming the
 // sizes, or, for backend "auto", the whole model runs on the CPU. Networks the caller put on
 // the CPU (textEncoderOnCpu, vaeOnCpu) stay there.
 #pragma once
@@ -16,14 +17,14 @@
 namespace jsd {
 
 struct NetworkNeeds {
-  std::string name;           // "text_encoder", "unet" or "vae"
+  std::string name;           // "text_encoder", "unet", "vae" or "safety_checker"
   size_t weight_bytes = 0;    // its weights' buffer on the device
   size_t compute_bytes = 0;   // its largest compute buffer at the planned size, on the device
   bool forced_cpu = false;    // the caller asked for the CPU
 };
 
 struct PlacementInput {
-  std::vector<NetworkNeeds> networks;  // text_encoder, unet, vae
+  std::vector<NetworkNeeds> networks;  // text_encoder, unet, vae[, safety_checker]
   bool gpu = false;                    // the chosen backend is not the CPU
   std::string device;                  // for messages, e.g. "Vulkan0 (llvmpipe)"
   size_t device_budget = 0;            // bytes the plan may use on the device
@@ -46,8 +47,8 @@ struct Placement {
 };
 
 // Bytes a set of networks holds on one device at its peak: all their weights, the largest of the
-// UNet's and the VAE's compute buffers (the engine frees one before it allocates the other), and
-// the text encoder's, which stays cached beside them.
+// UNet's, the VAE's and the safety checker's compute buffers (the engine frees the others before it
+// allocates one), and the text encoder's, which stays cached beside them.
 size_t device_peak_bytes(const std::vector<NetworkNeeds>& networks, const std::vector<bool>& on_device);
 
 // Throws Error(OutOfMemory) when the UNet fits nowhere the rule allows.

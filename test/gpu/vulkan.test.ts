@@ -19,9 +19,15 @@ import { readCases, type CaseFile } from "../../lib/parity/cases.js";
 import { runCases } from "../../lib/parity/run.js";
 import { listDevices } from "../../lib/system-info.js";
 import { lavapipe } from "../helpers/lavapipe.js";
-import { referenceCases, tinyModel } from "../helpers/models.js";
+import { referenceCases, safetyCheckerCases, tinyModel, tinySafetyModel } from "../helpers/models.js";
+import { embedWith, loadSafetyCase, maxEmbedError, SAFETY_CASE_NAMES } from "../helpers/safety-cases.js";
 
 const VULKAN_F16_TOLERANCES = { text_encoder: 3e-2, unet: 4e-2, vae_decode: 6e-2, vae_encode: 6e-2 };
+// The safety checker's image_embeds (values up to about 2): ggml-vulkan's matrix products round
+// their operands to f16 in shared memory wherever the device has f16 arithmetic, f32 weights too:
+// measured 1.1e-3 for the f32 file and 4.3e-3 for the f16 file (CPU: 1.0e-6 and 1.1e-3). With
+// GGML_VK_DISABLE_F16=1 the f32 file is exact to 8e-7: the graph is the CPU's.
+const VULKAN_SAFETY_TOLERANCES = { f32: 2.5e-3, f16: 1e-2 };
 
 const pluginCache = join(packageRoot, ".cache", "test-plugins");
 
@@ -186,6 +192,59 @@ describe.skipIf(!lavapipe)("Vulkan on lavapipe", () => {
     // (the same loop on the CPU backend moves RSS by 7 to 20 MiB).
     expect(growth).toBeLessThan(64 * 2 ** 20);
   }, 300_000);
+
+  describe("the safety checker", () => {
+    it.each(["f32", "f16"] as const)("embeds the reference cases' images on the device from the %s file", async (type) => {
+      const cases = await Promise.all(SAFETY_CASE_NAMES.map(loadSafetyCase));
+      const model = await loadModel(await tinySafetyModel(type), { backend: "vulkan" });
+      try {
+        expect(model.memory().map((m) => [m.name, m.backend])).toContainEqual(["safety_checker", "vulkan"]);
+        const error = await maxEmbedError(cases, embedWith(model));
+        expect(error).toBeLessThanOrEqual(VULKAN_SAFETY_TOLERANCES[type]);
+        expect(error).toBeGreaterThan(1e-5); // f16 arithmetic, really exercised
+      } finally {
+        await model.close();
+      }
+    }, 300_000);
+
+    it("matches the f32 reference within 1e-4 with ggml-vulkan's f16 arithmetic off (GGML_VK_DISABLE_F16, a child process)", async () => {
+      const cases = await Promise.all(SAFETY_CASE_NAMES.map(loadSafetyCase));
+      const dist = (path: string) => JSON.stringify(join(packageRoot, "dist", path));
+      const script = `
+        const { loadModel } = await import(${dist("model.js")});
+        const { readCases } = await import(${dist("parity/cases.js")});
+        const { toFloat32 } = await import(${dist("formats/safetensors.js")});
+        const model = await loadModel(process.argv[1], { backend: "vulkan" });
+        const embeds = {};
+        for (const c of await readCases(process.argv[2])) {
+          const pixels = c.tensors.get("pixel_values");
+          embeds[c.name] = Array.from(await model.embedImages(toFloat32(pixels), pixels.shape[0]));
+        }
+        console.log(JSON.stringify(embeds));
+        await model.close();`;
+      const run = spawnSync(process.execPath, ["--input-type=module", "-e", script, await tinySafetyModel("f32"), safetyCheckerCases], {
+        encoding: "utf8",
+        timeout: 300_000,
+        env: { ...process.env, GGML_VK_VISIBLE_DEVICES: "0", GGML_VK_DISABLE_F16: "1", JSD_PLUGIN_DIR: pluginCache, JSD_PLUGINS: "" },
+      });
+      expect(run.status, run.stderr).toBe(0);
+      const embeds = JSON.parse(run.stdout) as Record<string, number[]>;
+      expect(await maxEmbedError(cases, async (c) => embeds[c.name] ?? [])).toBeLessThanOrEqual(1e-4);
+    }, 300_000);
+
+    it("is the first network to move to the CPU where the device is too small", async () => {
+      const path = await tinySafetyModel("f32");
+      const full = await planModel(path, { backend: "vulkan" });
+      expect(full.networks.map((n) => [n.name, n.onCpu])).toEqual([
+        ["text_encoder", false],
+        ["unet", false],
+        ["vae", false],
+        ["safety_checker", false],
+      ]);
+      const tight = await planModel(path, { backend: "vulkan", deviceMemoryLimit: full.deviceBytes - 1 });
+      expect(tight.networks.map((n) => n.onCpu)).toEqual([false, false, false, true]);
+    }, 300_000);
+  });
 
   describe("placement", () => {
     let path = "";

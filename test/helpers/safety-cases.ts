@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { openCheckpoint } from "../../lib/formats/checkpoint.js";
 import { readSafetensors, toFloat32, type RawTensor } from "../../lib/formats/safetensors.js";
-import type { ConceptTables, FeatureExtractorSettings } from "../../lib/safety/index.js";
+import type { ConceptTables, FeatureExtractorSettings, SafetyCheckerPort } from "../../lib/safety/index.js";
 
 const fixtures = new URL("../fixtures/", import.meta.url).pathname;
 const casesDir = join(fixtures, "reference", "safety_checker");
@@ -100,4 +100,20 @@ export async function tinyConceptTables(): Promise<ConceptTables> {
   } finally {
     await reader.close();
   }
+}
+
+/** Each case's images in one embedImages call of the checker. */
+export function embedWith(checker: Pick<SafetyCheckerPort, "embedImages">): (c: SafetyCase) => Promise<Float32Array> {
+  return (c) => checker.embedImages(c.pixelValues, c.batch);
+}
+
+/** The largest |image_embeds - reference| over the cases; NaN where a case's embeddings have another size. */
+export async function maxEmbedError(cases: readonly SafetyCase[], embed: (c: SafetyCase) => Promise<ArrayLike<number>>): Promise<number> {
+  let worst = 0;
+  for (const c of cases) {
+    const embeds = await embed(c);
+    if (embeds.length !== c.imageEmbeds.length) return NaN;
+    for (let i = 0; i < embeds.length; i++) worst = Math.max(worst, Math.abs(embeds[i] - c.imageEmbeds[i]));
+  }
+  return worst;
 }
