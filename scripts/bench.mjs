@@ -39,12 +39,11 @@
 // Progress goes to stderr, the table to stdout.
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { unetFlops, vaeDecoderFlops } from "./bench/flops.mjs";
 import { ggmlAvx2Plugin, splitVariant, variantEnv } from "./bench/kernels.mjs";
-import { abortPreparation, baseType, ensureConverted, ensureRandomFolder, modelPath } from "./bench/models.mjs";
+import { abortPreparation, baseType, prepareModels } from "./bench/models.mjs";
 import { E2E_DEFAULTS, measureEndToEnd } from "./bench/end-to-end.mjs";
 import { measureSafetyChecker } from "./bench/safety-checker.mjs";
 import { report } from "./bench/report.mjs";
@@ -216,41 +215,6 @@ function exitIfInterrupted() {
 
 // ---- main ----
 
-/** Phase 1: the random model folder and each type's model file (made once, then reused). */
-async function prepareModels(args) {
-  const models = {};
-  await mkdir(args.cache, { recursive: true });
-  let folder;
-  let folderError;
-  try {
-    folder = await ensureRandomFolder({ root, cache: args.cache, log });
-  } catch (error) {
-    exitIfInterrupted();
-    folderError = `random model: ${error.message}`;
-    log(`bench: ${folderError}`);
-  }
-  // Kernel variants ("q8_0+avx2") run their type's file, prepared once.
-  for (const type of new Set(args.types.map((t) => splitVariant(t).type))) {
-    if (!folder) {
-      // Without the folder, model files already converted can still be benchmarked.
-      const path = modelPath(args.cache, type);
-      models[type] = (await stat(path).catch(() => null)) ? { path } : { error: folderError };
-      continue;
-    }
-    try {
-      const { path } = await ensureConverted({ root, cache: args.cache, folder: folder.folder, type, force: args.reconvert ? "--reconvert" : folder.regenerated ? "the random model was just written" : false, log });
-      models[type] = { path, bytes: (await stat(path)).size };
-    } catch (error) {
-      exitIfInterrupted();
-      models[type] = { error: `convert: ${error.code ? `${error.code}: ` : ""}${error.message}` };
-      log(`bench: ${type}: ${models[type].error}`);
-    }
-  }
-  for (const type of args.types) models[type] = models[splitVariant(type).type];
-
-  return { models, folder: folder?.folder };
-}
-
 /** Phase 2: mat-mul throughput, one child per type (a "+cpu" file's products are its type's). */
 async function measureMatmul(args) {
   const matmul = {};
@@ -391,10 +355,11 @@ async function main() {
   const vaeFlopsAt = (size) => vaeDecoderFlops(vaeConfig, { latentHeight: size / f, latentWidth: size / f, batch: 1 });
 
   const e2eLine = args.e2e ? `end to end ${args.e2e.size}×${args.e2e.size}, ${args.e2e.steps} steps, 1 thread` : "";
-  log(`bench: types ${args.types.join(", ")}; ${args.e2eOnly ? e2eLine : `sizes ${args.sizes.join(", ")}; ${threads} threads${args.cpuRun ? " + 1-thread runs" : ""}; reps ${args.reps}, VAE reps ${args.vaeReps}${e2eLine && `; ${e2eLine}`}`}`);
+  const phases = args.safetyCheckerOnly ? "the safety checker only, 1 thread" : args.e2eOnly ? e2eLine : `sizes ${args.sizes.join(", ")}; ${threads} threads${args.cpuRun ? " + 1-thread runs" : ""}; reps ${args.reps}, VAE reps ${args.vaeReps}${e2eLine && `; ${e2eLine}`}${args.safetyChecker ? "; the safety checker" : ""}`;
+  log(`bench: types ${args.types.join(", ")}; ${phases}`);
   const started = performance.now();
 
-  const { models, folder } = await prepareModels(args);
+  const { models, folder } = await prepareModels(args, { root, log, exitIfInterrupted });
   const only = args.e2eOnly || args.safetyCheckerOnly;
   const matmul = only ? {} : await measureMatmul(args);
   const scenarios = only ? [] : await runScenarios(args, models, { threads, flopsAt, vaeFlopsAt });

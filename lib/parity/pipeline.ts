@@ -34,13 +34,14 @@ function unitToRgba(values: Float32Array, width: number, height: number, channel
   return rgba;
 }
 
-export async function runPipelineCase(model: Model, c: CaseFile): Promise<{ stats: ErrorStats; note: string; pass: boolean }> {
+/** The case's run as generate() and denoise() take it (rinna's pipeline's parameters, one image). */
+export function pipelineCaseInput(c: CaseFile) {
   const p = JSON.parse(c.metadata.params_json) as PipelineParams;
   const scheduler = (Object.entries(SCHEDULER_CLASS_NAMES).find(([, cls]) => cls === p.scheduler)?.[0] ?? p.scheduler) as SchedulerName;
   const t = (name: string) => toFloat32(c.tensors.get(name)!);
   const initImage = c.tensors.has("init_image") ? { width: p.width, height: p.height, rgba: unitToRgba(t("init_image"), p.width, p.height, 3) } : undefined;
   const mask = c.tensors.has("mask") ? { width: p.width, height: p.height, rgba: unitToRgba(t("mask"), p.width, p.height, 1) } : undefined;
-  const trace = await denoise(model, {
+  return {
     prompt: p.prompt,
     negativePrompt: p.negative_prompt ?? "",
     width: p.width,
@@ -55,7 +56,13 @@ export async function runPipelineCase(model: Model, c: CaseFile): Promise<{ stat
     eta: p.eta ?? 0,
     initImage,
     mask,
-  });
+  };
+}
+
+export async function runPipelineCase(model: Model, c: CaseFile): Promise<{ stats: ErrorStats; note: string; pass: boolean }> {
+  const p = JSON.parse(c.metadata.params_json) as PipelineParams;
+  const t = (name: string) => toFloat32(c.tensors.get(name)!);
+  const trace = await denoise(model, pipelineCaseInput(c));
   const ids = compareArrays(trace.promptIds, toInt32(c.tensors.get("prompt_input_ids")!));
   const initial = compareArrays(trace.initialLatents, t("initial_latents"));
   const image = compareArrays(vaeOutputToUnitHwc(trace.decoded, p.width, p.height), t("image"));

@@ -4,6 +4,7 @@ import type { Model, Shape4 } from "../model.js";
 import type { CaseFile } from "./cases.js";
 import { compareArrays, worst, type ErrorStats } from "./compare.js";
 import { PIPELINE_TOLERANCES, runPipelineCase } from "./pipeline.js";
+import { runSafetyCase } from "./safety.js";
 import { runSchedulerCases, runTorchRngCase } from "./schedulers.js";
 import { JsdError } from "../errors.js";
 
@@ -28,6 +29,9 @@ export const DEFAULT_TOLERANCES: Record<string, number> = {
   torch_rng: 1e-6,
   // Each scheduler line decides its own pass (exact timesteps, relative sigmas and traces).
   schedulers: Infinity,
+  // Each stage has its own tolerance (lib/parity/safety.ts): pixel values 1e-6, embeddings 1e-4,
+  // cosines 1e-5, decisions and images exact.
+  safety_checker: Infinity,
 };
 
 type Handler = (model: Model, c: CaseFile) => Promise<Array<{ name: string; stats: ErrorStats; note?: string; pass?: boolean }>>;
@@ -50,6 +54,10 @@ const handlers: Record<string, Handler> = {
   },
   async schedulers(_model, c) {
     return runSchedulerCases(c);
+  },
+
+  async safety_checker(model, c) {
+    return runSafetyCase(model.safetyChecker, c);
   },
 
   async pipeline(model, c) {

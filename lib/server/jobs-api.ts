@@ -66,7 +66,7 @@ export async function jobView(ctx: ServerContext, job: Job) {
     createdAt: new Date(job.createdAt).toISOString(),
     startedAt: job.startedAt ? new Date(job.startedAt).toISOString() : null,
     finishedAt: job.finishedAt ? new Date(job.finishedAt).toISOString() : null,
-    results: job.images.map((i) => ({ index: i.index, seed: i.seed, width: i.width, height: i.height, stepsDone: i.stepsDone, url: `${jobUrl(job)}/images/${i.index}.png` })),
+    results: job.images.map((i) => ({ index: i.index, seed: i.seed, width: i.width, height: i.height, stepsDone: i.stepsDone, nsfwContentDetected: i.parameters.nsfwContentDetected === true, url: `${jobUrl(job)}/images/${i.index}.png` })),
   };
 }
 
@@ -116,7 +116,7 @@ function eventData(job: Job, e: JobEvent): [string, unknown] {
     case "preview":
       return ["preview", { image: e.image, step: e.step, png: Buffer.from(e.png).toString("base64") }];
     case "image":
-      return ["image", { index: e.image.index, seed: e.image.seed, stepsDone: e.image.stepsDone, url: `${jobUrl(job)}/images/${e.image.index}.png` }];
+      return ["image", { index: e.image.index, seed: e.image.seed, stepsDone: e.image.stepsDone, nsfwContentDetected: e.image.parameters.nsfwContentDetected === true, url: `${jobUrl(job)}/images/${e.image.index}.png` }];
     case "finished":
       return ["finished", { status: e.status, error: e.error ?? null }];
     case "progress": {

@@ -79,6 +79,11 @@ function galleryCard(job, url, seed, settings, result) {
   const stopped = job.totalSteps > 0 && result.stepsDone !== undefined && result.stepsDone < job.totalSteps;
   const steps = stopped ? `${settings.steps} steps (stopped at ${result.stepsDone})` : `${settings.steps} steps`;
   meta.textContent = `${width}×${height} · ${label} · ${steps} · CFG ${settings.guidanceScale}`;
+  // The server's safety checker blackened this image (its result says so; the PNG's text too).
+  const flagged = document.createElement("p");
+  flagged.className = "card-flagged";
+  flagged.hidden = result.nsfwContentDetected !== true;
+  bi(flagged, "セーフティチェッカーが検出したため黒く塗りつぶしました", "Flagged by the safety checker: blacked out");
 
   const actions = document.createElement("div");
   actions.className = "card-actions";
@@ -100,7 +105,7 @@ function galleryCard(job, url, seed, settings, result) {
   });
   actions.append(download, reuse);
 
-  caption.append(prompt, seedLine, meta, actions);
+  caption.append(prompt, seedLine, meta, flagged, actions);
   card.append(link, caption);
   return card;
 }

@@ -11,9 +11,10 @@
 // (convert() itself writes to a temporary file and renames it when complete).
 import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
-import { open, rename, rm, stat } from "node:fs/promises";
+import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { splitVariant } from "./kernels.mjs";
 
 const WEIGHTS = ["text_encoder/model.safetensors", "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"];
 const CONFIGS = ["model_index.json", "unet/config.json", "vae/config.json", "text_encoder/config.json", "tokenizer/spiece.model"];
@@ -167,4 +168,39 @@ export async function ensureConverted({ root, cache, folder, type, force, log })
   }).finally(() => (inFlight.conversion = undefined));
   log(`  ${type}: ${(result.size / 2 ** 20).toFixed(0)} MiB in ${result.seconds.toFixed(1)} s (${Object.entries(result.tensorTypes).map(([t, n]) => `${n} ${t}`).join(", ")})`);
   return { path: out, converted: true };
+}
+
+/** Phase 1: the random model folder and each type's model file (made once, then reused). */
+export async function prepareModels(args, { root, log, exitIfInterrupted }) {
+  const models = {};
+  await mkdir(args.cache, { recursive: true });
+  let folder;
+  let folderError;
+  try {
+    folder = await ensureRandomFolder({ root, cache: args.cache, log });
+  } catch (error) {
+    exitIfInterrupted();
+    folderError = `random model: ${error.message}`;
+    log(`bench: ${folderError}`);
+  }
+  // Kernel variants ("q8_0+avx2") run their type's file, prepared once.
+  for (const type of new Set(args.types.map((t) => splitVariant(t).type))) {
+    if (!folder) {
+      // Without the folder, model files already converted can still be benchmarked.
+      const path = modelPath(args.cache, type);
+      models[type] = (await stat(path).catch(() => null)) ? { path } : { error: folderError };
+      continue;
+    }
+    try {
+      const { path } = await ensureConverted({ root, cache: args.cache, folder: folder.folder, type, force: args.reconvert ? "--reconvert" : folder.regenerated ? "the random model was just written" : false, log });
+      models[type] = { path, bytes: (await stat(path)).size };
+    } catch (error) {
+      exitIfInterrupted();
+      models[type] = { error: `convert: ${error.code ? `${error.code}: ` : ""}${error.message}` };
+      log(`bench: ${type}: ${models[type].error}`);
+    }
+  }
+  for (const type of args.types) models[type] = models[splitVariant(type).type];
+
+  return { models, folder: folder?.folder };
 }
