@@ -17,6 +17,7 @@ import { loadModel, planModel, type Model, type Placement } from "../../lib/mode
 import { packageRoot } from "../../lib/package-root.js";
 import { readCases, type CaseFile } from "../../lib/parity/cases.js";
 import { runCases } from "../../lib/parity/run.js";
+import { runSafetyCase } from "../../lib/parity/safety.js";
 import { listDevices } from "../../lib/system-info.js";
 import { lavapipe } from "../helpers/lavapipe.js";
 import { referenceCases, safetyCheckerCases, tinyModel, tinySafetyModel } from "../helpers/models.js";
@@ -202,6 +203,26 @@ describe.skipIf(!lavapipe)("Vulkan on lavapipe", () => {
         const error = await maxEmbedError(cases, embedWith(model));
         expect(error).toBeLessThanOrEqual(VULKAN_SAFETY_TOLERANCES[type]);
         expect(error).toBeGreaterThan(1e-5); // f16 arithmetic, really exercised
+      } finally {
+        await model.close();
+      }
+    }, 300_000);
+
+    // The decisions: a score moves by at most the cosines' error, so a decision can only differ from
+    // the reference's where that error reaches the case's margin (the distance of its closest score
+    // to a rounding boundary, min_decision_margin in the case's metadata). Compared where it does not.
+    it.each(["f32", "f16"] as const)("decides as the reference wherever the cosines' error stays under the case's margin (%s file)", async (type) => {
+      const model = await loadModel(await tinySafetyModel(type), { backend: "vulkan" });
+      try {
+        let compared = 0;
+        for (const c of await readCases(safetyCheckerCases)) {
+          const lines = await runSafetyCase(model.safetyChecker, c);
+          const cosError = lines.find((l) => l.name.endsWith(":cos_dist"))!.stats.maxAbs;
+          if (cosError >= Number(c.metadata.min_decision_margin)) continue;
+          compared++;
+          for (const stage of [":decisions", ":checked_images"]) expect(lines.find((l) => l.name.endsWith(stage)), `${c.name}${stage}`).toMatchObject({ pass: true });
+        }
+        expect(compared).toBeGreaterThan(0);
       } finally {
         await model.close();
       }
