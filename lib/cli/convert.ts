@@ -1,4 +1,5 @@
-// `jsd convert <diffusers-folder> -o <out.gguf> [--type T] [--vae-type T] [--text-encoder-type T] [--cpu-layout] [--no-safety-checker] [--force]`
+// `jsd convert <diffusers-folder> -o <out.gguf> [--type T] [--vae-type T] [--text-encoder-type T] [--cpu-layout]
+//   [--safety-checker-type T | --no-safety-checker] [--force]`
 import type { Command } from "commander";
 import { convert, OUTPUT_TYPES, parseOutputType, type ConvertProgress } from "../convert/index.js";
 import { formatBytes, type CliIo } from "./io.js";
@@ -36,7 +37,8 @@ export function registerConvert(program: Command, io: CliIo): void {
     .requiredOption("-o, --output <file>", "model file to write (.gguf)")
     .option("-t, --type <type>", `type of the UNet and text encoder weights (${OUTPUT_TYPES.join(", ")})`, "f16")
     .option("--vae-type <type>", "type of the VAE weights", "f16")
-    .option("--text-encoder-type <type>", "type of the text encoder weights, and of the safety checker's (default: --type)")
+    .option("--text-encoder-type <type>", "type of the text encoder weights (default: --type)")
+    .option("--safety-checker-type <type>", "type of the safety checker's matrices (default: the text encoder's)")
     .option("--no-safety-checker", "leave out the safety checker and its feature extractor even when model_index.json names them (rinna's does)")
     .option(
       "--cpu-layout",
@@ -45,11 +47,12 @@ export function registerConvert(program: Command, io: CliIo): void {
     )
     .option("-f, --force", "replace the output file if it exists", false)
     .option("-q, --quiet", "no progress output", false)
-    .action(async (folder: string, opts: { output: string; type: string; vaeType: string; textEncoderType?: string; cpuLayout: boolean; safetyChecker: boolean; force: boolean; quiet: boolean }) => {
+    .action(async (folder: string, opts: { output: string; type: string; vaeType: string; textEncoderType?: string; cpuLayout: boolean; safetyChecker: boolean; safetyCheckerType?: string; force: boolean; quiet: boolean }) => {
       // Check the types before any work so that a typo fails at once.
       parseOutputType(opts.type, "--type");
       parseOutputType(opts.vaeType, "--vae-type");
       if (opts.textEncoderType !== undefined) parseOutputType(opts.textEncoderType, "--text-encoder-type");
+      if (opts.safetyCheckerType !== undefined) parseOutputType(opts.safetyCheckerType, "--safety-checker-type");
       const controller = new AbortController();
       const onSignal = () => controller.abort(new Error("interrupted"));  // an uncoded cause: wrapped in a coded error before it leaves the package
       process.once("SIGINT", onSignal);
@@ -62,6 +65,7 @@ export function registerConvert(program: Command, io: CliIo): void {
           textEncoderType: opts.textEncoderType,
           cpuLayout: opts.cpuLayout,
           safetyChecker: opts.safetyChecker,
+          safetyCheckerType: opts.safetyCheckerType,
           force: opts.force,
           signal: controller.signal,
           onProgress: progress ? (p) => progress.update(p) : undefined,

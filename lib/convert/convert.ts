@@ -37,6 +37,8 @@ export interface ConvertOptions {
   vaeType?: string;
   /** Type of the text encoder (and of the safety checker's matrices). Default: `type`. */
   textEncoderType?: string;
+  /** Type of the safety checker's matrices. Default: the text encoder's type. */
+  safetyCheckerType?: string;
   /**
    * Convert the safety checker and its feature extractor when the folder's model_index.json names
    * them (rinna's does). Default true; false leaves them out (as `jsd convert --no-safety-checker`).
@@ -158,8 +160,8 @@ export async function convert(inputFolder: string, outputPath: string, options: 
     text_encoder: textEncoderType,
     unet: fileType,
     vae: parseOutputType(options.vaeType ?? "f16", "VAE type"),
-    // "its matrices quantized like the text encoder's": the same kind of network, and as small.
-    safety_checker: textEncoderType,
+    // By default quantized like the text encoder's: the same kind of network, and as small a cost.
+    safety_checker: options.safetyCheckerType !== undefined ? parseOutputType(options.safetyCheckerType, "safety checker type") : textEncoderType,
   };
   if (options.safetyChecker !== undefined && typeof options.safetyChecker !== "boolean") throw new JsdTypeError("safetyChecker must be a boolean");
   const { signal, onProgress } = options;

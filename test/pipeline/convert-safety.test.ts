@@ -134,6 +134,16 @@ describe("a folder with rinna's safety checker", () => {
     }
   });
 
+  it("takes its own type with safetyCheckerType (jsd convert --safety-checker-type)", async () => {
+    const out = join(dir, "overlay-checker-f16.gguf");
+    const result = await convert(tinySafetyFolder(), out, { type: "q8_0", safetyCheckerType: "f16" });
+    expect(result.types).toMatchObject({ text_encoder: "q8_0", unet: "q8_0", safety_checker: "f16" });
+    const { tensors } = await fileSummary(out);
+    expect(tensors.get("sc.encoder.layers.0.mlp.fc1.weight")!.type).toBe("f16");
+    expect(tensors.get("te.encoder.layers.0.mlp.fc1.weight")!.type).toBe("q8_0");
+    await expect(convert(tinySafetyFolder(), join(dir, "bad-type.gguf"), { safetyCheckerType: "q3" })).rejects.toMatchObject({ code: "JSD_INVALID_ARGUMENT" });
+  });
+
   it("gives the same tensors from a .safetensors checker with transformers 4's vision_model.vision_model. names", async () => {
     const folder = await overlayCopy();
     await rewriteChecker(folder, (tensors) => tensors.map((t) => ({ ...t, name: t.name.replace(/^vision_model\.(?!vision_model\.)/, "vision_model.vision_model.") })));
