@@ -12,6 +12,7 @@ import { defaultPluginDeps } from "./plugin-deps.js";
 import { pluginReport, selectPlugins, type PluginLoadResult, type PluginReport } from "./plugins.js";
 import { packageRoot } from "../package-root.js";
 import type { Shape4 } from "../shape.js";
+import type { FeatureExtractorSettings } from "../safety/index.js";
 
 export { packageRoot };
 
@@ -43,21 +44,8 @@ export interface NativeTypeTraits {
 }
 
 
-/** CLIPFeatureExtractor's settings (feature_extractor/preprocessor_config.json), as the model file stores them. */
-export interface NativeFeatureExtractorConfig {
-  /** The shorter side after resizing. */
-  size: number;
-  /** The centre crop's side: the safety checker's imageSize. */
-  cropSize: number;
-  doResize: boolean;
-  doCenterCrop: boolean;
-  doNormalize: boolean;
-  /** PIL's resampling filter number (3: bicubic). */
-  resample: number;
-  /** Per RGB channel. */
-  imageMean: number[];
-  imageStd: number[];
-}
+/** CLIPFeatureExtractor's settings (feature_extractor/preprocessor_config.json), as the model file stores them; lib/safety owns their meaning. */
+export type NativeFeatureExtractorConfig = FeatureExtractorSettings;
 
 /** The model file's safety checker (diffusers' StableDiffusionSafetyChecker): sizes, its feature extractor and its concept tables. */
 export interface NativeSafetyCheckerInfo {

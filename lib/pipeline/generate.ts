@@ -64,25 +64,17 @@ function sizeOf(options: { width?: number; height?: number }, init: PixelImage |
 }
 
 /**
- * rinna's pipeline's last step: the safety checker over the batch's images (one vision-tower call),
- * flagged images blackened in place. An abort stops the checker's network call too; its compute
- * buffers are released afterwards like the networks'.
+ * Runs one stretch of network calls under the call's abort signal: an abort interrupts the native
+ * call in progress too (not just the loop between calls) and rejects with an AbortError; either way
+ * the compute buffers are released afterwards, so an idle model keeps only its weights (a 512x512
+ * run's buffers are hundreds of MB; a model closed meanwhile has freed everything already).
  */
-async function runSafetyChecker(
-  model: DiffusionModel,
-  checker: NonNullable<DiffusionModel["safetyChecker"]>,
-  pixels: Uint8Array[],
-  width: number,
-  height: number,
-  signal: AbortSignal | undefined,
-): Promise<boolean[]> {
+async function underSignal<T>(model: DiffusionModel, signal: AbortSignal | undefined, run: () => Promise<T>): Promise<T> {
   if (signal?.aborted) throw abortError(signal);
   const onAbort = () => model.abortCurrent();
   signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    const checked = await checkImages(pixels.map((data) => ({ data, width, height, channels: 4 as const })), checker);
-    checked.forEach((c, b) => pixels[b].set(c.image.data));
-    return checked.map((c) => c.nsfwContentDetected);
+    return await run();
   } catch (error) {
     if (signal?.aborted && (isJsdError(error) ? error.code === "JSD_ABORTED" : true)) throw abortError(signal);
     throw error;
@@ -90,6 +82,13 @@ async function runSafetyChecker(
     signal?.removeEventListener("abort", onAbort);
     await model.releaseComputeBuffers().catch(() => undefined);
   }
+}
+
+/** rinna's pipeline's last step: the safety checker over the batch's images (one vision-tower call), flagged images blackened in place. */
+async function runSafetyChecker(checker: NonNullable<DiffusionModel["safetyChecker"]>, pixels: Uint8Array[], width: number, height: number): Promise<boolean[]> {
+  const checked = await checkImages(pixels.map((data) => ({ data, width, height, channels: 4 as const })), checker);
+  checked.forEach((c, b) => pixels[b].set(c.image.data));
+  return checked.map((c) => c.nsfwContentDetected);
 }
 
 export async function generateImages(model: DiffusionModel, options: GenerateOptions): Promise<GeneratedImage[]> {
@@ -104,12 +103,8 @@ export async function generateImages(model: DiffusionModel, options: GenerateOpt
   const { width, height } = sizeOf(o, initImage, model.defaultImageSize);
   model.resetPeakComputeBytes();
 
-  // An abort interrupts the UNet call in progress too, not just the loop between steps.
-  const onAbort = () => model.abortCurrent();
-  signal?.addEventListener("abort", onAbort, { once: true });
-  let trace;
-  try {
-    trace = await denoise(
+  const trace = await underSignal(model, signal, () =>
+    denoise(
       model,
       {
         ...o,
@@ -122,21 +117,13 @@ export async function generateImages(model: DiffusionModel, options: GenerateOpt
         },
       },
       o.onProgress,
-    );
-  } catch (error) {
-    if (signal?.aborted && (isJsdError(error) ? error.code === "JSD_ABORTED" : true)) throw abortError(signal);
-    throw error;
-  } finally {
-    signal?.removeEventListener("abort", onAbort);
-    // An idle model keeps only its weights: a 512x512 run's buffers are hundreds of MB.
-    // (A model closed meanwhile has freed everything already.)
-    await model.releaseComputeBuffers().catch(() => undefined);
-  }
+    ),
+  );
 
   const pixels = Array.from({ length: o.numImages }, (_, b) => vaeOutputToRgba8(trace.decoded, width, height, b));
   const checker = model.safetyChecker ?? null;
   const safetyChecker: SafetyCheckerRun = checker === null ? "absent" : o.safetyChecker ? "ran" : "off";
-  const flagged = safetyChecker === "ran" ? await runSafetyChecker(model, checker!, pixels, width, height, signal) : pixels.map(() => false);
+  const flagged = safetyChecker === "ran" ? await underSignal(model, signal, () => runSafetyChecker(checker!, pixels, width, height)) : pixels.map(() => false);
 
   const peakComputeBytes = model.peakComputeBytes();
   const seed = typeof options.seed === "bigint" ? o.seed : Number(o.seed);
