@@ -4,7 +4,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { readPngText } from "../../lib/image/png.js";
+import { decodeImageBytes, readPngText } from "../../lib/image/png.js";
+import { readCases } from "../../lib/parity/cases.js";
+import { pipelineCaseInput } from "../../lib/parity/pipeline.js";
+import { referenceCases, tinySafetyModel } from "../helpers/models.js";
 
 const cli = new URL("../../dist/cli/main.js", import.meta.url).pathname;
 const built = existsSync(cli) && existsSync(new URL("../../models/tiny-jsd-shapes.gguf", import.meta.url));
@@ -80,6 +83,26 @@ function tryMount(dir: string, options: string): boolean {
   mkdirSync(dir, { recursive: true });
   return spawnSync("mount", ["-t", "tmpfs", "-o", options, "tmpfs", dir]).status === 0;
 }
+
+describe.skipIf(!built)("jsd generate with a model that has a safety checker", () => {
+  it("says which image the checker flagged and writes it black; --no-safety-checker turns it off", async () => {
+    const model = await tinySafetyModel("f32");
+    // The reference case pndm_64x96_s4_g7.5_neg is one the reference checker flags.
+    const [c] = await readCases(join(referenceCases, "pipeline", "pndm_64x96_s4_g7.5_neg.safetensors"));
+    const o = pipelineCaseInput(c);
+    const args = ["generate", o.prompt, "--negative", o.negativePrompt, "--model", model, "--seed", String(o.seed), "--steps", String(o.steps), "--size", `${o.width}x${o.height}`, "--scheduler", "pndm"];
+    const on = jsd(...args, "-o", "checked.png");
+    expect(on.code, on.stderr).toBe(0);
+    expect(on.stdout).toMatch(/^checked\.png  seed \d+  96x64  flagged by the safety checker: written black\n$/);
+    const checked = decodeImageBytes(readFileSync(join(work, "checked.png")));
+    expect(checked.rgba.every((v, i) => v === (i % 4 === 3 ? 255 : 0))).toBe(true);
+    expect(readPngText(readFileSync(join(work, "checked.png"))).parameters).toMatch(/Safety checker: flagged/);
+    const off = jsd(...args, "--no-safety-checker", "-o", "unchecked.png");
+    expect(off.stdout).toMatch(/^unchecked\.png  seed \d+  96x64\n$/);
+    expect(readPngText(readFileSync(join(work, "unchecked.png"))).parameters).toMatch(/Safety checker: off/);
+    expect(decodeImageBytes(readFileSync(join(work, "unchecked.png"))).rgba.some((v, i) => i % 4 !== 3 && v !== 0)).toBe(true);
+  });
+});
 
 describe.skipIf(!built)("jsd generate on a full disk or a read-only folder", () => {
   it("fails with a clear error and leaves nothing behind", () => {
