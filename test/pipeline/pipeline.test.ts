@@ -158,7 +158,7 @@ describe("generate() option validation (before any native call)", () => {
     ["initImage bad type", { initImage: 42 }, /initImage must be PNG bytes/, TypeError],
     ["eta without ddim", { eta: 0.5 }, /eta is a DDIM option/, RangeError],
     ["eta negative", { eta: -1, scheduler: "ddim" }, /eta must be ≥ 0/, RangeError],
-    ["karras with pndm", { karras: true }, /karras needs scheduler/, RangeError],
+    ["karras with pndm", { karras: true }, /karras needs one of the schedulers lms, euler, euler_a, dpmpp_2m, not pndm/, RangeError],
     ["onProgress not a function", { onProgress: 1 }, /onProgress must be a function/, TypeError],
     ["signal not a signal", { signal: {} }, /signal must be an AbortSignal/, TypeError],
   ];
