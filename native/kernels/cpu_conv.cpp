@@ -7,8 +7,11 @@
 #include <vector>
 
 #include "kernels/cpu_conv_isa.h"
+#include "kernels/cpu_conv_ops.h"
 
 namespace jsd {
+
+namespace conv_ops {
 
 namespace {
 
@@ -28,32 +31,49 @@ const ConvKernels* choose_kernels() {
   return nullptr;
 }
 
-const ConvKernels* kernels() {
-  static const ConvKernels* chosen = choose_kernels();
-  return chosen;
+const ConvKernels* chosen() {
+  static const ConvKernels* table = choose_kernels();
+  return table;
 }
 
 alignas(64) const float kZeros[kConvMaxInChannels] = {};
 
-// Packed weights up to this size stay in a core's L2 cache while its tasks go through them all.
-constexpr size_t kCachedWeightBytes = size_t{1} << 20;
+}  // namespace
 
-// The ops' parameters travel in their userdata pointer (graphs outlive any call frame, and this
-// needs no allocation): one byte each.
-struct Params {
-  int kernel, stride, pad;
-  bool upsample;
-};
+const ConvKernels& kernels() { return *chosen(); }
+
 void* pack_params(const Params& p) {
   return reinterpret_cast<void*>(static_cast<uintptr_t>(p.kernel) | static_cast<uintptr_t>(p.stride) << 8 |
                                  static_cast<uintptr_t>(p.pad) << 16 | static_cast<uintptr_t>(p.upsample) << 24);
 }
+
 Params unpack_params(void* userdata) {
   const auto v = reinterpret_cast<uintptr_t>(userdata);
   return {static_cast<int>(v & 0xff), static_cast<int>(v >> 8 & 0xff), static_cast<int>(v >> 16 & 0xff), (v >> 24 & 1) != 0};
 }
 
-// Row o of the weight ([k, k, in, out]: o's k * k * in values are contiguous) as f32.
+ConvProblem problem(const ggml_tensor* dst, const Params& params) {
+  const ggml_tensor* x = dst->src[0];
+  ConvProblem p;
+  p.x = static_cast<const float*>(x->data);
+  p.packed = static_cast<const float*>(dst->src[1]->data);
+  p.residual = dst->src[2] != nullptr ? static_cast<const float*>(dst->src[2]->data) : nullptr;
+  p.zeros = kZeros;
+  p.out = static_cast<float*>(dst->data);
+  p.c_in = x->ne[0];
+  p.w = x->ne[1];
+  p.h = x->ne[2];
+  p.n = x->ne[3];
+  p.c_out = dst->ne[0];
+  p.out_w = dst->ne[1];
+  p.out_h = dst->ne[2];
+  p.kernel = params.kernel;
+  p.stride = params.stride;
+  p.pad = params.pad;
+  p.upsample = params.upsample;
+  return p;
+}
+
 void weight_row(const ggml_tensor* w, int64_t o, int64_t length, float* out) {
   const int64_t first = o * length;
   switch (w->type) {
@@ -68,6 +88,15 @@ void weight_row(const ggml_tensor* w, int64_t o, int64_t length, float* out) {
   }
 }
 
+}  // namespace conv_ops
+
+namespace {
+
+using namespace conv_ops;
+
+// Packed weights up to this size stay in a core's L2 cache while its tasks go through them all.
+constexpr size_t kCachedWeightBytes = size_t{1} << 20;
+
 constexpr int64_t kPackLanes = 16;  // output channels converted at once: one cache line per packed row
 
 // The weights and biases in the kernels' blocks (ConvProblem::packed), blocks ith, ith + nth, ...
@@ -79,7 +108,7 @@ void pack(ggml_tensor* dst, int ith, int nth, void* userdata) {
   const int64_t c_out = w->ne[ggml_n_dims(w) > 2 ? 3 : 1];
   const int64_t c_in = ggml_nelements(w) / (taps * c_out);
   const int64_t length = taps * c_in;
-  const int64_t block = kernels()->block;
+  const int64_t block = kernels().block;
   const int64_t blocks = (c_out + block - 1) / block;
   std::vector<float> rows(kPackLanes * length);
   for (int64_t b = ith; b < blocks; b += nth) {
@@ -105,26 +134,8 @@ void pack(ggml_tensor* dst, int ith, int nth, void* userdata) {
 
 // Tasks of at most `chunk` output pixels of one output block, spread over ggml's threads.
 void conv(ggml_tensor* dst, int ith, int nth, void* userdata) {
-  const ConvKernels& isa = *kernels();
-  const Params params = unpack_params(userdata);
-  const ggml_tensor* x = dst->src[0];
-  ConvProblem p;
-  p.x = static_cast<const float*>(x->data);
-  p.packed = static_cast<const float*>(dst->src[1]->data);
-  p.residual = dst->src[2] != nullptr ? static_cast<const float*>(dst->src[2]->data) : nullptr;
-  p.zeros = kZeros;
-  p.out = static_cast<float*>(dst->data);
-  p.c_in = x->ne[0];
-  p.w = x->ne[1];
-  p.h = x->ne[2];
-  p.n = x->ne[3];
-  p.c_out = dst->ne[0];
-  p.out_w = dst->ne[1];
-  p.out_h = dst->ne[2];
-  p.kernel = params.kernel;
-  p.stride = params.stride;
-  p.pad = params.pad;
-  p.upsample = params.upsample;
+  const ConvKernels& isa = kernels();
+  const ConvProblem p = problem(dst, unpack_params(userdata));
   const int64_t pixels = p.out_w * p.out_h * p.n;
   const int64_t chunks = (pixels + isa.chunk - 1) / isa.chunk;
   const int64_t blocks = (p.c_out + isa.block - 1) / isa.block;
@@ -142,9 +153,9 @@ void conv(ggml_tensor* dst, int ith, int nth, void* userdata) {
 
 }  // namespace
 
-bool cpu_conv_available() { return kernels() != nullptr; }
+bool cpu_conv_available() { return conv_ops::chosen() != nullptr; }
 
-const char* cpu_conv_kernel_name() { return kernels() != nullptr ? kernels()->name : "none"; }
+const char* cpu_conv_kernel_name() { return cpu_conv_available() ? kernels().name : "none"; }
 
 bool cpu_conv_supports(const ggml_tensor* weight, int kernel, int64_t in) {
   const bool type = weight->type == GGML_TYPE_F32 || weight->type == GGML_TYPE_F16 || weight->type == GGML_TYPE_BF16;
@@ -153,17 +164,19 @@ bool cpu_conv_supports(const ggml_tensor* weight, int kernel, int64_t in) {
 }
 
 ggml_tensor* cpu_conv2d(ggml_context* ctx, ggml_tensor* x, ggml_tensor* weight, ggml_tensor* bias, int kernel, const ConvGeometry& g,
-                        ggml_tensor* residual) {
+                        int threads, ggml_tensor* residual) {
+  if (!ggml_is_contiguous(x)) x = ggml_cont(ctx, x);
+  if (residual != nullptr && !ggml_is_contiguous(residual)) residual = ggml_cont(ctx, residual);
   const int64_t c_in = x->ne[0];
+  if (winograd_fits(c_in, g, kernel)) return winograd_conv3x3(ctx, x, weight, bias, g.upsample, residual, threads);
   const int64_t c_out = ggml_nelements(weight) / (int64_t{kernel} * kernel * c_in);
-  const int64_t block = kernels()->block;
+  const int64_t block = kernels().block;
   const int64_t blocks = (c_out + block - 1) / block;
   const Params params{kernel, g.stride, g.pad, g.upsample};
   ggml_tensor* pack_args[2] = {weight, bias};
   ggml_tensor* packed = ggml_custom_4d(ctx, GGML_TYPE_F32, blocks * conv_block_floats(block, kernel, c_in), 1, 1, 1, pack_args, 2, pack,
                                        GGML_N_TASKS_MAX, pack_params(params));
   ggml_set_name(packed, "conv weights");
-  if (!ggml_is_contiguous(x)) x = ggml_cont(ctx, x);
   const int up = g.upsample ? 2 : 1;
   const int64_t out_w = (x->ne[1] * up + g.pad + g.pad_after - kernel) / g.stride + 1;
   const int64_t out_h = (x->ne[2] * up + g.pad + g.pad_after - kernel) / g.stride + 1;

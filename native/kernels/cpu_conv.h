@@ -35,8 +35,9 @@ struct ConvGeometry {
 
 // x [C_in, W, H, N] f32 (channels-last) convolved with weight [k, k, C_in, C_out] plus bias
 // [C_out] f32, plus residual [C_out, W', H', N] if not null -> [C_out, W', H', N] f32. Only the
-// CPU backend runs it.
+// CPU backend runs it, on up to `threads` threads (3x3 convolutions of stride 1 and padding 1 go
+// through Winograd F(2x2, 3x3), with scratch for that many in the compute buffer).
 ggml_tensor* cpu_conv2d(ggml_context* ctx, ggml_tensor* x, ggml_tensor* weight, ggml_tensor* bias, int kernel, const ConvGeometry& geometry,
-                        ggml_tensor* residual = nullptr);
+                        int threads, ggml_tensor* residual = nullptr);
 
 }  // namespace jsd

@@ -25,6 +25,7 @@ struct Simd {
   JSD_CONV_TARGET static Vec broadcast(float s) { return _mm256_set1_ps(s); }
   JSD_CONV_TARGET static Vec fma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
   JSD_CONV_TARGET static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+  JSD_CONV_TARGET static Vec sub(Vec a, Vec b) { return _mm256_sub_ps(a, b); }
 };
 
 constexpr int kTilePixels = 6;
@@ -32,11 +33,12 @@ constexpr int kTileVecs = 2;
 constexpr int kChunkTiles = 16;
 
 #include "kernels/cpu_conv_tile.h"
+#include "kernels/cpu_conv_winograd_tile.h"
 
 }  // namespace conv_avx2
 
 const ConvKernels* conv_kernels_avx2() {
-  static constexpr ConvKernels table{"conv-avx2", conv_avx2::kBlock, conv_avx2::kChunk, conv_avx2::run};
+  static constexpr ConvKernels table{"conv-avx2", conv_avx2::kBlock, conv_avx2::kChunk, conv_avx2::run, conv_avx2::run_winograd};
   static const bool cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return cpu ? &table : nullptr;
 }

@@ -34,6 +34,7 @@ struct Simd {
   JSD_CONV_TARGET static Vec broadcast(float s) { return _mm512_set1_ps(s); }
   JSD_CONV_TARGET static Vec fma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
   JSD_CONV_TARGET static Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+  JSD_CONV_TARGET static Vec sub(Vec a, Vec b) { return _mm512_sub_ps(a, b); }
 };
 
 constexpr int kTilePixels = 6;
@@ -41,11 +42,12 @@ constexpr int kTileVecs = 4;
 constexpr int kChunkTiles = 16;
 
 #include "kernels/cpu_conv_tile.h"
+#include "kernels/cpu_conv_winograd_tile.h"
 
 }  // namespace conv_avx512
 
 const ConvKernels* conv_kernels_avx512() {
-  static constexpr ConvKernels table{"conv-avx512", conv_avx512::kBlock, conv_avx512::kChunk, conv_avx512::run};
+  static constexpr ConvKernels table{"conv-avx512", conv_avx512::kBlock, conv_avx512::kChunk, conv_avx512::run, conv_avx512::run_winograd};
   static const bool cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
   return cpu ? &table : nullptr;
 }

@@ -26,7 +26,14 @@ struct ConvProblem {
   bool upsample;            // the input is x repeated 2x (nearest) along w and h, i.e. 2w x 2h
 };
 
-// The packed floats of one output block.
+// The most 2x2 tiles a Winograd task takes (ConvKernels::winograd).
+inline constexpr int64_t kMaxWinogradTiles = 96;
+
+// The floats of a Winograd task's scratch: its tiles' transformed inputs and one block's products.
+inline int64_t winograd_scratch_floats(int64_t tiles, int64_t c_in, int64_t block) { return 16 * tiles * (c_in + block); }
+
+// The packed floats of one output block (a Winograd convolution's: kernel 4, its 4x4 transformed
+// weights).
 inline int64_t conv_block_floats(int64_t block, int64_t kernel, int64_t c_in) { return (kernel * kernel * c_in + 1) * block; }
 
 struct ConvKernels {
@@ -36,6 +43,11 @@ struct ConvKernels {
   // Computes output pixels [p0, p1) (flattened over n, out_h, out_w; p1 - p0 <= chunk) of output
   // block b, residual included.
   void (*run)(const ConvProblem& p, int64_t b, int64_t p0, int64_t p1);
+  // A 3x3 convolution of stride 1, padding 1 by Winograd F(2x2, 3x3) (cpu_conv_winograd_tile.h):
+  // 2x2 output tiles [t0, t1) (flattened over n, tile rows, tile columns; at most
+  // kMaxWinogradTiles) of every block, in scratch of winograd_scratch_floats(t1 - t0, ...). packed
+  // holds the transformed weights; c_in is a multiple of 16.
+  void (*winograd)(const ConvProblem& p, int64_t t0, int64_t t1, float* scratch);
 };
 
 // Each returns its table where this build and this CPU have the instructions, else null.

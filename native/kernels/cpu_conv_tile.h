@@ -2,7 +2,7 @@
 // set. Deliberately no include guard: each ISA file (cpu_conv_avx512.cpp, cpu_conv_avx2.cpp)
 // includes it once, inside a namespace of its own, with in scope:
 //   JSD_CONV_TARGET  the function target attribute of its instruction set;
-//   Simd             Vec (kLanes floats) and load, store, broadcast, fma(a, b, c) = a * b + c, add;
+//   Simd             Vec (kLanes floats) and load, store, broadcast, fma(a, b, c) = a * b + c, add, sub;
 //   kTilePixels      output pixels per register tile;
 //   kTileVecs        vectors of output channels per register tile (the block is kTileVecs * kLanes);
 //   kChunkTiles      register tiles per task;
@@ -20,14 +20,14 @@ constexpr int kPrefetchRows = 16;
 
 // MT output pixels by the block's kBlock channels, over every input channel of every tap. px[t *
 // kTilePixels + m]: where pixel m's input for tap t starts. w: the block's packed weights,
-// [tap][channel] rows of kBlock, then its biases. The sums start at the biases and end, plus add
-// (if not null; row m at add + m * ldo), at out + m * ldo.
+// [tap][channel] rows of kBlock. The sums start at init (kBlock floats: the biases, or zeros) and
+// end, plus add (if not null; row m at add + m * ldo), at out + m * ldo.
 template <int MT>
-JSD_CONV_TARGET void conv_tile(const float* const* px, int taps, int64_t channels, const float* w, const float* add, float* out, int64_t ldo) {
+JSD_CONV_TARGET void conv_tile(const float* const* px, int taps, int64_t channels, const float* w, const float* init, const float* add,
+                               float* out, int64_t ldo) {
   typename Simd::Vec acc[MT][kTileVecs];
-  const float* bias = w + taps * channels * kBlock;
   for (int m = 0; m < MT; ++m) {
-    for (int j = 0; j < kTileVecs; ++j) acc[m][j] = Simd::load(bias + j * Simd::kLanes);
+    for (int j = 0; j < kTileVecs; ++j) acc[m][j] = Simd::load(init + j * Simd::kLanes);
   }
   for (int t = 0; t < taps; ++t) {
     const float* p[MT];
@@ -55,7 +55,7 @@ JSD_CONV_TARGET void conv_tile(const float* const* px, int taps, int64_t channel
   }
 }
 
-using ConvTileFn = void (*)(const float* const*, int, int64_t, const float*, const float*, float*, int64_t);
+using ConvTileFn = void (*)(const float* const*, int, int64_t, const float*, const float*, const float*, float*, int64_t);
 
 template <int... MT>
 constexpr std::array<ConvTileFn, sizeof...(MT)> make_tiles(std::integer_sequence<int, MT...>) {
@@ -97,7 +97,7 @@ JSD_CONV_TARGET void run(const ConvProblem& p, int64_t b, int64_t p0, int64_t p1
   for (int64_t i = 0; i < pixels; i += kTilePixels) {
     const int mt = static_cast<int>(std::min<int64_t>(kTilePixels, pixels - i));
     const float* add = residual != nullptr && !partial ? residual + i * ldo : nullptr;
-    kTiles[mt - 1](px + (i / kTilePixels) * taps * kTilePixels, taps, p.c_in, w, add, target + i * ldo, ldo);
+    kTiles[mt - 1](px + (i / kTilePixels) * taps * kTilePixels, taps, p.c_in, w, w + taps * p.c_in * kBlock, add, target + i * ldo, ldo);
   }
   if (partial) {
     for (int64_t i = 0; i < pixels; ++i) {

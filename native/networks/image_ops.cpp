@@ -14,7 +14,7 @@ ggml_tensor* ImageOps::output(ggml_context* ctx, ggml_tensor* x) const {
 }
 
 ggml_tensor* ImageOps::conv(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, const ConvGeometry& g, ggml_tensor* residual) const {
-  if (channels_last_) return cpu_conv2d(ctx, x, c.weight, c.bias, c.kernel, g, residual);
+  if (channels_last_) return cpu_conv2d(ctx, x, c.weight, c.bias, c.kernel, g, threads_, residual);
   if (g.upsample) x = ggml_upscale(ctx, x, 2, GGML_SCALE_MODE_NEAREST);
   int padding = g.pad;
   if (g.pad_after != g.pad) {

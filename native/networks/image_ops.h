@@ -14,7 +14,8 @@ namespace jsd::nn {
 
 class ImageOps {
  public:
-  explicit ImageOps(bool channels_last) : channels_last_(channels_last) {}
+  // threads: the most the graph will be computed with (the channels-last ops' scratch).
+  ImageOps(bool channels_last, int threads) : channels_last_(channels_last), threads_(threads) {}
   bool channels_last() const { return channels_last_; }
 
   // A [W, H, C, N] image into this layout, and back.
@@ -36,6 +37,7 @@ class ImageOps {
 
  private:
   bool channels_last_;
+  int threads_;
 };
 
 }  // namespace jsd::nn

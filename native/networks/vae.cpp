@@ -88,7 +88,9 @@ bool Vae::all_convs_fit_channels_last() const {
   return std::all_of(convs.begin(), convs.end(), [](const Conv2d* c) { return c->weight == nullptr || nn::ImageOps::supports(*c); });
 }
 
-nn::ImageOps Vae::image_ops(const nn::Options& options) const { return nn::ImageOps(options.cpu_conv && convs_fit_channels_last_); }
+nn::ImageOps Vae::image_ops(const nn::Options& options) const {
+  return nn::ImageOps(options.cpu_conv && convs_fit_channels_last_, options.threads);
+}
 
 // diffusers' ResnetBlock2D without the time embedding: the shortcut is added to the second
 // convolution's output (in the channels-last layout, by the convolution itself).

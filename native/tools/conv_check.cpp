@@ -52,8 +52,8 @@ ImageOpCheck compare_conv(const ConvCheckShape& s, int threads) {
   Conv2d exact = typed;
   if (type != GGML_TYPE_F32) exact.weight = ggml_cast(ctx, typed.weight, GGML_TYPE_F32);
   const ConvGeometry g{s.stride, s.pad, s.pad_after, s.upsample};
-  const nn::ImageOps cl(true);
-  const nn::ImageOps planar(false);
+  const nn::ImageOps cl(true, threads);
+  const nn::ImageOps planar(false, threads);
   ggml_tensor* a = cl.output(ctx, cl.conv(ctx, cl.input(ctx, x), typed, g, s.residual ? cl.input(ctx, residual) : nullptr));
   ggml_tensor* b = planar.conv(ctx, x, exact, g, s.residual ? residual : nullptr);
   graph.build({a, b});
@@ -75,8 +75,8 @@ ImageOpCheck compare_group_norm(int64_t channels, int64_t width, int64_t height,
   ggml_tensor* x = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, width, height, channels, batch);
   Norm n{ggml_new_tensor_1d(ctx, GGML_TYPE_F32, channels), ggml_new_tensor_1d(ctx, GGML_TYPE_F32, channels)};
   for (ggml_tensor* t : {x, n.weight, n.bias}) ggml_set_input(t);
-  const nn::ImageOps cl(true);
-  const nn::ImageOps planar(false);
+  const nn::ImageOps cl(true, threads);
+  const nn::ImageOps planar(false, threads);
   constexpr float kEps = 1e-6f;
   ggml_tensor* a = cl.output(ctx, cl.group_norm(ctx, cl.input(ctx, x), n, groups, kEps));
   ggml_tensor* b = planar.group_norm(ctx, x, n, groups, kEps);

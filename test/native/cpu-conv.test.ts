@@ -2,9 +2,10 @@
 // cpu_group_norm.cpp, through networks/image_ops.cpp) against ggml's ops on [W, H, C, N] images,
 // on random data. The convolution's weight is rounded to its type on both sides, so only the order
 // of the f32 sums differs: measured up to 1e-6 of the output's magnitude (3e-6 at 512 input channels); the stated
-// tolerance is 1e-5. Shapes cover the VAE's: 3x3 "same" convolutions, 1x1 shortcuts, the decoder's
-// upsampling convolution, the encoder's stride-2 convolution padded only after, 3 output channels
-// (a partial block), channel counts off every block size, batches, and a residual.
+// tolerance is 1e-5. Shapes cover the VAE's: 3x3 "same" convolutions (direct, and by Winograd
+// F(2x2, 3x3) from 32 input channels), 1x1 shortcuts, the decoder's upsampling convolution, the
+// encoder's stride-2 convolution padded only after, 3 output channels (a partial block), channel
+// counts off every block size, batches, and a residual.
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -26,6 +27,12 @@ const shapes: Array<[string, Partial<NativeConvCheckShape> & { in: number; out: 
   ["upsampling 3x3, 16 -> 64", { ...same, in: 16, out: 64, width: 7, height: 5, upsample: true }],
   ["stride 2, padded after only, 8 -> 16", { ...same, stride: 2, pad: 0, padAfter: 1, in: 8, out: 16, width: 12, height: 10 }],
   ["3x3 on a 1-pixel image, 5 -> 70", { ...same, in: 5, out: 70, width: 1, height: 1 }],
+  // Winograd F(2x2, 3x3) (3x3, stride 1, at least 32 input channels, a multiple of 16): odd sizes
+  // (tiles past the edge), a partial block, upsampling, batches, a 1-pixel image.
+  ["Winograd, 48 -> 3 (a partial block), 11x10, batch 2", { ...same, in: 48, out: 3, width: 11, height: 10, batch: 2 }],
+  ["Winograd upsampling, 32 -> 96, residual", { ...same, in: 32, out: 96, width: 5, height: 7, upsample: true, residual: true }],
+  ["Winograd on a 1-pixel image, 64 -> 16", { ...same, in: 64, out: 16, width: 1, height: 1 }],
+  ["Winograd, 512 -> 64, f16 weight", { ...same, type: "f16", in: 512, out: 64, width: 8, height: 6 }],
 ];
 
 describe.skipIf(!available)("channels-last CPU convolution", () => {
@@ -38,16 +45,19 @@ describe.skipIf(!available)("channels-last CPU convolution", () => {
     }
   });
 
-  it("gives the same result with the AVX2 kernel (forced in a child process)", { skip: !features.includes("avx2") }, () => {
+  it("matches with the AVX2 kernel too, direct and Winograd (forced in a child process)", { skip: !features.includes("avx2") }, () => {
+    const direct = { ...same, type: "f16", in: 40, out: 24, width: 11, height: 6, residual: true };
+    const winograd = { ...same, type: "f32", in: 48, out: 20, width: 9, height: 7, upsample: true, residual: true };
     const script = `
       const { native } = await import(${JSON.stringify(new URL("../../dist/native/addon.js", import.meta.url).href)});
-      const shape = ${JSON.stringify({ ...same, type: "f16", in: 40, out: 24, width: 11, height: 6, residual: true })};
-      process.stdout.write(JSON.stringify(native().diagnostics.compareConv(shape, 2)));`;
+      const shapes = ${JSON.stringify([direct, winograd])};
+      process.stdout.write(JSON.stringify(shapes.map((s) => native().diagnostics.compareConv(s, 2))));`;
     const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, JSD_CONV_KERNEL: "conv-avx2" } });
     expect(child.stderr).toBe("");
-    const r = JSON.parse(child.stdout) as { kernel: string; maxAbsDiff: number; maxAbs: number };
-    expect(r.kernel).toBe("conv-avx2");
-    expect(r.maxAbsDiff).toBeLessThanOrEqual(tolerance * r.maxAbs);
+    for (const r of JSON.parse(child.stdout) as Array<{ kernel: string; maxAbsDiff: number; maxAbs: number }>) {
+      expect(r.kernel).toBe("conv-avx2");
+      expect(r.maxAbsDiff).toBeLessThanOrEqual(tolerance * r.maxAbs);
+    }
   });
 
   it("rejects sizes out of range", () => {
