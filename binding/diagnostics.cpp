@@ -8,6 +8,7 @@
 #include "errors.h"
 #include "kernels/q8_gemm.h"
 #include "tools/attention_check.h"
+#include "tools/conv_check.h"
 #include "tools/matmul_bench.h"
 
 namespace jsd_binding {
@@ -80,6 +81,56 @@ Napi::Value CompareAttention(const Napi::CallbackInfo& info) {
   });
 }
 
+// compareConv({ type, in, out, width, height, batch, kernel, stride, pad, padAfter, upsample,
+// residual }, threads) -> { kernel, maxAbsDiff, maxAbs }: the channels-last convolution against
+// ggml's on random data. Blocks the calling thread: for tests only.
+Napi::Value CompareConv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* usage = "compareConv({ type, in, out, width, height, batch, kernel, stride, pad, padAfter, upsample, residual }, threads)";
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsNumber()) throw ArgumentTypeError(env, std::string("expected ") + usage);
+  const Napi::Object o = info[0].As<Napi::Object>();
+  auto integer = [&](const char* key) {
+    if (!o.Get(key).IsNumber()) throw ArgumentTypeError(env, std::string("expected ") + usage);
+    return o.Get(key).As<Napi::Number>().Int64Value();
+  };
+  if (!o.Get("type").IsString()) throw ArgumentTypeError(env, std::string("expected ") + usage);
+  jsd::ConvCheckShape s;
+  s.type = o.Get("type").As<Napi::String>().Utf8Value();
+  s.in = integer("in");
+  s.out = integer("out");
+  s.width = integer("width");
+  s.height = integer("height");
+  s.batch = integer("batch");
+  s.kernel = static_cast<int>(integer("kernel"));
+  s.stride = static_cast<int>(integer("stride"));
+  s.pad = static_cast<int>(integer("pad"));
+  s.pad_after = static_cast<int>(integer("padAfter"));
+  s.upsample = o.Get("upsample").ToBoolean().Value();
+  s.residual = o.Get("residual").ToBoolean().Value();
+  const int threads = static_cast<int>(info[1].As<Napi::Number>().Int64Value());
+  return Guarded(env, [&]() -> Napi::Value {
+    const jsd::ImageOpCheck r = jsd::compare_conv(s, threads);
+    return CheckResult(env, "kernel", r.kernel, r.max_abs_diff, r.max_abs);
+  });
+}
+
+// compareGroupNorm(channels, width, height, batch, groups, mean, threads) -> { kernel, maxAbsDiff,
+// maxAbs }: the channels-last group norm against ggml's on random data around mean. Blocks the
+// calling thread: for tests only.
+Napi::Value CompareGroupNorm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<int64_t> v = IntegerArgs(info, 0, 5, "compareGroupNorm(channels, width, height, batch, groups, mean, threads)");
+  if (info.Length() < 7 || !info[5].IsNumber() || !info[6].IsNumber()) {
+    throw ArgumentTypeError(env, "expected compareGroupNorm(channels, width, height, batch, groups, mean, threads)");
+  }
+  const float mean = info[5].As<Napi::Number>().FloatValue();
+  const int threads = static_cast<int>(info[6].As<Napi::Number>().Int64Value());
+  return Guarded(env, [&]() -> Napi::Value {
+    const jsd::ImageOpCheck r = jsd::compare_group_norm(v[0], v[1], v[2], v[3], static_cast<int>(v[4]), mean, threads);
+    return CheckResult(env, "kernel", r.kernel, r.max_abs_diff, r.max_abs);
+  });
+}
+
 // q8Kernels() -> string[]: the q8_0 kernels (native/kernels/q8_gemm.h) this build and this CPU can
 // run, best first: the names JSD_Q8_KERNEL may force, whatever this process uses.
 Napi::Value Q8Kernels(const Napi::CallbackInfo& info) {
@@ -97,6 +148,8 @@ void InitDiagnostics(Napi::Env env, Napi::Object exports) {
   diagnostics.Set("benchMatmul", Napi::Function::New(env, BenchMatmul, "benchMatmul"));
   diagnostics.Set("compareMatmul", Napi::Function::New(env, CompareMatmul, "compareMatmul"));
   diagnostics.Set("compareAttention", Napi::Function::New(env, CompareAttention, "compareAttention"));
+  diagnostics.Set("compareConv", Napi::Function::New(env, CompareConv, "compareConv"));
+  diagnostics.Set("compareGroupNorm", Napi::Function::New(env, CompareGroupNorm, "compareGroupNorm"));
   diagnostics.Set("q8Kernels", Napi::Function::New(env, Q8Kernels, "q8Kernels"));
   exports.Set("diagnostics", diagnostics);
 }

@@ -190,6 +190,26 @@ export interface NativeDiagnostics {
   q8Kernels(): string[];
   /** The fused CPU attention against ggml's ops on random data. */
   compareAttention(heads: number, headDim: number, lq: number, lk: number, batch: number, threads: number): { fused: boolean; maxAbsDiff: number; maxAbs: number };
+  /** The channels-last CPU convolution (native/kernels/cpu_conv.h) against ggml's on random data; kernel names what ran. */
+  compareConv(shape: NativeConvCheckShape, threads: number): { kernel: string; maxAbsDiff: number; maxAbs: number };
+  /** The channels-last CPU group norm against ggml's on random data around `mean`. */
+  compareGroupNorm(channels: number, width: number, height: number, batch: number, groups: number, mean: number, threads: number): { kernel: string; maxAbsDiff: number; maxAbs: number };
+}
+
+/** One convolution for compareConv: the weight's type, channels, input size, kernel and geometry. */
+export interface NativeConvCheckShape {
+  type: "f32" | "f16" | "bf16";
+  in: number;
+  out: number;
+  width: number;
+  height: number;
+  batch: number;
+  kernel: number;
+  stride: number;
+  pad: number;
+  padAfter: number;
+  upsample: boolean;
+  residual: boolean;
 }
 
 export interface NativeAddon {

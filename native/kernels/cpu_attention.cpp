@@ -256,7 +256,8 @@ ggml_tensor* cpu_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, gg
   ggml_tensor* kt = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, k, d, heads, lk, n), 1, 2, 0, 3));
   ggml_tensor* scratch = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, std::max(1, threads) * kQueryBlock * lk);
   ggml_tensor* args[4] = {q, kt, v, scratch};
-  return ggml_custom_4d(ctx, GGML_TYPE_F32, c, q->ne[1], n, 1, args, 4, attention_op, GGML_N_TASKS_MAX, pack(heads, scale));
+  return ggml_set_name(ggml_custom_4d(ctx, GGML_TYPE_F32, c, q->ne[1], n, 1, args, 4, attention_op, GGML_N_TASKS_MAX, pack(heads, scale)),
+                       "attention");
 }
 
 #else

@@ -130,9 +130,11 @@ ggml_tensor* mul_mat(ggml_context* ctx, ggml_tensor* weight, ggml_tensor* x, con
   const int64_t k = weight->ne[0];
   ggml_tensor* xq = ggml_custom_4d(ctx, GGML_TYPE_I8, q8_activation_row_bytes(k), ggml_nrows(x), 1, 1, &x, 1, quantize_rows,
                                    GGML_N_TASKS_MAX, nullptr);
+  ggml_set_name(xq, "q8 quantize");
   ggml_tensor* args[2] = {weight, xq};
-  return ggml_custom_4d(ctx, GGML_TYPE_F32, weight->ne[1], x->ne[1], x->ne[2], x->ne[3], args, 2, gemm, GGML_N_TASKS_MAX,
-                        const_cast<Format*>(&format));
+  ggml_tensor* out = ggml_custom_4d(ctx, GGML_TYPE_F32, weight->ne[1], x->ne[1], x->ne[2], x->ne[3], args, 2, gemm, GGML_N_TASKS_MAX,
+                                    const_cast<Format*>(&format));
+  return ggml_format_name(out, "%s gemm", &format == &kQ8Format ? "q8" : "q4");
 }
 
 }  // namespace

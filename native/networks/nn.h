@@ -10,6 +10,7 @@ namespace jsd::nn {
 struct Options {
   bool flash_attention = false;  // ggml_flash_attn_ext instead of softmax(QK^T)V
   bool cpu_attention = false;    // cpu_attention.h's fused op (the network runs on the CPU backend)
+  bool cpu_conv = false;         // cpu_conv.h's channels-last convolutions (the network runs on the CPU backend)
   int threads = 1;               // the most threads a graph will be computed with
 };
 

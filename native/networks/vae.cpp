@@ -1,12 +1,17 @@
 #include "networks/vae.h"
 
+#include <algorithm>
 #include <cmath>
+#include <initializer_list>
+#include <vector>
 
 namespace jsd {
 
 namespace {
 // The VAE's resnets, attention and output norms use this epsilon (diffusers hard-codes it).
 constexpr float kVaeEps = 1e-6f;
+// A 3x3 convolution that keeps the image's size.
+constexpr ConvGeometry kSame{1, 1, 1, false};
 }  // namespace
 
 Vae::Mid Vae::load_mid(WeightStore& w, const std::string& p, int channels) {
@@ -64,55 +69,84 @@ Vae::Vae(WeightStore& w, const VaeConfig& c, bool with_encoder, bool with_decode
     dec_conv_out_ = w.conv("decoder.conv_out", 3, ch[0], c.out_channels);
   }
   if (with_encoder && with_decoder) w.check_all_used();
+  convs_fit_channels_last_ = all_convs_fit_channels_last();
 }
 
-ggml_tensor* Vae::attention_forward(ggml_context* ctx, ggml_tensor* x, const Attention& a, const nn::Options& options) const {
-  const int64_t w = x->ne[0];
-  const int64_t h = x->ne[1];
-  const float scale = 1.0f / std::sqrt(static_cast<float>(x->ne[2]));
-  ggml_tensor* s = nn::image_to_sequence(ctx, nn::group_norm(ctx, x, a.group_norm, config_.norm_num_groups, kVaeEps));
+bool Vae::all_convs_fit_channels_last() const {
+  std::vector<const Conv2d*> convs = {&enc_conv_in_, &enc_conv_out_, &quant_conv_, &post_quant_conv_, &dec_conv_in_, &dec_conv_out_};
+  auto add = [&](const ResnetBlock& r) { convs.insert(convs.end(), {&r.conv1, &r.conv2, &r.conv_shortcut}); };
+  for (const std::vector<Level>* levels : {&enc_levels_, &dec_levels_}) {
+    for (const Level& level : *levels) {
+      convs.push_back(&level.sampler);
+      for (const ResnetBlock& r : level.resnets) add(r);
+    }
+  }
+  for (const Mid* mid : {&enc_mid_, &dec_mid_}) {
+    add(mid->resnet_0);
+    add(mid->resnet_1);
+  }
+  return std::all_of(convs.begin(), convs.end(), [](const Conv2d* c) { return c->weight == nullptr || nn::ImageOps::supports(*c); });
+}
+
+nn::ImageOps Vae::image_ops(const nn::Options& options) const {
+  return nn::ImageOps(options.cpu_conv && convs_fit_channels_last_, options.threads);
+}
+
+// diffusers' ResnetBlock2D without the time embedding: the shortcut is added to the second
+// convolution's output (in the channels-last layout, by the convolution itself).
+ggml_tensor* Vae::resnet_forward(ggml_context* ctx, ggml_tensor* x, const ResnetBlock& r, const nn::ImageOps& ops) const {
+  const int groups = config_.norm_num_groups;
+  ggml_tensor* h = ggml_silu(ctx, ops.group_norm(ctx, x, r.norm1, groups, kVaeEps));
+  h = ops.conv(ctx, h, r.conv1, kSame);
+  h = ggml_silu(ctx, ops.group_norm(ctx, h, r.norm2, groups, kVaeEps));
+  ggml_tensor* shortcut = r.conv_shortcut.weight != nullptr ? ops.conv(ctx, x, r.conv_shortcut, {}) : x;
+  return ops.conv(ctx, h, r.conv2, kSame, shortcut);
+}
+
+ggml_tensor* Vae::attention_forward(ggml_context* ctx, ggml_tensor* x, const Attention& a, const nn::Options& options,
+                                    const nn::ImageOps& ops) const {
+  const int64_t w = ops.width(x);
+  const int64_t h = ops.height(x);
+  const int64_t channels = a.group_norm.weight->ne[0];
+  const float scale = 1.0f / std::sqrt(static_cast<float>(channels));
+  ggml_tensor* s = ops.to_sequence(ctx, ops.group_norm(ctx, x, a.group_norm, config_.norm_num_groups, kVaeEps));
   ggml_tensor* out = nn::attention(ctx, nn::linear(ctx, s, a.to_q), nn::linear(ctx, s, a.to_k), nn::linear(ctx, s, a.to_v), 1, scale, false, options);
   out = nn::linear(ctx, out, a.to_out);
-  return ggml_add(ctx, nn::sequence_to_image(ctx, out, w, h), x);
+  return ggml_add(ctx, ops.from_sequence(ctx, out, w, h), x);
 }
 
-ggml_tensor* Vae::mid_forward(ggml_context* ctx, ggml_tensor* x, const Mid& mid, const nn::Options& options) const {
-  x = resnet_forward(ctx, x, nullptr, mid.resnet_0, config_.norm_num_groups, kVaeEps);
-  x = attention_forward(ctx, x, mid.attention, options);
-  return resnet_forward(ctx, x, nullptr, mid.resnet_1, config_.norm_num_groups, kVaeEps);
+ggml_tensor* Vae::mid_forward(ggml_context* ctx, ggml_tensor* x, const Mid& mid, const nn::Options& options, const nn::ImageOps& ops) const {
+  x = resnet_forward(ctx, x, mid.resnet_0, ops);
+  x = attention_forward(ctx, x, mid.attention, options, ops);
+  return resnet_forward(ctx, x, mid.resnet_1, ops);
 }
 
 ggml_tensor* Vae::decode(ggml_context* ctx, ggml_tensor* z, const nn::Options& options) const {
-  const int groups = config_.norm_num_groups;
-  ggml_tensor* x = nn::conv2d(ctx, z, post_quant_conv_, 1, 0);
-  x = nn::conv2d(ctx, x, dec_conv_in_, 1, 1);
-  x = mid_forward(ctx, x, dec_mid_, options);
+  const nn::ImageOps ops = image_ops(options);
+  ggml_tensor* x = ops.conv(ctx, ops.input(ctx, z), post_quant_conv_, {});
+  x = ops.conv(ctx, x, dec_conv_in_, kSame);
+  x = mid_forward(ctx, x, dec_mid_, options, ops);
   for (const Level& level : dec_levels_) {
-    for (const ResnetBlock& r : level.resnets) x = resnet_forward(ctx, x, nullptr, r, groups, kVaeEps);
-    if (level.sampler.weight != nullptr) {
-      x = ggml_upscale(ctx, x, 2, GGML_SCALE_MODE_NEAREST);
-      x = nn::conv2d(ctx, x, level.sampler, 1, 1);
-    }
+    for (const ResnetBlock& r : level.resnets) x = resnet_forward(ctx, x, r, ops);
+    // diffusers' Upsample2D: nearest 2x, then a 3x3 convolution.
+    if (level.sampler.weight != nullptr) x = ops.conv(ctx, x, level.sampler, {1, 1, 1, true});
   }
-  x = ggml_silu(ctx, nn::group_norm(ctx, x, dec_norm_out_, groups, kVaeEps));
-  return nn::conv2d(ctx, x, dec_conv_out_, 1, 1);
+  x = ggml_silu(ctx, ops.group_norm(ctx, x, dec_norm_out_, config_.norm_num_groups, kVaeEps));
+  return ops.output(ctx, ops.conv(ctx, x, dec_conv_out_, kSame));
 }
 
 ggml_tensor* Vae::encode(ggml_context* ctx, ggml_tensor* image, const nn::Options& options) const {
-  const int groups = config_.norm_num_groups;
-  ggml_tensor* x = nn::conv2d(ctx, image, enc_conv_in_, 1, 1);
+  const nn::ImageOps ops = image_ops(options);
+  ggml_tensor* x = ops.conv(ctx, ops.input(ctx, image), enc_conv_in_, kSame);
   for (const Level& level : enc_levels_) {
-    for (const ResnetBlock& r : level.resnets) x = resnet_forward(ctx, x, nullptr, r, groups, kVaeEps);
-    if (level.sampler.weight != nullptr) {
-      // diffusers pads only right and bottom, then convolves with stride 2 and no padding.
-      x = ggml_pad_ext(ctx, x, 0, 1, 0, 1, 0, 0, 0, 0);
-      x = nn::conv2d(ctx, x, level.sampler, 2, 0);
-    }
+    for (const ResnetBlock& r : level.resnets) x = resnet_forward(ctx, x, r, ops);
+    // diffusers pads only right and bottom, then convolves with stride 2 and no padding.
+    if (level.sampler.weight != nullptr) x = ops.conv(ctx, x, level.sampler, {2, 0, 1, false});
   }
-  x = mid_forward(ctx, x, enc_mid_, options);
-  x = ggml_silu(ctx, nn::group_norm(ctx, x, enc_norm_out_, groups, kVaeEps));
-  x = nn::conv2d(ctx, x, enc_conv_out_, 1, 1);
-  return nn::conv2d(ctx, x, quant_conv_, 1, 0);
+  x = mid_forward(ctx, x, enc_mid_, options, ops);
+  x = ggml_silu(ctx, ops.group_norm(ctx, x, enc_norm_out_, config_.norm_num_groups, kVaeEps));
+  x = ops.conv(ctx, x, enc_conv_out_, kSame);
+  return ops.output(ctx, ops.conv(ctx, x, quant_conv_, {}));
 }
 
 }  // namespace jsd

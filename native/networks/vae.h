@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "networks/image_ops.h"
 #include "networks/nn.h"
 #include "networks/unet.h"
 #include "model/weights.h"
@@ -36,12 +37,18 @@ class Vae {
     Conv2d sampler;
   };
   Mid load_mid(WeightStore& w, const std::string& prefix, int channels);
-  ggml_tensor* mid_forward(ggml_context* ctx, ggml_tensor* x, const Mid& mid, const nn::Options& options) const;
-  ggml_tensor* attention_forward(ggml_context* ctx, ggml_tensor* x, const Attention& a, const nn::Options& options) const;
+  // The layout a graph's images take: channels-last where the CPU's kernels run every convolution.
+  nn::ImageOps image_ops(const nn::Options& options) const;
+  bool all_convs_fit_channels_last() const;
+  ggml_tensor* resnet_forward(ggml_context* ctx, ggml_tensor* x, const ResnetBlock& r, const nn::ImageOps& ops) const;
+  ggml_tensor* mid_forward(ggml_context* ctx, ggml_tensor* x, const Mid& mid, const nn::Options& options, const nn::ImageOps& ops) const;
+  ggml_tensor* attention_forward(ggml_context* ctx, ggml_tensor* x, const Attention& a, const nn::Options& options,
+                                 const nn::ImageOps& ops) const;
 
   VaeConfig config_;
   bool has_encoder_ = false;
   bool has_decoder_ = false;
+  bool convs_fit_channels_last_ = false;  // every convolution's weight is one the CPU's kernels take
   // encoder
   Conv2d enc_conv_in_, enc_conv_out_, quant_conv_;
   std::vector<Level> enc_levels_;

@@ -9,6 +9,7 @@
 
 #include "runtime/compute_buffer.h"
 #include "kernels/cpu_attention.h"
+#include "kernels/cpu_conv.h"
 #include "runtime/error.h"
 #include "runtime/limits.h"
 #include "ggml-alloc.h"
@@ -193,6 +194,7 @@ void Engine::free_networks() {
 nn::Options Engine::nn_options_for(ggml_backend_t backend) const {
   nn::Options options = nn_options_;
   options.cpu_attention = is_cpu_backend(backend) && cpu_attention_available();
+  options.cpu_conv = is_cpu_backend(backend) && cpu_conv_available();
   options.threads = threads_;
   return options;
 }

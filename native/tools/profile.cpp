@@ -35,6 +35,8 @@ ggml_status compute_profiled(ggml_backend_t backend, ggml_cgraph* graph, const c
     if (status != GGML_STATUS_SUCCESS) return status;
     std::string key = ggml_op_desc(node);
     if (node->op == GGML_OP_MUL_MAT) key += std::string(" ") + ggml_type_name(node->src[0]->type);
+    // Custom ops (kernels/) say which they are by name.
+    if (node->op == GGML_OP_CUSTOM && node->name[0] != 0) key += std::string(" ") + node->name;
     if (by_shape && node->src[0] != nullptr) {
       // JSD_PROFILE=shapes: one line per operand shape, to find which layers an op's time goes to.
       for (int s = 0; s < 2 && node->src[s] != nullptr; ++s) {
