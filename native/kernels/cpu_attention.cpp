@@ -5,8 +5,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
-#include "kernels/cpu_attention_block.h"
+#include "kernels/cpu_attention_isa.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define JSD_FUSED_ATTENTION 1
@@ -42,6 +43,28 @@ const float* head_keys(const ggml_tensor* t, int64_t n, int64_t h) {
   return reinterpret_cast<const float*>(static_cast<const char*>(t->data) + n * t->nb[3] + h * t->nb[2]);
 }
 
+// The ISA kernels this build has, best first. Each reports null where the CPU lacks its
+// instructions.
+const AttentionKernel* (*const candidates[])() = {attention_kernel_avx512, attention_kernel_avx2};
+
+// The first kernel this CPU runs; JSD_ATTENTION_KERNEL=<name> picks one by name (a switch for
+// same-run comparisons), JSD_NO_FUSED_ATTENTION=1 none (ggml's ops then run).
+const AttentionKernel* choose_kernel() {
+  if (std::getenv("JSD_NO_FUSED_ATTENTION") != nullptr) return nullptr;
+  const char* forced = std::getenv("JSD_ATTENTION_KERNEL");
+  for (auto candidate : candidates) {
+    const AttentionKernel* k = candidate();
+    if (k == nullptr) continue;
+    if (forced == nullptr || *forced == 0 || std::string(forced) == k->name) return k;
+  }
+  return nullptr;
+}
+
+const AttentionKernel* chosen_kernel() {
+  static const AttentionKernel* chosen = choose_kernel();
+  return chosen;
+}
+
 void attention_op(ggml_tensor* dst, int ith, int nth, void* userdata) {
   int heads = 0;
   float scale = 0;
@@ -53,10 +76,11 @@ void attention_op(ggml_tensor* dst, int ith, int nth, void* userdata) {
   const int64_t lq = q->ne[1];
   const int64_t n = q->ne[2];
   const int64_t d = q->ne[0] / heads;
-  const int64_t blocks = (lq + kAttentionQueryBlock - 1) / kAttentionQueryBlock;
+  const AttentionKernel& kernel = *chosen_kernel();
+  const int64_t blocks = (lq + kernel.block - 1) / kernel.block;
   // One slice of scratch per thread, in the compute buffer: threads beyond its slots (a thread
   // count above the one the graph was built for) leave the work to the others.
-  const int64_t per_thread = attention_scratch_floats(d);
+  const int64_t per_thread = kernel.scratch_floats(d);
   const int64_t slots = scratch->ne[0] / per_thread;
   const int64_t workers = std::min<int64_t>(nth, slots);
   if (ith >= workers) return;
@@ -78,17 +102,16 @@ void attention_op(ggml_tensor* dst, int ith, int nth, void* userdata) {
     h.d = d;
     h.lk = k->ne[1];
     h.scale = scale;
-    const int64_t i0 = b * kAttentionQueryBlock;
-    attend_block(h, i0, std::min<int64_t>(kAttentionQueryBlock, lq - i0), mine);
+    const int64_t i0 = b * kernel.block;
+    kernel.attend(h, i0, std::min<int64_t>(kernel.block, lq - i0), mine);
   }
 }
 
 }  // namespace
 
-bool cpu_attention_available() {
-  static const bool available = std::getenv("JSD_NO_FUSED_ATTENTION") == nullptr && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-  return available;
-}
+bool cpu_attention_available() { return chosen_kernel() != nullptr; }
+
+const char* cpu_attention_kernel() { return chosen_kernel() ? chosen_kernel()->name : ""; }
 
 ggml_tensor* cpu_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, float scale, int threads) {
   // q: rows of floats with any row and batch stride (projections come as views).
@@ -102,7 +125,7 @@ ggml_tensor* cpu_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, gg
   };
   k = per_head(k);
   v = per_head(v);
-  ggml_tensor* scratch = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, std::max(1, threads) * attention_scratch_floats(d));
+  ggml_tensor* scratch = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, std::max(1, threads) * chosen_kernel()->scratch_floats(d));
   ggml_tensor* args[4] = {q, k, v, scratch};
   return ggml_custom_4d(ctx, GGML_TYPE_F32, q->ne[0], q->ne[1], q->ne[2], 1, args, 4, attention_op, GGML_N_TASKS_MAX, pack(heads, scale));
 }
@@ -110,6 +133,8 @@ ggml_tensor* cpu_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, gg
 #else
 
 bool cpu_attention_available() { return false; }
+
+const char* cpu_attention_kernel() { return ""; }
 
 // Never reached: graphs use it only when cpu_attention_available().
 ggml_tensor* cpu_attention(ggml_context*, ggml_tensor* q, ggml_tensor*, ggml_tensor*, int, float, int) { return q; }
