@@ -21,13 +21,13 @@ namespace {
 
 // The op's parameters travel in its userdata pointer: heads in the low 32 bits, the scale's
 // bits in the high 32 (graphs outlive any call frame, and this needs no allocation).
-void* pack(int heads, float scale) {
+void* pack_params(int heads, float scale) {
   uint32_t bits;
   std::memcpy(&bits, &scale, 4);
   return reinterpret_cast<void*>((static_cast<uintptr_t>(bits) << 32) | static_cast<uint32_t>(heads));
 }
 
-void unpack(void* userdata, int* heads, float* scale) {
+void unpack_params(void* userdata, int* heads, float* scale) {
   const auto v = reinterpret_cast<uintptr_t>(userdata);
   *heads = static_cast<int>(v & 0xffffffffu);
   const auto bits = static_cast<uint32_t>(v >> 32);
@@ -46,16 +46,24 @@ const float* head_keys(const ggml_tensor* t, int64_t n, int64_t h) {
 // The ISA kernels this build has, best first. Each reports null where the CPU lacks its
 // instructions.
 const AttentionKernel* (*const candidates[])() = {attention_kernel_avx512, attention_kernel_avx2};
+// Kernels that change the results beyond f32 rounding: chosen only by name.
+const AttentionKernel* (*const options[])() = {attention_kernel_amx_bf16};
 
 // The first kernel this CPU runs; JSD_ATTENTION_KERNEL=<name> picks one by name (a switch for
-// same-run comparisons), JSD_NO_FUSED_ATTENTION=1 none (ggml's ops then run).
+// same-run comparisons, and the only way to the bf16 option), JSD_NO_FUSED_ATTENTION=1 none
+// (ggml's ops then run).
 const AttentionKernel* choose_kernel() {
   if (std::getenv("JSD_NO_FUSED_ATTENTION") != nullptr) return nullptr;
   const char* forced = std::getenv("JSD_ATTENTION_KERNEL");
+  const bool named = forced != nullptr && *forced != 0;
+  for (auto option : options) {
+    const AttentionKernel* k = named ? option() : nullptr;
+    if (k != nullptr && std::string(forced) == k->name) return k;
+  }
   for (auto candidate : candidates) {
     const AttentionKernel* k = candidate();
     if (k == nullptr) continue;
-    if (forced == nullptr || *forced == 0 || std::string(forced) == k->name) return k;
+    if (!named || std::string(forced) == k->name) return k;
   }
   return nullptr;
 }
@@ -65,10 +73,26 @@ const AttentionKernel* chosen_kernel() {
   return chosen;
 }
 
+// One packed head per task: a kernel's own layout of its keys and values ([floats, 1, heads, N]).
+void pack_op(ggml_tensor* dst, int ith, int nth, void* userdata) {
+  int heads = 0;
+  float unused = 0;
+  unpack_params(userdata, &heads, &unused);
+  const ggml_tensor* k = dst->src[0];
+  const ggml_tensor* v = dst->src[1];
+  const int64_t d = k->ne[0] / heads;
+  const AttentionKernel& kernel = *chosen_kernel();
+  for (int64_t task = ith; task < heads * k->ne[2]; task += nth) {
+    const int64_t hh = task % heads, nn = task / heads;
+    float* out = reinterpret_cast<float*>(static_cast<char*>(dst->data) + nn * dst->nb[3] + hh * dst->nb[2]);
+    kernel.pack(head_rows(k, nn, hh, d), head_rows(v, nn, hh, d), k->nb[1] / sizeof(float), v->nb[1] / sizeof(float), d, k->ne[1], out);
+  }
+}
+
 void attention_op(ggml_tensor* dst, int ith, int nth, void* userdata) {
   int heads = 0;
   float scale = 0;
-  unpack(userdata, &heads, &scale);
+  unpack_params(userdata, &heads, &scale);
   const ggml_tensor* q = dst->src[0];
   const ggml_tensor* k = dst->src[1];
   const ggml_tensor* v = dst->src[2];
@@ -100,7 +124,7 @@ void attention_op(ggml_tensor* dst, int ith, int nth, void* userdata) {
     h.ldv = v->nb[1] / sizeof(float);
     h.ldo = dst->nb[1] / sizeof(float);
     h.d = d;
-    h.lk = k->ne[1];
+    h.lk = dst->src[4] != nullptr ? dst->src[4]->ne[1] : k->ne[1];
     h.scale = scale;
     const int64_t i0 = b * kernel.block;
     kernel.attend(h, i0, std::min<int64_t>(kernel.block, lq - i0), mine);
@@ -117,17 +141,25 @@ ggml_tensor* cpu_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, gg
   // q: rows of floats with any row and batch stride (projections come as views).
   if (q->nb[0] != sizeof(float) || q->ne[3] != 1) q = ggml_cont(ctx, q);
   const int64_t d = q->ne[0] / heads;
-  // k and v: each head's rows side by side, [d, Lk, heads, N], so that a tile of keys is one
-  // block of memory (the hardware prefetcher streams it, and no cache line holds two heads).
-  auto per_head = [&](ggml_tensor* t) {
-    if (!ggml_is_contiguous(t)) t = ggml_cont(ctx, t);
-    return ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, t, d, heads, t->ne[1], t->ne[2]), 0, 2, 1, 3));
-  };
-  k = per_head(k);
-  v = per_head(v);
-  ggml_tensor* scratch = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, std::max(1, threads) * chosen_kernel()->scratch_floats(d));
-  ggml_tensor* args[4] = {q, k, v, scratch};
-  return ggml_custom_4d(ctx, GGML_TYPE_F32, q->ne[0], q->ne[1], q->ne[2], 1, args, 4, attention_op, GGML_N_TASKS_MAX, pack(heads, scale));
+  const AttentionKernel& kernel = *chosen_kernel();
+  ggml_tensor* keys = k;
+  if (!ggml_is_contiguous(k)) k = ggml_cont(ctx, k);
+  if (!ggml_is_contiguous(v)) v = ggml_cont(ctx, v);
+  if (kernel.pack != nullptr) {
+    ggml_tensor* sources[2] = {k, v};
+    k = v = ggml_custom_4d(ctx, GGML_TYPE_F32, kernel.packed_floats(d, k->ne[1]), 1, heads, k->ne[2], sources, 2, pack_op, GGML_N_TASKS_MAX, pack_params(heads, 0.0f));
+  } else {
+    // Each head's rows side by side, [d, Lk, heads, N], so that a tile of keys is one block of
+    // memory (the hardware prefetcher streams it, and no cache line holds two heads).
+    auto per_head = [&](ggml_tensor* t) { return ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, t, d, heads, t->ne[1], t->ne[2]), 0, 2, 1, 3)); };
+    k = per_head(k);
+    v = per_head(v);
+  }
+  ggml_tensor* scratch = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, std::max(1, threads) * kernel.scratch_floats(d));
+  // Packed operands have no axis of keys: the keys as given then come last, for their count.
+  ggml_tensor* args[5] = {q, k, v, scratch, keys};
+  const int sources = kernel.pack != nullptr ? 5 : 4;
+  return ggml_custom_4d(ctx, GGML_TYPE_F32, q->ne[0], q->ne[1], q->ne[2], 1, args, sources, attention_op, GGML_N_TASKS_MAX, pack_params(heads, scale));
 }
 
 #else

@@ -1,9 +1,10 @@
 // Multi-head attention for the CPU as one fused ggml custom op (x86 with AVX-512 or AVX2 + FMA):
 // per head and block of queries, the scores, their softmax and the weighted sum of values are
 // computed tile by tile of keys with an online softmax (cpu_attention_tiles.h), so that no score
-// leaves L1. ggml's mul_mat + soft_max + mul_mat path writes the whole score matrix to memory and reads
-// it back twice; at 512x512 that is 1 GB per layer, and it took about half of a UNet step. Plain
-// f32 arithmetic: the same sums in another order, and an exponential good to 2e-7.
+// leaves L1. ggml's mul_mat + soft_max + mul_mat path writes the whole score matrix to memory and
+// reads it back twice; at 512x512 that is 1 GB per layer, and it took about half of a UNet step.
+// The default kernels are plain f32 arithmetic: the same sums in another order, and an
+// exponential good to 2e-7.
 #pragma once
 
 #include "ggml.h"
@@ -11,10 +12,11 @@
 namespace jsd {
 
 // True on x86-64 CPUs with AVX-512 (F and DQ) or AVX2 and FMA, unless JSD_NO_FUSED_ATTENTION is
-// set; JSD_ATTENTION_KERNEL=avx512|avx2 forces one kernel.
+// set; JSD_ATTENTION_KERNEL=avx512|avx2 forces one kernel, =amx-bf16 the bf16 option on AMX tiles
+// (cpu_attention_isa.h), which is never chosen otherwise.
 bool cpu_attention_available();
 
-// The kernel the op runs ("avx512", "avx2"), "" when none.
+// The kernel the op runs ("avx512", "avx2", "amx-bf16"), "" when none.
 const char* cpu_attention_kernel();
 
 // softmax(scale * q k^T) v for each of `heads` heads; q [C, Lq, N], k and v [C, Lk, N] (f32,

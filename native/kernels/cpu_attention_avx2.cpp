@@ -69,7 +69,7 @@ struct Simd {
 }  // namespace attention_avx2
 
 const AttentionKernel* attention_kernel_avx2() {
-  static const AttentionKernel kernel{"avx2", attention_avx2::kBlock, attention_avx2::scratch_floats, attention_avx2::attend_block};
+  static const AttentionKernel kernel{"avx2", attention_avx2::kBlock, attention_avx2::scratch_floats, attention_avx2::attend_block, nullptr, nullptr};
   static const bool runs = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return runs ? &kernel : nullptr;
 }

@@ -5,6 +5,8 @@
 // this one replaced: 3.5e-6). The stated tolerance is 2e-5. Against a float64 reference on a
 // 4096 x 4096 head 40 wide, both the kernel and the one it replaced are within 3.5e-6 of outputs
 // up to 1.4, and within 1.3e-5 of each other.
+// The bf16 option on AMX tiles (JSD_ATTENTION_KERNEL=amx-bf16) rounds its operands to bf16: it
+// agrees to about 9e-3 of the magnitude (measured); stated tolerance 2e-2.
 // Shapes cover SD v1's heads (40, 80, 160 wide), the VAE's single 512-wide head, the text's 77
 // keys, and query or key counts off every tile size (blocks of 64 and 16 queries, 64 keys).
 import { spawnSync } from "node:child_process";
@@ -21,6 +23,7 @@ const kernels = process.env.JSD_NO_FUSED_ATTENTION
       ...(features.includes("avx2") && features.includes("fma") ? ["avx2"] : []),
     ];
 const tolerance = 2e-5;
+const bf16Tolerance = 2e-2;
 const distAddon = new URL("../../dist/native/addon.js", import.meta.url).href;
 
 // [heads, head width, queries, keys, batch]
@@ -39,9 +42,25 @@ type Check = { fused: boolean; maxAbsDiff: number; maxAbs: number };
 // The binding's result also names the kernel that ran (lib/native/addon.ts does not declare it yet).
 type KernelCheck = Check & { kernel: string };
 
-function expectClose(r: Check) {
+function expectClose(r: Check, within = tolerance) {
   expect(r.maxAbs).toBeGreaterThan(1);
-  expect(r.maxAbsDiff).toBeLessThanOrEqual(tolerance * r.maxAbs);
+  expect(r.maxAbsDiff).toBeLessThanOrEqual(within * r.maxAbs);
+}
+
+/** compareAttention on every shape in a child process with JSD_ATTENTION_KERNEL=kernel (kernels are chosen once per process). */
+function compareInChild(kernel: string): KernelCheck[] {
+  const script = `
+    const { native } = await import(${JSON.stringify(distAddon)});
+    const shapes = ${JSON.stringify(shapes)};
+    console.log(JSON.stringify(shapes.map((s) => native().diagnostics.compareAttention(...s, 2))));`;
+  const run = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+    encoding: "utf8",
+    env: { ...process.env, JSD_ATTENTION_KERNEL: kernel },
+  });
+  expect(run.stderr).toBe("");
+  const results = JSON.parse(run.stdout) as KernelCheck[];
+  expect(results).toHaveLength(shapes.length);
+  return results;
 }
 
 describe("fused CPU attention", () => {
@@ -60,23 +79,20 @@ describe("fused CPU attention", () => {
   });
 });
 
-// Kernels are chosen once per process: each forced one runs in a child.
 describe.skipIf(kernels.length < 2)(`each kernel this CPU runs (${kernels.join(", ")}), forced with JSD_ATTENTION_KERNEL`, () => {
   it.each(kernels)("%s matches ggml's ops on every shape", (kernel) => {
-    const script = `
-      const { native } = await import(${JSON.stringify(distAddon)});
-      const shapes = ${JSON.stringify(shapes)};
-      console.log(JSON.stringify(shapes.map((s) => native().diagnostics.compareAttention(...s, 2))));`;
-    const run = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
-      encoding: "utf8",
-      env: { ...process.env, JSD_ATTENTION_KERNEL: kernel },
-    });
-    expect(run.stderr).toBe("");
-    const results = JSON.parse(run.stdout) as KernelCheck[];
-    expect(results).toHaveLength(shapes.length);
-    for (const r of results) {
+    for (const r of compareInChild(kernel)) {
       expect(r.kernel).toBe(kernel);
       expectClose(r);
+    }
+  });
+});
+
+describe.skipIf(kernels.length === 0)("the bf16 option", () => {
+  it("runs where the CPU has AMX-BF16 and stays within bf16 rounding, else names no kernel (ggml's ops run)", () => {
+    for (const r of compareInChild("amx-bf16")) {
+      if (r.kernel === "amx-bf16") expectClose(r, bf16Tolerance);
+      else expect([r.fused, r.kernel]).toEqual([false, ""]);
     }
   });
 });
