@@ -70,14 +70,17 @@ Napi::Value CompareMatmul(const Napi::CallbackInfo& info) {
   });
 }
 
-// compareAttention(heads, headDim, lq, lk, batch, threads) -> { fused, maxAbsDiff, maxAbs }: the
-// fused CPU attention against ggml's ops on random data. Blocks the calling thread: for tests only.
+// compareAttention(heads, headDim, lq, lk, batch, threads) -> { fused, kernel, maxAbsDiff, maxAbs }:
+// the fused CPU attention (kernel: "avx512", "avx2", "" when none runs) against ggml's ops on
+// random data. Blocks the calling thread: for tests only.
 Napi::Value CompareAttention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::vector<int64_t> v = IntegerArgs(info, 0, 6, "compareAttention(heads, headDim, lq, lk, batch, threads)");
   return Guarded(env, [&]() -> Napi::Value {
     const jsd::AttentionCheck r = jsd::compare_attention(static_cast<int>(v[0]), v[1], v[2], v[3], v[4], static_cast<int>(v[5]));
-    return CheckResult(env, "fused", r.fused, r.max_abs_diff, r.max_abs);
+    Napi::Object out = CheckResult(env, "fused", r.fused, r.max_abs_diff, r.max_abs);
+    out.Set("kernel", r.kernel);
+    return out;
   });
 }
 

@@ -5,264 +5,169 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+
+#include "kernels/cpu_attention_isa.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define JSD_FUSED_ATTENTION 1
-#if defined(__clang__)
-#include <immintrin.h>
-#else
-// gcc 12's AVX-512 headers trip its own uninitialized-variable warning (gcc bug 105593).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#endif
 #endif
 
 namespace jsd {
 
 #if JSD_FUSED_ATTENTION
 
-#define JSD_AVX512_TARGET __attribute__((target("avx512f,fma")))
-
 namespace {
-
-constexpr int kQueryBlock = 32;  // queries per task: their scores stay in L2 up to ~4K keys
-constexpr int kKeyChunk = 128;   // keys per pass over a block's register tiles (20 KB of 40-wide keys)
-constexpr int kScoreRows = 6;    // queries per register tile of the score product (24 accumulators)
-constexpr int kKeyVectors = 4;   // 16-key vectors per register tile of the score product
-constexpr int kMaxChannelVectors = 6;  // 16-channel vectors per register tile of the value sum
 
 // The op's parameters travel in its userdata pointer: heads in the low 32 bits, the scale's
 // bits in the high 32 (graphs outlive any call frame, and this needs no allocation).
-void* pack(int heads, float scale) {
+void* pack_params(int heads, float scale) {
   uint32_t bits;
   std::memcpy(&bits, &scale, 4);
   return reinterpret_cast<void*>((static_cast<uintptr_t>(bits) << 32) | static_cast<uint32_t>(heads));
 }
 
-void unpack(void* userdata, int* heads, float* scale) {
+void unpack_params(void* userdata, int* heads, float* scale) {
   const auto v = reinterpret_cast<uintptr_t>(userdata);
   *heads = static_cast<int>(v & 0xffffffffu);
   const auto bits = static_cast<uint32_t>(v >> 32);
   std::memcpy(scale, &bits, 4);
 }
 
-__mmask16 tail_mask(int64_t valid) { return valid >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << valid) - 1); }
-
-// e^x: x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7 (relative error below
-// 2e-7), times 2^n by vscalefps (which also takes care of underflow to 0).
-JSD_AVX512_TARGET inline __m512 exp_ps(__m512 x) {
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 5040);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
+// Row 0 of head h in image n: of q and the output, [C, L, N] with heads side by side in C;
+// of k and v, [d, L, heads, N].
+const float* head_rows(const ggml_tensor* t, int64_t n, int64_t h, int64_t d) {
+  return reinterpret_cast<const float*>(static_cast<const char*>(t->data) + n * t->nb[2]) + h * d;
+}
+const float* head_keys(const ggml_tensor* t, int64_t n, int64_t h) {
+  return reinterpret_cast<const float*>(static_cast<const char*>(t->data) + n * t->nb[3] + h * t->nb[2]);
 }
 
-struct Head {
-  const float* q;   // row i at q + i * ldq, d values
-  const float* kt;  // channel c at kt + c * lk, lk values (keys transposed)
-  const float* v;   // key j at v + j * ldv, d values
-  float* out;       // row i at out + i * ldq
-  int64_t ldq, ldv, d, lk;
-  float scale;
-};
+// The ISA kernels this build has, best first. Each reports null where the CPU lacks its
+// instructions.
+const AttentionKernel* (*const candidates[])() = {attention_kernel_avx512, attention_kernel_avx2};
+// Kernels that change the results beyond f32 rounding: chosen only by name.
+const AttentionKernel* (*const options[])() = {attention_kernel_amx_bf16};
 
-// scores[r][j0, j1) = scale * q_r . k_j for R query rows.
-template <int R>
-JSD_AVX512_TARGET void score_rows(const Head& h, const float* const* q, float* const* scores, int64_t j0, int64_t j1) {
-  int64_t j = j0;
-  for (; j + 16 * kKeyVectors <= j1; j += 16 * kKeyVectors) {
-    __m512 acc[R][kKeyVectors];
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < kKeyVectors; ++t) acc[r][t] = _mm512_setzero_ps();
-    for (int64_t c = 0; c < h.d; ++c) {
-      __m512 k[kKeyVectors];
-      for (int t = 0; t < kKeyVectors; ++t) k[t] = _mm512_loadu_ps(h.kt + c * h.lk + j + 16 * t);
-      for (int r = 0; r < R; ++r) {
-        const __m512 qv = _mm512_set1_ps(q[r][c]);
-        for (int t = 0; t < kKeyVectors; ++t) acc[r][t] = _mm512_fmadd_ps(qv, k[t], acc[r][t]);
-      }
-    }
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < kKeyVectors; ++t) _mm512_storeu_ps(scores[r] + j + 16 * t, _mm512_mul_ps(acc[r][t], _mm512_set1_ps(h.scale)));
+// The first kernel this CPU runs; JSD_ATTENTION_KERNEL=<name> picks one by name (a switch for
+// same-run comparisons, and the only way to the bf16 option), JSD_NO_FUSED_ATTENTION=1 none
+// (ggml's ops then run).
+const AttentionKernel* choose_kernel() {
+  if (std::getenv("JSD_NO_FUSED_ATTENTION") != nullptr) return nullptr;
+  const char* forced = std::getenv("JSD_ATTENTION_KERNEL");
+  const bool named = forced != nullptr && *forced != 0;
+  for (auto option : options) {
+    const AttentionKernel* k = named ? option() : nullptr;
+    if (k != nullptr && std::string(forced) == k->name) return k;
   }
-  for (; j < j1; j += 16) {
-    const __mmask16 m = tail_mask(j1 - j);
-    __m512 acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-    for (int64_t c = 0; c < h.d; ++c) {
-      const __m512 k = _mm512_maskz_loadu_ps(m, h.kt + c * h.lk + j);
-      for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r][c]), k, acc[r]);
-    }
-    for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(scores[r] + j, m, _mm512_mul_ps(acc[r], _mm512_set1_ps(h.scale)));
+  for (auto candidate : candidates) {
+    const AttentionKernel* k = candidate();
+    if (k == nullptr) continue;
+    if (!named || std::string(forced) == k->name) return k;
+  }
+  return nullptr;
+}
+
+const AttentionKernel* chosen_kernel() {
+  static const AttentionKernel* chosen = choose_kernel();
+  return chosen;
+}
+
+// One packed head per task: a kernel's own layout of its keys and values ([floats, 1, heads, N]).
+void pack_op(ggml_tensor* dst, int ith, int nth, void* userdata) {
+  int heads = 0;
+  float unused = 0;
+  unpack_params(userdata, &heads, &unused);
+  const ggml_tensor* k = dst->src[0];
+  const ggml_tensor* v = dst->src[1];
+  const int64_t d = k->ne[0] / heads;
+  const AttentionKernel& kernel = *chosen_kernel();
+  for (int64_t task = ith; task < heads * k->ne[2]; task += nth) {
+    const int64_t hh = task % heads, nn = task / heads;
+    float* out = reinterpret_cast<float*>(static_cast<char*>(dst->data) + nn * dst->nb[3] + hh * dst->nb[2]);
+    kernel.pack(head_rows(k, nn, hh, d), head_rows(v, nn, hh, d), k->nb[1] / sizeof(float), v->nb[1] / sizeof(float), d, k->ne[1], out);
   }
 }
 
-// Replaces a row of scores by exp(score - max) and returns 1 / their sum.
-JSD_AVX512_TARGET float softmax_row(float* s, int64_t lk) {
-  __m512 mx = _mm512_set1_ps(-INFINITY);
-  for (int64_t j = 0; j < lk; j += 16) mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail_mask(lk - j), s + j));
-  const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
-  __m512 sum = _mm512_setzero_ps();
-  for (int64_t j = 0; j < lk; j += 16) {
-    const __mmask16 m = tail_mask(lk - j);
-    const __m512 e = exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), top));
-    _mm512_mask_storeu_ps(s + j, m, e);
-    sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(m, e));
-  }
-  return 1.0f / _mm512_reduce_add_ps(sum);
-}
-
-// out[r][c0, c0 + 16 CH) (+)= sum over keys [j0, j1) of p[r][j] v_j, for R query rows; the
-// first key chunk starts the sums, the last multiplies them by mul[r] (1 / the softmax's sum).
-template <int R, int CH>
-JSD_AVX512_TARGET void value_rows(const Head& h, const float* const* p, float* const* out, int64_t c0, int64_t j0, int64_t j1, bool first,
-                                  const float* mul) {
-  __mmask16 mask[CH];
-  for (int t = 0; t < CH; ++t) mask[t] = tail_mask(h.d - c0 - 16 * t);
-  __m512 acc[R][CH];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < CH; ++t) acc[r][t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask[t], out[r] + c0 + 16 * t);
-  for (int64_t j = j0; j < j1; ++j) {
-    __m512 v[CH];
-    for (int t = 0; t < CH; ++t) v[t] = _mm512_maskz_loadu_ps(mask[t], h.v + j * h.ldv + c0 + 16 * t);
-    for (int r = 0; r < R; ++r) {
-      const __m512 pv = _mm512_set1_ps(p[r][j]);
-      for (int t = 0; t < CH; ++t) acc[r][t] = _mm512_fmadd_ps(pv, v[t], acc[r][t]);
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < CH; ++t) _mm512_mask_storeu_ps(out[r] + c0 + 16 * t, mask[t], _mm512_mul_ps(acc[r][t], _mm512_set1_ps(mul[r])));
-}
-
-template <int R>
-JSD_AVX512_TARGET void value_chunk(const Head& h, const float* const* p, float* const* out, int64_t c0, int vectors, int64_t j0, int64_t j1,
-                                   bool first, const float* mul) {
-  switch (vectors) {
-    case 1: return value_rows<R, 1>(h, p, out, c0, j0, j1, first, mul);
-    case 2: return value_rows<R, 2>(h, p, out, c0, j0, j1, first, mul);
-    case 3: return value_rows<R, 3>(h, p, out, c0, j0, j1, first, mul);
-  }
-  if constexpr (R <= 4) {
-    switch (vectors) {
-      case 4: return value_rows<R, 4>(h, p, out, c0, j0, j1, first, mul);
-      case 5: return value_rows<R, 5>(h, p, out, c0, j0, j1, first, mul);
-      default: return value_rows<R, 6>(h, p, out, c0, j0, j1, first, mul);
-    }
-  }
-}
-
-// Rows [i0, i0 + rows) of one head, rows <= kQueryBlock; scratch holds their scores. Keys go in
-// chunks that stay in L1 while every register tile of the block uses them.
-JSD_AVX512_TARGET void attend_block(const Head& h, int64_t i0, int64_t rows, float* scratch) {
-  const float* q[kQueryBlock];
-  float* scores[kQueryBlock];
-  float* out[kQueryBlock];
-  float inv[kQueryBlock];
-  float one[kQueryBlock];
-  for (int64_t r = 0; r < rows; ++r) {
-    q[r] = h.q + (i0 + r) * h.ldq;
-    scores[r] = scratch + r * h.lk;
-    out[r] = h.out + (i0 + r) * h.ldq;
-    one[r] = 1.0f;
-  }
-  for (int64_t j0 = 0; j0 < h.lk; j0 += kKeyChunk) {
-    const int64_t j1 = std::min(h.lk, j0 + kKeyChunk);
-    int64_t r = 0;
-    for (; r + kScoreRows <= rows; r += kScoreRows) score_rows<kScoreRows>(h, q + r, scores + r, j0, j1);
-    for (; r < rows; ++r) score_rows<1>(h, q + r, scores + r, j0, j1);
-  }
-  for (int64_t r = 0; r < rows; ++r) inv[r] = softmax_row(scores[r], h.lk);
-  for (int64_t c0 = 0; c0 < h.d; c0 += 16 * kMaxChannelVectors) {
-    const int vectors = static_cast<int>(std::min<int64_t>(kMaxChannelVectors, (h.d - c0 + 15) / 16));
-    for (int64_t j0 = 0; j0 < h.lk; j0 += kKeyChunk) {
-      const int64_t j1 = std::min(h.lk, j0 + kKeyChunk);
-      const float* mul = j1 == h.lk ? inv : one;
-      int64_t r = 0;
-      // Up to 24 accumulators: 8 rows of up to 3 vectors (40-wide heads), else 4 rows.
-      if (vectors <= 3) {
-        for (; r + 8 <= rows; r += 8) value_chunk<8>(h, scores + r, out + r, c0, vectors, j0, j1, j0 == 0, mul + r);
-      }
-      for (; r + 4 <= rows; r += 4) value_chunk<4>(h, scores + r, out + r, c0, vectors, j0, j1, j0 == 0, mul + r);
-      for (; r < rows; ++r) value_chunk<1>(h, scores + r, out + r, c0, vectors, j0, j1, j0 == 0, mul + r);
-    }
-  }
-}
-
-JSD_AVX512_TARGET void attention_op(ggml_tensor* dst, int ith, int nth, void* userdata) {
+void attention_op(ggml_tensor* dst, int ith, int nth, void* userdata) {
   int heads = 0;
   float scale = 0;
-  unpack(userdata, &heads, &scale);
+  unpack_params(userdata, &heads, &scale);
   const ggml_tensor* q = dst->src[0];
-  const ggml_tensor* kt = dst->src[1];
+  const ggml_tensor* k = dst->src[1];
   const ggml_tensor* v = dst->src[2];
   const ggml_tensor* scratch = dst->src[3];
-  const int64_t c = q->ne[0];
   const int64_t lq = q->ne[1];
   const int64_t n = q->ne[2];
-  const int64_t lk = kt->ne[0];
-  const int64_t d = c / heads;
-  const int64_t blocks = (lq + kQueryBlock - 1) / kQueryBlock;
-  // One block's scores per thread, in the compute buffer: threads beyond its slots (a thread
+  const int64_t d = q->ne[0] / heads;
+  const AttentionKernel& kernel = *chosen_kernel();
+  const int64_t blocks = (lq + kernel.block - 1) / kernel.block;
+  // One slice of scratch per thread, in the compute buffer: threads beyond its slots (a thread
   // count above the one the graph was built for) leave the work to the others.
-  const int64_t slots = scratch->ne[0] / (kQueryBlock * lk);
+  const int64_t per_thread = kernel.scratch_floats(d);
+  const int64_t slots = scratch->ne[0] / per_thread;
   const int64_t workers = std::min<int64_t>(nth, slots);
   if (ith >= workers) return;
-  float* rows = static_cast<float*>(scratch->data) + ith * kQueryBlock * lk;
+  float* mine = static_cast<float*>(scratch->data) + ith * per_thread;
+  // Blocks of one head run one after another, so that its keys and values stay in L2.
   for (int64_t task = ith; task < n * heads * blocks; task += workers) {
     const int64_t b = task % blocks;
     const int64_t hh = (task / blocks) % heads;
     const int64_t nn = task / (blocks * heads);
-    Head h;
-    h.q = static_cast<const float*>(q->data) + nn * lq * c + hh * d;
-    h.kt = static_cast<const float*>(kt->data) + (nn * heads + hh) * d * lk;
-    h.v = static_cast<const float*>(v->data) + nn * lk * c + hh * d;
-    h.out = static_cast<float*>(dst->data) + nn * lq * c + hh * d;
-    h.ldq = c;
-    h.ldv = c;
+    AttentionHead h;
+    h.q = head_rows(q, nn, hh, d);
+    h.k = head_keys(k, nn, hh);
+    h.v = head_keys(v, nn, hh);
+    h.out = const_cast<float*>(head_rows(dst, nn, hh, d));
+    h.ldq = q->nb[1] / sizeof(float);
+    h.ldk = k->nb[1] / sizeof(float);
+    h.ldv = v->nb[1] / sizeof(float);
+    h.ldo = dst->nb[1] / sizeof(float);
     h.d = d;
-    h.lk = lk;
+    h.lk = dst->src[4] != nullptr ? dst->src[4]->ne[1] : k->ne[1];
     h.scale = scale;
-    const int64_t i0 = b * kQueryBlock;
-    attend_block(h, i0, std::min<int64_t>(kQueryBlock, lq - i0), rows);
+    const int64_t i0 = b * kernel.block;
+    kernel.attend(h, i0, std::min<int64_t>(kernel.block, lq - i0), mine);
   }
 }
 
 }  // namespace
 
-bool cpu_attention_available() {
-  static const bool available = std::getenv("JSD_NO_FUSED_ATTENTION") == nullptr && __builtin_cpu_supports("avx512f");
-  return available;
-}
+bool cpu_attention_available() { return chosen_kernel() != nullptr; }
+
+const char* cpu_attention_kernel() { return chosen_kernel() ? chosen_kernel()->name : ""; }
 
 ggml_tensor* cpu_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, float scale, int threads) {
-  const int64_t c = q->ne[0];
-  const int64_t d = c / heads;
-  const int64_t lk = k->ne[1];
-  const int64_t n = q->ne[2];
-  if (!ggml_is_contiguous(q)) q = ggml_cont(ctx, q);
+  // q: rows of floats with any row and batch stride (projections come as views).
+  if (q->nb[0] != sizeof(float) || q->ne[3] != 1) q = ggml_cont(ctx, q);
+  const int64_t d = q->ne[0] / heads;
+  const AttentionKernel& kernel = *chosen_kernel();
+  ggml_tensor* keys = k;
+  if (!ggml_is_contiguous(k)) k = ggml_cont(ctx, k);
   if (!ggml_is_contiguous(v)) v = ggml_cont(ctx, v);
-  // Keys transposed per head, [Lk, d, heads, N], so that the score product runs along the keys.
-  ggml_tensor* kt = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, k, d, heads, lk, n), 1, 2, 0, 3));
-  ggml_tensor* scratch = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, std::max(1, threads) * kQueryBlock * lk);
-  ggml_tensor* args[4] = {q, kt, v, scratch};
-  return ggml_set_name(ggml_custom_4d(ctx, GGML_TYPE_F32, c, q->ne[1], n, 1, args, 4, attention_op, GGML_N_TASKS_MAX, pack(heads, scale)),
+  if (kernel.pack != nullptr) {
+    ggml_tensor* sources[2] = {k, v};
+    k = v = ggml_custom_4d(ctx, GGML_TYPE_F32, kernel.packed_floats(d, k->ne[1]), 1, heads, k->ne[2], sources, 2, pack_op, GGML_N_TASKS_MAX, pack_params(heads, 0.0f));
+  } else {
+    // Each head's rows side by side, [d, Lk, heads, N], so that a tile of keys is one block of
+    // memory (the hardware prefetcher streams it, and no cache line holds two heads).
+    auto per_head = [&](ggml_tensor* t) { return ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, t, d, heads, t->ne[1], t->ne[2]), 0, 2, 1, 3)); };
+    k = per_head(k);
+    v = per_head(v);
+  }
+  ggml_tensor* scratch = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, std::max(1, threads) * kernel.scratch_floats(d));
+  // Packed operands have no axis of keys: the keys as given then come last, for their count.
+  ggml_tensor* args[5] = {q, k, v, scratch, keys};
+  const int sources = kernel.pack != nullptr ? 5 : 4;
+  return ggml_set_name(ggml_custom_4d(ctx, GGML_TYPE_F32, q->ne[0], q->ne[1], q->ne[2], 1, args, sources, attention_op, GGML_N_TASKS_MAX, pack_params(heads, scale)),
                        "attention");
 }
 
 #else
 
 bool cpu_attention_available() { return false; }
+
+const char* cpu_attention_kernel() { return ""; }
 
 // Never reached: graphs use it only when cpu_attention_available().
 ggml_tensor* cpu_attention(ggml_context*, ggml_tensor* q, ggml_tensor*, ggml_tensor*, int, float, int) { return q; }

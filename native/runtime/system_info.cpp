@@ -43,6 +43,7 @@ std::vector<std::string> running_cpu_features() {
 #endif
   JSD_CPU_FEATURE("bmi2")
   JSD_CPU_FEATURE("avx512f")
+  JSD_CPU_FEATURE("avx512dq")
   JSD_CPU_FEATURE("avx512bw")
   JSD_CPU_FEATURE("avx512vl")
   JSD_CPU_FEATURE("avx512vnni")

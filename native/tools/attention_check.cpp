@@ -32,6 +32,7 @@ AttentionCheck compare_attention(int heads, int64_t head_dim, int64_t lq, int64_
   const Difference d = difference(graph.read(a), graph.read(b));
   AttentionCheck result;
   result.fused = fused.cpu_attention;
+  result.kernel = cpu_attention_kernel();
   result.max_abs_diff = d.max_abs_diff;
   result.max_abs = d.max_abs;
   return result;

@@ -8,6 +8,7 @@ namespace jsd {
 
 struct AttentionCheck {
   bool fused = false;       // whether this CPU ran the fused op
+  const char* kernel = "";  // which of its kernels (cpu_attention_kernel())
   double max_abs_diff = 0;  // between the fused op's output and ggml's
   double max_abs = 0;       // largest magnitude in ggml's output
 };
