@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/cpu_attention.h"
+#include "kernels/cpu_fused.h"
 #include "kernels/q8_gemm.h"
 
 namespace jsd::nn {
@@ -41,11 +42,21 @@ ggml_tensor* layer_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, float 
   return ggml_add(ctx, ggml_mul(ctx, ggml_norm(ctx, x, eps), n.weight), n.bias);
 }
 
-ggml_tensor* group_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, int groups, float eps) {
+ggml_tensor* group_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, int groups, float eps, bool silu, const Options& options) {
+  if (options.cpu_fused) return cpu_group_norm(ctx, x, n.weight, n.bias, groups, eps, silu);
   const int64_t c = n.weight->ne[0];
   ggml_tensor* y = ggml_group_norm(ctx, x, groups, eps);
   y = ggml_mul(ctx, y, ggml_reshape_4d(ctx, n.weight, 1, 1, c, 1));
-  return ggml_add(ctx, y, ggml_reshape_4d(ctx, n.bias, 1, 1, c, 1));
+  y = ggml_add(ctx, y, ggml_reshape_4d(ctx, n.bias, 1, 1, c, 1));
+  return silu ? ggml_silu(ctx, y) : y;
+}
+
+ggml_tensor* geglu(ggml_context* ctx, ggml_tensor* proj, const Options& options) {
+  if (options.cpu_fused) return cpu_geglu(ctx, proj);
+  const int64_t inner = proj->ne[0] / 2;
+  ggml_tensor* value = ggml_view_3d(ctx, proj, inner, proj->ne[1], proj->ne[2], proj->nb[1], proj->nb[2], 0);
+  ggml_tensor* gate = ggml_view_3d(ctx, proj, inner, proj->ne[1], proj->ne[2], proj->nb[1], proj->nb[2], inner * proj->nb[0]);
+  return ggml_mul(ctx, ggml_cont(ctx, value), ggml_gelu_erf(ctx, ggml_cont(ctx, gate)));
 }
 
 namespace {

@@ -10,6 +10,7 @@ namespace jsd::nn {
 struct Options {
   bool flash_attention = false;  // ggml_flash_attn_ext instead of softmax(QK^T)V
   bool cpu_attention = false;    // cpu_attention.h's fused op (the network runs on the CPU backend)
+  bool cpu_fused = false;        // the network runs on the CPU backend: cpu_fused.h's ops replace chains of ggml's
   int threads = 1;               // the most threads a graph will be computed with
 };
 
@@ -18,7 +19,10 @@ struct Options {
 ggml_tensor* matmul(ggml_context* ctx, ggml_tensor* weight, WeightLayout layout, ggml_tensor* x);
 ggml_tensor* linear(ggml_context* ctx, ggml_tensor* x, const Linear& l);
 ggml_tensor* layer_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, float eps);
-ggml_tensor* group_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, int groups, float eps);
+// Group norm of [W, H, C, N], then SiLU where silu: one fused op with options.cpu_fused.
+ggml_tensor* group_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, int groups, float eps, bool silu = false, const Options& options = {});
+// diffusers' GEGLU activation of its projection proj [2F, L, N] (value, then gate): value * gelu(gate).
+ggml_tensor* geglu(ggml_context* ctx, ggml_tensor* proj, const Options& options);
 ggml_tensor* conv2d(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stride, int padding);
 
 // [W, H, C, N] <-> [C, W*H, N]
