@@ -7,6 +7,8 @@
 #include "kernels/cpu_attention.h"
 #include "kernels/cpu_fused.h"
 #include "kernels/q8_gemm.h"
+#include "kernels/q8_gemm_isa.h"
+#include "kernels/q8_records.h"
 
 namespace jsd::nn {
 
@@ -33,9 +35,56 @@ ggml_tensor* matmul(ggml_context* ctx, ggml_tensor* weight, WeightLayout layout,
   }
 }
 
-ggml_tensor* linear(ggml_context* ctx, ggml_tensor* x, const Linear& l) {
-  ggml_tensor* y = matmul(ctx, l.weight, l.layout, x);
-  return l.bias ? ggml_add(ctx, y, l.bias) : y;
+namespace {
+
+bool interleaved(WeightLayout layout) { return layout == WeightLayout::Q8Interleaved || layout == WeightLayout::Q4Interleaved; }
+
+ggml_tensor* contiguous(ggml_context* ctx, ggml_tensor* t) { return t != nullptr && !ggml_is_contiguous(t) ? ggml_cont(ctx, t) : t; }
+
+// y + bias + residual, ggml's way (the sums q8_product's addends make, in the same order).
+ggml_tensor* add_to(ggml_context* ctx, ggml_tensor* y, ggml_tensor* bias, ggml_tensor* residual) {
+  if (bias != nullptr) y = ggml_add(ctx, y, bias);
+  return residual != nullptr ? ggml_add(ctx, y, residual) : y;
+}
+
+// The rows of x [k, d1, d2, d3], for q8_product.
+std::array<int64_t, 3> rows_of(const ggml_tensor* x) { return {x->ne[1], x->ne[2], x->ne[3]}; }
+
+}  // namespace
+
+ggml_tensor* linear(ggml_context* ctx, ggml_tensor* x, const Linear& l, ggml_tensor* residual) {
+  if (interleaved(l.layout)) return q8_product(ctx, l.weight, q8_records(ctx, x), rows_of(x), false, {l.bias, nullptr, contiguous(ctx, residual)});
+  return add_to(ctx, ggml_mul_mat(ctx, l.weight, x), l.bias, residual);
+}
+
+std::vector<ggml_tensor*> linears(ggml_context* ctx, ggml_tensor* x, std::initializer_list<const Linear*> layers) {
+  ggml_tensor* records = nullptr;
+  std::vector<ggml_tensor*> out;
+  for (const Linear* l : layers) {
+    if (!interleaved(l->layout)) {
+      out.push_back(linear(ctx, x, *l));
+      continue;
+    }
+    if (records == nullptr) records = q8_records(ctx, x);
+    out.push_back(q8_product(ctx, l->weight, records, rows_of(x), false, {l->bias}));
+  }
+  return out;
+}
+
+ggml_tensor* linear_from_image(ggml_context* ctx, ggml_tensor* image, const Linear& l) {
+  if (!interleaved(l.layout)) return linear(ctx, image_to_sequence(ctx, image), l);
+  ggml_tensor* records = q8_records_im2col(ctx, image, 1, 1, 0, 0, image->ne[1]);
+  return q8_product(ctx, l.weight, records, {image->ne[0] * image->ne[1], image->ne[3], 1}, false, {l.bias});
+}
+
+ggml_tensor* linear_to_image(ggml_context* ctx, ggml_tensor* x, const Linear& l, int64_t w, int64_t h, ggml_tensor* residual) {
+  if (!interleaved(l.layout)) return add_to(ctx, sequence_to_image(ctx, linear(ctx, x, l), w, h), nullptr, residual);
+  return q8_product(ctx, l.weight, q8_records(ctx, x), {w, h, x->ne[2]}, true, {l.bias, nullptr, contiguous(ctx, residual)});
+}
+
+ggml_tensor* geglu_linear(ggml_context* ctx, ggml_tensor* proj, const Linear& l, ggml_tensor* residual, const Options& options) {
+  if (!interleaved(l.layout)) return linear(ctx, geglu(ctx, proj, options), l, residual);
+  return q8_product(ctx, l.weight, q8_records_geglu(ctx, proj), rows_of(proj), false, {l.bias, nullptr, contiguous(ctx, residual)});
 }
 
 ggml_tensor* layer_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, float eps) {
@@ -115,9 +164,9 @@ ggml_tensor* join_rows(ggml_context* ctx, std::vector<ggml_tensor*> parts) {
   return parts[0];
 }
 
-}  // namespace
-
-ggml_tensor* conv2d(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stride, int padding) {
+// ggml's convolution: im2col (in bands, or direct) and ggml_mul_mat, the product's rows turned
+// back into an image.
+ggml_tensor* conv2d_ggml(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stride, int padding) {
   const int64_t n = x->ne[3];
   ggml_tensor* w2d = ggml_n_dims(c.weight) > 2 ? ggml_reshape_2d(ctx, c.weight, c.kernel * c.kernel * c.in, c.out) : c.weight;
   // The product comes out channels-first ([out, pixels]); the bias is added there, where it is
@@ -140,6 +189,37 @@ ggml_tensor* conv2d(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stri
     }
   }
   return conv2d_im2col(ctx, x, c, w2d, stride, padding, padding);
+}
+
+// The int8 kernels' convolution: activation records made from the image's patches (no f32 im2col
+// matrix: 4 bytes per value fewer to write and read), the product written as an image with all
+// addends (no transposed copy, no separate adds). The records are made in bands of output rows
+// where they would take more than the im2col limit.
+ggml_tensor* conv2d_q8(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stride, int padding, ggml_tensor* image_bias, ggml_tensor* residual) {
+  const int64_t ow = (x->ne[0] + 2 * padding - c.kernel) / stride + 1;
+  const int64_t oh = (x->ne[1] + 2 * padding - c.kernel) / stride + 1;
+  const int64_t n = x->ne[3];
+  const int64_t bytes = ow * oh * n * q8_activation_row_bytes(c.weight->ne[0]);
+  const int64_t limit = std::max<int64_t>(1, direct_conv_bytes());
+  const int64_t bands = std::min(oh, (bytes + limit - 1) / limit);
+  const int64_t rows = (oh + bands - 1) / bands;
+  std::vector<ggml_tensor*> parts;
+  for (int64_t y0 = 0; y0 < oh; y0 += rows) {
+    const int64_t y1 = std::min(oh, y0 + rows);
+    ggml_tensor* records = q8_records_im2col(ctx, x, c.kernel, stride, padding, y0, y1);
+    parts.push_back(q8_product(ctx, c.weight, records, {ow, y1 - y0, n}, true, {c.bias, image_bias, parts.empty() && y1 == oh ? residual : nullptr}));
+  }
+  if (parts.size() == 1) return parts[0];
+  return add_to(ctx, join_rows(ctx, std::move(parts)), nullptr, residual);
+}
+
+}  // namespace
+
+ggml_tensor* conv2d(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stride, int padding, ggml_tensor* image_bias, ggml_tensor* residual) {
+  if (interleaved(c.layout)) return conv2d_q8(ctx, x, c, stride, padding, image_bias, contiguous(ctx, residual));
+  ggml_tensor* out = conv2d_ggml(ctx, x, c, stride, padding);
+  if (image_bias != nullptr) out = ggml_add(ctx, out, ggml_reshape_4d(ctx, image_bias, 1, 1, image_bias->ne[0], image_bias->ne[1]));
+  return add_to(ctx, out, nullptr, residual);
 }
 
 ggml_tensor* image_to_sequence(ggml_context* ctx, ggml_tensor* x) {

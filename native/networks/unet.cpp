@@ -53,15 +53,12 @@ ResnetBlock load_resnet(WeightStore& w, const std::string& p, int in, int out, i
 ggml_tensor* resnet_forward(ggml_context* ctx, ggml_tensor* x, ggml_tensor* temb_silu, const ResnetBlock& r, int groups, float eps,
                             const nn::Options& options) {
   ggml_tensor* h = nn::group_norm(ctx, x, r.norm1, groups, eps, true, options);
-  h = nn::conv2d(ctx, h, r.conv1, 1, 1);
-  if (r.time_emb_proj.weight != nullptr && temb_silu != nullptr) {
-    ggml_tensor* t = nn::linear(ctx, temb_silu, r.time_emb_proj);  // [out, N]
-    h = ggml_add(ctx, h, ggml_reshape_4d(ctx, t, 1, 1, t->ne[0], t->ne[1]));
-  }
+  // The time embedding's projection [out, N] is added to conv1's output per image, the shortcut to conv2's.
+  const bool timed = r.time_emb_proj.weight != nullptr && temb_silu != nullptr;
+  h = nn::conv2d(ctx, h, r.conv1, 1, 1, timed ? nn::linear(ctx, temb_silu, r.time_emb_proj) : nullptr);
   h = nn::group_norm(ctx, h, r.norm2, groups, eps, true, options);
-  h = nn::conv2d(ctx, h, r.conv2, 1, 1);
   ggml_tensor* shortcut = r.conv_shortcut.weight != nullptr ? nn::conv2d(ctx, x, r.conv_shortcut, 1, 0) : x;
-  return ggml_add(ctx, shortcut, h);
+  return nn::conv2d(ctx, h, r.conv2, 1, 1, nullptr, shortcut);
 }
 
 UNet::UNet(WeightStore& w, const UNetConfig& c) : config_(c) {
@@ -150,25 +147,23 @@ ggml_tensor* UNet::transformer_forward(ggml_context* ctx, ggml_tensor* x, ggml_t
   const float scale = 1.0f / std::sqrt(static_cast<float>(channels / t.heads));
   ggml_tensor* residual = x;
   ggml_tensor* s = nn::group_norm(ctx, x, t.norm, config_.norm_num_groups, kTransformerGroupNormEps, false, options);
-  s = nn::linear(ctx, nn::image_to_sequence(ctx, s), t.proj_in);  // [C, W*H, N]
+  s = nn::linear_from_image(ctx, s, t.proj_in);  // [C, W*H, N]
+  // Each sublayer's output projection adds the residual stream s.
   for (const TransformerBlock& b : t.blocks) {
-    ggml_tensor* n = nn::layer_norm(ctx, s, b.norm1, kLayerNormEps);
-    ggml_tensor* a = nn::attention(ctx, nn::linear(ctx, n, b.attn1_q), nn::linear(ctx, n, b.attn1_k), nn::linear(ctx, n, b.attn1_v), t.heads,
-                                   scale, false, options);
-    s = ggml_add(ctx, s, nn::linear(ctx, a, b.attn1_out));
+    std::vector<ggml_tensor*> qkv = nn::linears(ctx, nn::layer_norm(ctx, s, b.norm1, kLayerNormEps), {&b.attn1_q, &b.attn1_k, &b.attn1_v});
+    ggml_tensor* a = nn::attention(ctx, qkv[0], qkv[1], qkv[2], t.heads, scale, false, options);
+    s = nn::linear(ctx, a, b.attn1_out, s);
 
-    n = nn::layer_norm(ctx, s, b.norm2, kLayerNormEps);
-    a = nn::attention(ctx, nn::linear(ctx, n, b.attn2_q), nn::linear(ctx, context, b.attn2_k), nn::linear(ctx, context, b.attn2_v), t.heads,
-                      scale, false, options);
-    s = ggml_add(ctx, s, nn::linear(ctx, a, b.attn2_out));
+    ggml_tensor* q = nn::linear(ctx, nn::layer_norm(ctx, s, b.norm2, kLayerNormEps), b.attn2_q);
+    std::vector<ggml_tensor*> kv = nn::linears(ctx, context, {&b.attn2_k, &b.attn2_v});
+    a = nn::attention(ctx, q, kv[0], kv[1], t.heads, scale, false, options);
+    s = nn::linear(ctx, a, b.attn2_out, s);
 
-    // GEGLU: the projection's first half is the value, the second half the gate.
-    n = nn::layer_norm(ctx, s, b.norm3, kLayerNormEps);
-    ggml_tensor* ff = nn::geglu(ctx, nn::linear(ctx, n, b.ff_proj), options);  // [8C, L, N] -> [4C, L, N]
-    s = ggml_add(ctx, s, nn::linear(ctx, ff, b.ff_out));
+    // GEGLU: the projection's first half is the value, the second half the gate ([8C, L, N] -> [4C, L, N]).
+    ggml_tensor* proj = nn::linear(ctx, nn::layer_norm(ctx, s, b.norm3, kLayerNormEps), b.ff_proj);
+    s = nn::geglu_linear(ctx, proj, b.ff_out, s, options);
   }
-  s = nn::linear(ctx, s, t.proj_out);
-  return ggml_add(ctx, nn::sequence_to_image(ctx, s, w, h), residual);
+  return nn::linear_to_image(ctx, s, t.proj_out, w, h, residual);
 }
 
 ggml_tensor* UNet::build(ggml_context* ctx, ggml_tensor* sample, ggml_tensor* timestep_embedding, ggml_tensor* context,
