@@ -160,4 +160,33 @@ void gelu_row(const float* x, float* y, int64_t n) { kernels().gelu(x, y, n); }
 
 const char* activations_isa() { return kernels().isa; }
 
+double sum_row(const float* x, int64_t n) {
+  float part[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int j = 0; j < 16; ++j) part[j] += x[i + j];
+  }
+  double s = 0;
+  for (int j = 0; j < 16; ++j) s += part[j];
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
+double squared_deviations_row(const float* x, int64_t n, float mean) {
+  float part[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int j = 0; j < 16; ++j) part[j] += (x[i + j] - mean) * (x[i + j] - mean);
+  }
+  double s = 0;
+  for (int j = 0; j < 16; ++j) s += part[j];
+  for (; i < n; ++i) s += static_cast<double>(x[i] - mean) * (x[i] - mean);
+  return s;
+}
+
+void layer_norm_row(const float* __restrict x, float mean, float rstd, const float* __restrict weight, const float* __restrict bias,
+                    float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mean) * rstd * weight[i] + bias[i];
+}
+
 }  // namespace jsd

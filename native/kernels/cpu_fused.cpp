@@ -24,32 +24,6 @@ void geglu_op(ggml_tensor* dst, int ith, int nth, void*) {
   }
 }
 
-// Sum and sum of squared deviations of n values, in float vectors' worth of partial sums per
-// channel plane then double, like ggml's group norm (which sums in double).
-double sum_of(const float* x, int64_t n) {
-  float part[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    for (int j = 0; j < 16; ++j) part[j] += x[i + j];
-  }
-  double s = 0;
-  for (int j = 0; j < 16; ++j) s += part[j];
-  for (; i < n; ++i) s += x[i];
-  return s;
-}
-
-double squared_deviations(const float* x, int64_t n, float mean) {
-  float part[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    for (int j = 0; j < 16; ++j) part[j] += (x[i + j] - mean) * (x[i + j] - mean);
-  }
-  double s = 0;
-  for (int j = 0; j < 16; ++j) s += part[j];
-  for (; i < n; ++i) s += static_cast<double>(x[i] - mean) * (x[i] - mean);
-  return s;
-}
-
 // One task per image and group: the group's mean and variance over its channels' planes, then
 // each channel's plane as x * (rstd * w) + (b - mean * rstd * w), SiLU'd where asked.
 void group_norm_op(ggml_tensor* dst, int ith, int nth, void*) {
@@ -72,10 +46,10 @@ void group_norm_op(ggml_tensor* dst, int ith, int nth, void*) {
     float* out = static_cast<float*>(dst->data) + (n * channels + c0) * plane;
     const int64_t count = (c1 - c0) * plane;
     double sum = 0;
-    for (int64_t c = 0; c < c1 - c0; ++c) sum += sum_of(in + c * plane, plane);
+    for (int64_t c = 0; c < c1 - c0; ++c) sum += sum_row(in + c * plane, plane);
     const float mean = static_cast<float>(sum / count);
     double dev = 0;
-    for (int64_t c = 0; c < c1 - c0; ++c) dev += squared_deviations(in + c * plane, plane, mean);
+    for (int64_t c = 0; c < c1 - c0; ++c) dev += squared_deviations_row(in + c * plane, plane, mean);
     const float rstd = 1.0f / std::sqrt(static_cast<float>(dev / count) + eps);
     for (int64_t c = 0; c < c1 - c0; ++c) {
       const float scale = rstd * weight[c0 + c];

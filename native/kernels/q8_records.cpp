@@ -1,6 +1,7 @@
 #include "kernels/q8_records.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -112,6 +113,23 @@ void geglu_op(ggml_tensor* dst, int ith, int nth, void*) {
   }
 }
 
+void layer_norm_op(ggml_tensor* dst, int ith, int nth, void*) {
+  const ggml_tensor* x = dst->src[0];
+  const auto* weight = static_cast<const float*>(dst->src[1]->data);
+  const auto* bias = static_cast<const float*>(dst->src[2]->data);
+  const float eps = param_float(custom_param(dst, 0));
+  const int64_t c = x->ne[0];
+  const int64_t rows = ggml_nrows(dst);
+  float* values = scratch(c);
+  for (int64_t r = share(rows, ith, nth); r < share(rows, ith + 1, nth); ++r) {
+    const float* in = static_cast<const float*>(x->data) + r * c;
+    const float mean = static_cast<float>(sum_row(in, c) / c);
+    const float variance = static_cast<float>(squared_deviations_row(in, c, mean) / c);
+    layer_norm_row(in, mean, 1.0f / std::sqrt(variance + eps), weight, bias, values, c);
+    q8_quantize_row(values, c, static_cast<uint8_t*>(dst->data) + r * dst->ne[0]);
+  }
+}
+
 }  // namespace
 
 ggml_tensor* q8_records_im2col(ggml_context* ctx, ggml_tensor* x, int kernel, int stride, int padding, int64_t y0, int64_t y1) {
@@ -124,6 +142,16 @@ ggml_tensor* q8_records_im2col(ggml_context* ctx, ggml_tensor* x, int kernel, in
   ggml_tensor* records =
       ggml_custom_4d(ctx, GGML_TYPE_I8, q8_activation_row_bytes(k), ow, y1 - y0, x->ne[3], &x, 1, im2col_op, GGML_N_TASKS_MAX, nullptr);
   set_custom_params(records, {kernel, stride, padding, static_cast<int32_t>(y0)});
+  return records;
+}
+
+ggml_tensor* q8_records_layer_norm(ggml_context* ctx, ggml_tensor* x, ggml_tensor* weight, ggml_tensor* bias, float eps) {
+  if (!ggml_is_contiguous(x)) x = ggml_cont(ctx, x);
+  GGML_ASSERT(x->type == GGML_TYPE_F32 && x->ne[0] % kQ8Block == 0 && ggml_nelements(weight) == x->ne[0] && ggml_nelements(bias) == x->ne[0]);
+  ggml_tensor* args[3] = {x, weight, bias};
+  ggml_tensor* records = ggml_custom_4d(ctx, GGML_TYPE_I8, q8_activation_row_bytes(x->ne[0]), x->ne[1], x->ne[2], x->ne[3], args, 3, layer_norm_op,
+                                        GGML_N_TASKS_MAX, nullptr);
+  set_custom_params(records, {float_param(eps)});
   return records;
 }
 

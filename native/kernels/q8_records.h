@@ -18,6 +18,9 @@ namespace jsd {
 // 1x1 convolution's, or a sequence's [C, W * H, N] rows.
 ggml_tensor* q8_records_im2col(ggml_context* ctx, ggml_tensor* x, int kernel, int stride, int padding, int64_t y0, int64_t y1);
 
+// The records of layer norm's output per row of x [C, L, N] (f32), times weight plus bias ([C] f32).
+ggml_tensor* q8_records_layer_norm(ggml_context* ctx, ggml_tensor* x, ggml_tensor* weight, ggml_tensor* bias, float eps);
+
 // The records of value * gelu(gate) per row of proj [2F, L, N] (f32; cpu_fused.h's GEGLU).
 ggml_tensor* q8_records_geglu(ggml_context* ctx, ggml_tensor* proj);
 

@@ -71,6 +71,15 @@ std::vector<ggml_tensor*> linears(ggml_context* ctx, ggml_tensor* x, std::initia
   return out;
 }
 
+std::vector<ggml_tensor*> norm_linears(ggml_context* ctx, ggml_tensor* x, const Norm& n, float eps, std::initializer_list<const Linear*> layers) {
+  const bool all_interleaved = std::all_of(layers.begin(), layers.end(), [](const Linear* l) { return interleaved(l->layout); });
+  if (!all_interleaved) return linears(ctx, layer_norm(ctx, x, n, eps), layers);
+  ggml_tensor* records = q8_records_layer_norm(ctx, x, n.weight, n.bias, eps);
+  std::vector<ggml_tensor*> out;
+  for (const Linear* l : layers) out.push_back(q8_product(ctx, l->weight, records, rows_of(x), false, {l->bias}));
+  return out;
+}
+
 ggml_tensor* linear_from_image(ggml_context* ctx, ggml_tensor* image, const Linear& l) {
   if (!interleaved(l.layout)) return linear(ctx, image_to_sequence(ctx, image), l);
   ggml_tensor* records = q8_records_im2col(ctx, image, 1, 1, 0, 0, image->ne[1]);

@@ -27,6 +27,9 @@ ggml_tensor* linear(ggml_context* ctx, ggml_tensor* x, const Linear& l, ggml_ten
 // Several linears of one input, whose activations are quantized once for all those the int8
 // kernels multiply.
 std::vector<ggml_tensor*> linears(ggml_context* ctx, ggml_tensor* x, std::initializer_list<const Linear*> layers);
+// Several linears of layer_norm(x, n, eps): with interleaved weights, the norm's values go straight
+// into the int8 kernels' activation records.
+std::vector<ggml_tensor*> norm_linears(ggml_context* ctx, ggml_tensor* x, const Norm& n, float eps, std::initializer_list<const Linear*> layers);
 // l on each pixel of an image [W, H, C, N] -> a sequence [C', W*H, N] (image_to_sequence, then
 // linear); and l on a sequence [C, W*H, N] -> an image [W, H, C', N] plus residual (an image)
 // where given. The int8 kernels read and write the image layout themselves: no transposed copy.

@@ -150,17 +150,17 @@ ggml_tensor* UNet::transformer_forward(ggml_context* ctx, ggml_tensor* x, ggml_t
   s = nn::linear_from_image(ctx, s, t.proj_in);  // [C, W*H, N]
   // Each sublayer's output projection adds the residual stream s.
   for (const TransformerBlock& b : t.blocks) {
-    std::vector<ggml_tensor*> qkv = nn::linears(ctx, nn::layer_norm(ctx, s, b.norm1, kLayerNormEps), {&b.attn1_q, &b.attn1_k, &b.attn1_v});
+    std::vector<ggml_tensor*> qkv = nn::norm_linears(ctx, s, b.norm1, kLayerNormEps, {&b.attn1_q, &b.attn1_k, &b.attn1_v});
     ggml_tensor* a = nn::attention(ctx, qkv[0], qkv[1], qkv[2], t.heads, scale, false, options);
     s = nn::linear(ctx, a, b.attn1_out, s);
 
-    ggml_tensor* q = nn::linear(ctx, nn::layer_norm(ctx, s, b.norm2, kLayerNormEps), b.attn2_q);
+    ggml_tensor* q = nn::norm_linears(ctx, s, b.norm2, kLayerNormEps, {&b.attn2_q})[0];
     std::vector<ggml_tensor*> kv = nn::linears(ctx, context, {&b.attn2_k, &b.attn2_v});
     a = nn::attention(ctx, q, kv[0], kv[1], t.heads, scale, false, options);
     s = nn::linear(ctx, a, b.attn2_out, s);
 
     // GEGLU: the projection's first half is the value, the second half the gate ([8C, L, N] -> [4C, L, N]).
-    ggml_tensor* proj = nn::linear(ctx, nn::layer_norm(ctx, s, b.norm3, kLayerNormEps), b.ff_proj);
+    ggml_tensor* proj = nn::norm_linears(ctx, s, b.norm3, kLayerNormEps, {&b.ff_proj})[0];
     s = nn::geglu_linear(ctx, proj, b.ff_out, s, options);
   }
   return nn::linear_to_image(ctx, s, t.proj_out, w, h, residual);
