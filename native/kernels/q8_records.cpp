@@ -34,41 +34,46 @@ struct Conv {
 };
 
 // The patches of output pixels ox0 .. ox0 + count - 1 of output row oy, into patches (patch i at
-// patches + i * ld, ld >= kernel * kernel * channels + 1). Channel by channel: each input row is
-// read once for the whole block, first into `line` with zeros past the image's edges. (Pixel by
-// pixel, a patch touches a cache line in every channel plane, planes a power of two apart: the
-// lines fight over the same cache sets and pages, 4 ns per value at 640 channels of 64x64.)
-void gather_block(const Conv& cv, int64_t oy, int64_t ox0, int64_t count, float* patches, int64_t ld, float* line) {
+// patches + i * ld, ld >= kernel * kernel * channels + 1). Channel by channel and kernel row by
+// kernel row: each input row is read once for the whole block. (Pixel by pixel, a patch touches
+// a cache line in every channel plane, planes a power of two apart: the lines fight over the
+// same cache sets and pages, 4 ns per value at 640 channels of 64x64.)
+void gather_block(const Conv& cv, int64_t oy, int64_t ox0, int64_t count, float* patches, int64_t ld) {
   const int64_t plane = cv.w * cv.h;
   const int k = cv.kernel;
-  const int64_t x_begin = ox0 * cv.stride - cv.padding;    // first input column of the block
-  const int64_t span = (count - 1) * cv.stride + k;         // input columns the block reads (line has span + 1)
+  const int64_t x_begin = ox0 * cv.stride - cv.padding;  // first input column of the block
+  // Pixels [i0, i1) read their k columns (and, for k = 3, one more) inside the row.
+  const int64_t i0 = std::min(count, x_begin >= 0 ? 0 : (-x_begin + cv.stride - 1) / cv.stride);
+  const int64_t last = cv.w - (k == 3 ? 4 : k) - x_begin;  // the largest first column offset allowed
+  const int64_t i1 = std::max(i0, std::min(count, last < 0 ? 0 : last / cv.stride + 1));
   for (int64_t c = 0; c < cv.channels; ++c) {
     for (int ky = 0; ky < k; ++ky) {
       const int64_t y = oy * cv.stride - cv.padding + ky;
-      // The row's values for the block, read in place inside the image (one spare value read
-      // past the span, below), else copied with zeros outside it.
-      const bool inside_y = y >= 0 && y < cv.h;
-      const float* src = line;
-      if (inside_y && x_begin >= 0 && x_begin + span < cv.w) {
-        src = cv.image + c * plane + y * cv.w + x_begin;
-      } else {
-        const int64_t j0 = inside_y ? std::clamp<int64_t>(-x_begin, 0, span + 1) : span + 1;
-        const int64_t j1 = inside_y ? std::clamp<int64_t>(cv.w - x_begin, j0, span + 1) : span + 1;
-        std::fill(line, line + j0, 0.0f);
-        if (j1 > j0) std::memcpy(line + j0, cv.image + c * plane + y * cv.w + x_begin + j0, (j1 - j0) * sizeof(float));
-        std::fill(line + j1, line + span + 1, 0.0f);
-      }
       float* dst = patches + (c * k + ky) * k;
+      if (y < 0 || y >= cv.h) {
+        for (int64_t i = 0; i < count; ++i) std::fill(dst + i * ld, dst + i * ld + k, 0.0f);
+        continue;
+      }
+      const float* row = cv.image + c * plane + y * cv.w;
+      // Pixels whose window crosses the row's ends, value by value.
+      const auto edge = [&](int64_t i) {
+        for (int kx = 0; kx < k; ++kx) {
+          const int64_t x = x_begin + i * cv.stride + kx;
+          dst[i * ld + kx] = x >= 0 && x < cv.w ? row[x] : 0.0f;
+        }
+      };
+      for (int64_t i = 0; i < i0; ++i) edge(i);
+      const float* src = row + x_begin;
       if (k == 3) {
         // 4 values copied for 3: the extra one is overwritten by the next copy into this patch
         // (or lands in the patch's spare float).
-        for (int64_t i = 0; i < count; ++i) std::memcpy(dst + i * ld, src + i * cv.stride, 16);
+        for (int64_t i = i0; i < i1; ++i) std::memcpy(dst + i * ld, src + i * cv.stride, 16);
       } else {
-        for (int64_t i = 0; i < count; ++i) {
+        for (int64_t i = i0; i < i1; ++i) {
           for (int kx = 0; kx < k; ++kx) dst[i * ld + kx] = src[i * cv.stride + kx];
         }
       }
+      for (int64_t i = i1; i < count; ++i) edge(i);
     }
   }
 }
@@ -86,8 +91,7 @@ void im2col_op(ggml_tensor* dst, int ith, int nth, void*) {
   const int64_t block = std::max<int64_t>(1, std::min(ow, kStageFloats / ld));
   const int64_t per_row = (ow + block - 1) / block;
   const int64_t blocks = per_row * band * x->ne[3];
-  float* patches = scratch(block * ld + (block - 1) * cv.stride + cv.kernel + 1);
-  float* line = patches + block * ld;
+  float* patches = scratch(block * ld);
   auto* records = static_cast<uint8_t*>(dst->data);
   for (int64_t b = share(blocks, ith, nth); b < share(blocks, ith + 1, nth); ++b) {
     const int64_t ox0 = b % per_row * block;
@@ -96,7 +100,7 @@ void im2col_op(ggml_tensor* dst, int ith, int nth, void*) {
     const int64_t count = std::min(block, ow - ox0);
     Conv in = cv;
     in.image += image * cv.channels * cv.h * cv.w;
-    gather_block(in, y0 + row % band, ox0, count, patches, ld, line);
+    gather_block(in, y0 + row % band, ox0, count, patches, ld);
     for (int64_t i = 0; i < count; ++i) q8_quantize_row(patches + i * ld, k, records + (row * ow + ox0 + i) * row_bytes);
   }
 }
