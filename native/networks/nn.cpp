@@ -133,6 +133,14 @@ ggml_tensor* conv2d_im2col(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, g
   const int64_t ow = cols->ne[1];
   const int64_t oh = cols->ne[2];
   cols = ggml_reshape_2d(ctx, cols, cols->ne[0], ow * oh * n);
+  // ggml's tiled sgemm wants rows a multiple of 16 floats; a thin convolution's are not (conv_in:
+  // 4 channels, 36 values), and one short f16 dot product per output costs 8x more than the
+  // zero-padded f32 operands (zeros add nothing; the weight is tiny).
+  const int64_t row_pad = (16 - cols->ne[0] % 16) % 16;
+  if (row_pad > 0 && (w2d->type == GGML_TYPE_F16 || w2d->type == GGML_TYPE_F32)) {
+    w2d = ggml_pad(ctx, w2d->type == GGML_TYPE_F32 ? w2d : ggml_cast(ctx, w2d, GGML_TYPE_F32), static_cast<int>(row_pad), 0, 0, 0);
+    cols = ggml_pad(ctx, cols, static_cast<int>(row_pad), 0, 0, 0);
+  }
   ggml_tensor* out = add_bias(ctx, matmul(ctx, w2d, c.layout, cols), c);  // [out, ow*oh*n]
   out = ggml_reshape_4d(ctx, out, c.out, ow, oh, n);
   return ggml_cont(ctx, ggml_permute(ctx, out, 2, 0, 1, 3));  // [ow, oh, out, n]
