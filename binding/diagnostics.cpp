@@ -10,6 +10,7 @@
 #include "tools/attention_check.h"
 #include "tools/conv_check.h"
 #include "tools/matmul_bench.h"
+#include "tools/unet_ops_check.h"
 
 namespace jsd_binding {
 
@@ -134,6 +135,24 @@ Napi::Value CompareGroupNorm(const Napi::CallbackInfo& info) {
   });
 }
 
+// checkUnetOps(threads) -> [{ name, exact, maxAbsDiff, maxAbs }]: the UNet's fused CPU ops
+// (GEGLU, group norm, the int8 products' records and addends) against the ggml ops they replace,
+// on random data; exact: expected to give the same bits. Blocks the calling thread: for tests only.
+Napi::Value CheckUnetOps(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<int64_t> v = IntegerArgs(info, 0, 1, "checkUnetOps(threads)");
+  return Guarded(env, [&]() -> Napi::Value {
+    const std::vector<jsd::OpCheck> checks = jsd::check_unet_ops(static_cast<int>(v[0]));
+    Napi::Array out = Napi::Array::New(env, checks.size());
+    for (size_t i = 0; i < checks.size(); ++i) {
+      Napi::Object o = CheckResult(env, "name", checks[i].name, checks[i].max_abs_diff, checks[i].max_abs);
+      o.Set("exact", checks[i].exact);
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  });
+}
+
 // q8Kernels() -> string[]: the q8_0 kernels (native/kernels/q8_gemm.h) this build and this CPU can
 // run, best first: the names JSD_Q8_KERNEL may force, whatever this process uses.
 Napi::Value Q8Kernels(const Napi::CallbackInfo& info) {
@@ -154,6 +173,7 @@ void InitDiagnostics(Napi::Env env, Napi::Object exports) {
   diagnostics.Set("compareConv", Napi::Function::New(env, CompareConv, "compareConv"));
   diagnostics.Set("compareGroupNorm", Napi::Function::New(env, CompareGroupNorm, "compareGroupNorm"));
   diagnostics.Set("q8Kernels", Napi::Function::New(env, Q8Kernels, "q8Kernels"));
+  diagnostics.Set("checkUnetOps", Napi::Function::New(env, CheckUnetOps, "checkUnetOps"));
   exports.Set("diagnostics", diagnostics);
 }
 

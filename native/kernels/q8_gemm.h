@@ -30,6 +30,7 @@
 // out through the records' offsets: the accumulator starts at offset / 16 = -8 * (block sum).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -67,5 +68,26 @@ bool q4_interleavable(const ggml_tensor* weight);
 ggml_tensor* q8_mul_mat(ggml_context* ctx, ggml_tensor* weight, ggml_tensor* x);
 // The same for an interleaved q4_0 weight (q4_interleave).
 ggml_tensor* q4_mul_mat(ggml_context* ctx, ggml_tensor* weight, ggml_tensor* x);
+
+// The two steps of those products, for callers that make the activation records another way
+// (q8_records.h) or share them between products:
+// the activation records (q8_gemm_isa.h) of x's rows, x [k, ...] (any float type and layout);
+ggml_tensor* q8_records(ggml_context* ctx, ggml_tensor* x);
+// and weight [k, n] (interleaved q8_0 or q4_0, by its type) times records of d1 * d2 * d3 rows
+// (rows = {d1, d2, d3}) -> [n, d1, d2, d3] f32, or with as_image [d1, d2, n, d3]: an image
+// [W, H, C, N] whose pixels were the rows (written channel-planar by the product itself). Then,
+// in this order, the addends that are not null: bias [n] to every row; image_bias [n, d3] to the
+// rows of each of the d3 images; residual (the output's shape) to each value. The same sums as
+// ggml_add after ggml_mul_mat, in the same order.
+struct Q8Addends {
+  ggml_tensor* bias = nullptr;
+  ggml_tensor* image_bias = nullptr;
+  ggml_tensor* residual = nullptr;
+};
+ggml_tensor* q8_product(ggml_context* ctx, ggml_tensor* weight, ggml_tensor* records, std::array<int64_t, 3> rows, bool as_image,
+                        const Q8Addends& addends = {});
+// Quantizes one row of k floats (k a multiple of 32) into its activation record, with the kernel
+// table in use (for ops that make records, q8_records.h).
+void q8_quantize_row(const float* x, int64_t k, uint8_t* record);
 
 }  // namespace jsd

@@ -5,7 +5,10 @@
 #include <vector>
 
 #include "kernels/cpu_attention.h"
+#include "kernels/cpu_fused.h"
 #include "kernels/q8_gemm.h"
+#include "kernels/q8_gemm_isa.h"
+#include "kernels/q8_records.h"
 
 namespace jsd::nn {
 
@@ -32,20 +35,86 @@ ggml_tensor* matmul(ggml_context* ctx, ggml_tensor* weight, WeightLayout layout,
   }
 }
 
-ggml_tensor* linear(ggml_context* ctx, ggml_tensor* x, const Linear& l) {
-  ggml_tensor* y = matmul(ctx, l.weight, l.layout, x);
-  return l.bias ? ggml_add(ctx, y, l.bias) : y;
+namespace {
+
+bool interleaved(WeightLayout layout) { return layout == WeightLayout::Q8Interleaved || layout == WeightLayout::Q4Interleaved; }
+
+ggml_tensor* contiguous(ggml_context* ctx, ggml_tensor* t) { return t != nullptr && !ggml_is_contiguous(t) ? ggml_cont(ctx, t) : t; }
+
+// y + bias + residual, ggml's way (the sums q8_product's addends make, in the same order).
+ggml_tensor* add_to(ggml_context* ctx, ggml_tensor* y, ggml_tensor* bias, ggml_tensor* residual) {
+  if (bias != nullptr) y = ggml_add(ctx, y, bias);
+  return residual != nullptr ? ggml_add(ctx, y, residual) : y;
+}
+
+// The rows of x [k, d1, d2, d3], for q8_product.
+std::array<int64_t, 3> rows_of(const ggml_tensor* x) { return {x->ne[1], x->ne[2], x->ne[3]}; }
+
+}  // namespace
+
+ggml_tensor* linear(ggml_context* ctx, ggml_tensor* x, const Linear& l, ggml_tensor* residual) {
+  if (interleaved(l.layout)) return q8_product(ctx, l.weight, q8_records(ctx, x), rows_of(x), false, {l.bias, nullptr, contiguous(ctx, residual)});
+  return add_to(ctx, ggml_mul_mat(ctx, l.weight, x), l.bias, residual);
+}
+
+std::vector<ggml_tensor*> linears(ggml_context* ctx, ggml_tensor* x, std::initializer_list<const Linear*> layers) {
+  ggml_tensor* records = nullptr;
+  std::vector<ggml_tensor*> out;
+  for (const Linear* l : layers) {
+    if (!interleaved(l->layout)) {
+      out.push_back(linear(ctx, x, *l));
+      continue;
+    }
+    if (records == nullptr) records = q8_records(ctx, x);
+    out.push_back(q8_product(ctx, l->weight, records, rows_of(x), false, {l->bias}));
+  }
+  return out;
+}
+
+std::vector<ggml_tensor*> norm_linears(ggml_context* ctx, ggml_tensor* x, const Norm& n, float eps, std::initializer_list<const Linear*> layers) {
+  const bool all_interleaved = std::all_of(layers.begin(), layers.end(), [](const Linear* l) { return interleaved(l->layout); });
+  if (!all_interleaved) return linears(ctx, layer_norm(ctx, x, n, eps), layers);
+  ggml_tensor* records = q8_records_layer_norm(ctx, x, n.weight, n.bias, eps);
+  std::vector<ggml_tensor*> out;
+  for (const Linear* l : layers) out.push_back(q8_product(ctx, l->weight, records, rows_of(x), false, {l->bias}));
+  return out;
+}
+
+ggml_tensor* linear_from_image(ggml_context* ctx, ggml_tensor* image, const Linear& l) {
+  if (!interleaved(l.layout)) return linear(ctx, image_to_sequence(ctx, image), l);
+  ggml_tensor* records = q8_records_im2col(ctx, image, 1, 1, 0, 0, image->ne[1]);
+  return q8_product(ctx, l.weight, records, {image->ne[0] * image->ne[1], image->ne[3], 1}, false, {l.bias});
+}
+
+ggml_tensor* linear_to_image(ggml_context* ctx, ggml_tensor* x, const Linear& l, int64_t w, int64_t h, ggml_tensor* residual) {
+  if (!interleaved(l.layout)) return add_to(ctx, sequence_to_image(ctx, linear(ctx, x, l), w, h), nullptr, residual);
+  return q8_product(ctx, l.weight, q8_records(ctx, x), {w, h, x->ne[2]}, true, {l.bias, nullptr, contiguous(ctx, residual)});
+}
+
+ggml_tensor* geglu_linear(ggml_context* ctx, ggml_tensor* proj, const Linear& l, ggml_tensor* residual, const Options& options) {
+  if (!interleaved(l.layout)) return linear(ctx, geglu(ctx, proj, options), l, residual);
+  return q8_product(ctx, l.weight, q8_records_geglu(ctx, proj), rows_of(proj), false, {l.bias, nullptr, contiguous(ctx, residual)});
 }
 
 ggml_tensor* layer_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, float eps) {
   return ggml_add(ctx, ggml_mul(ctx, ggml_norm(ctx, x, eps), n.weight), n.bias);
 }
 
-ggml_tensor* group_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, int groups, float eps) {
+ggml_tensor* group_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, int groups, float eps, bool silu, const Options& options) {
+  if (options.cpu_fused) return cpu_group_norm(ctx, x, n.weight, n.bias, groups, eps, silu);
   const int64_t c = n.weight->ne[0];
   ggml_tensor* y = ggml_group_norm(ctx, x, groups, eps);
   y = ggml_mul(ctx, y, ggml_reshape_4d(ctx, n.weight, 1, 1, c, 1));
-  return ggml_add(ctx, y, ggml_reshape_4d(ctx, n.bias, 1, 1, c, 1));
+  y = ggml_add(ctx, y, ggml_reshape_4d(ctx, n.bias, 1, 1, c, 1));
+  return silu ? ggml_silu(ctx, y) : y;
+}
+
+ggml_tensor* geglu(ggml_context* ctx, ggml_tensor* proj, const Options& options) {
+  if (options.cpu_fused) return cpu_geglu(ctx, proj);
+  const int64_t inner = proj->ne[0] / 2;
+  ggml_tensor* value = ggml_view_3d(ctx, proj, inner, proj->ne[1], proj->ne[2], proj->nb[1], proj->nb[2], 0);
+  ggml_tensor* gate = ggml_view_3d(ctx, proj, inner, proj->ne[1], proj->ne[2], proj->nb[1], proj->nb[2], inner * proj->nb[0]);
+  return ggml_mul(ctx, ggml_cont(ctx, value), ggml_gelu_erf(ctx, ggml_cont(ctx, gate)));
 }
 
 namespace {
@@ -64,6 +133,14 @@ ggml_tensor* conv2d_im2col(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, g
   const int64_t ow = cols->ne[1];
   const int64_t oh = cols->ne[2];
   cols = ggml_reshape_2d(ctx, cols, cols->ne[0], ow * oh * n);
+  // ggml's tiled sgemm wants rows a multiple of 16 floats; a thin convolution's are not (conv_in:
+  // 4 channels, 36 values), and one short f16 dot product per output costs 8x more than the
+  // zero-padded f32 operands (zeros add nothing; the weight is tiny).
+  const int64_t row_pad = (16 - cols->ne[0] % 16) % 16;
+  if (row_pad > 0 && (w2d->type == GGML_TYPE_F16 || w2d->type == GGML_TYPE_F32)) {
+    w2d = ggml_pad(ctx, w2d->type == GGML_TYPE_F32 ? w2d : ggml_cast(ctx, w2d, GGML_TYPE_F32), static_cast<int>(row_pad), 0, 0, 0);
+    cols = ggml_pad(ctx, cols, static_cast<int>(row_pad), 0, 0, 0);
+  }
   ggml_tensor* out = add_bias(ctx, matmul(ctx, w2d, c.layout, cols), c);  // [out, ow*oh*n]
   out = ggml_reshape_4d(ctx, out, c.out, ow, oh, n);
   return ggml_cont(ctx, ggml_permute(ctx, out, 2, 0, 1, 3));  // [ow, oh, out, n]
@@ -104,9 +181,9 @@ ggml_tensor* join_rows(ggml_context* ctx, std::vector<ggml_tensor*> parts) {
   return parts[0];
 }
 
-}  // namespace
-
-ggml_tensor* conv2d(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stride, int padding) {
+// ggml's convolution: im2col (in bands, or direct) and ggml_mul_mat, the product's rows turned
+// back into an image.
+ggml_tensor* conv2d_ggml(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stride, int padding) {
   const int64_t n = x->ne[3];
   ggml_tensor* w2d = ggml_n_dims(c.weight) > 2 ? ggml_reshape_2d(ctx, c.weight, c.kernel * c.kernel * c.in, c.out) : c.weight;
   // The product comes out channels-first ([out, pixels]); the bias is added there, where it is
@@ -129,6 +206,37 @@ ggml_tensor* conv2d(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stri
     }
   }
   return conv2d_im2col(ctx, x, c, w2d, stride, padding, padding);
+}
+
+// The int8 kernels' convolution: activation records made from the image's patches (no f32 im2col
+// matrix: 4 bytes per value fewer to write and read), the product written as an image with all
+// addends (no transposed copy, no separate adds). The records are made in bands of output rows
+// where they would take more than the im2col limit.
+ggml_tensor* conv2d_q8(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stride, int padding, ggml_tensor* image_bias, ggml_tensor* residual) {
+  const int64_t ow = (x->ne[0] + 2 * padding - c.kernel) / stride + 1;
+  const int64_t oh = (x->ne[1] + 2 * padding - c.kernel) / stride + 1;
+  const int64_t n = x->ne[3];
+  const int64_t bytes = ow * oh * n * q8_activation_row_bytes(c.weight->ne[0]);
+  const int64_t limit = std::max<int64_t>(1, direct_conv_bytes());
+  const int64_t bands = std::min(oh, (bytes + limit - 1) / limit);
+  const int64_t rows = (oh + bands - 1) / bands;
+  std::vector<ggml_tensor*> parts;
+  for (int64_t y0 = 0; y0 < oh; y0 += rows) {
+    const int64_t y1 = std::min(oh, y0 + rows);
+    ggml_tensor* records = q8_records_im2col(ctx, x, c.kernel, stride, padding, y0, y1);
+    parts.push_back(q8_product(ctx, c.weight, records, {ow, y1 - y0, n}, true, {c.bias, image_bias, parts.empty() && y1 == oh ? residual : nullptr}));
+  }
+  if (parts.size() == 1) return parts[0];
+  return add_to(ctx, join_rows(ctx, std::move(parts)), nullptr, residual);
+}
+
+}  // namespace
+
+ggml_tensor* conv2d(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, int stride, int padding, ggml_tensor* image_bias, ggml_tensor* residual) {
+  if (interleaved(c.layout)) return conv2d_q8(ctx, x, c, stride, padding, image_bias, contiguous(ctx, residual));
+  ggml_tensor* out = conv2d_ggml(ctx, x, c, stride, padding);
+  if (image_bias != nullptr) out = ggml_add(ctx, out, ggml_reshape_4d(ctx, image_bias, 1, 1, image_bias->ne[0], image_bias->ne[1]));
+  return add_to(ctx, out, nullptr, residual);
 }
 
 ggml_tensor* image_to_sequence(ggml_context* ctx, ggml_tensor* x) {

@@ -50,17 +50,15 @@ ResnetBlock load_resnet(WeightStore& w, const std::string& p, int in, int out, i
   return r;
 }
 
-ggml_tensor* resnet_forward(ggml_context* ctx, ggml_tensor* x, ggml_tensor* temb_silu, const ResnetBlock& r, int groups, float eps) {
-  ggml_tensor* h = ggml_silu(ctx, nn::group_norm(ctx, x, r.norm1, groups, eps));
-  h = nn::conv2d(ctx, h, r.conv1, 1, 1);
-  if (r.time_emb_proj.weight != nullptr && temb_silu != nullptr) {
-    ggml_tensor* t = nn::linear(ctx, temb_silu, r.time_emb_proj);  // [out, N]
-    h = ggml_add(ctx, h, ggml_reshape_4d(ctx, t, 1, 1, t->ne[0], t->ne[1]));
-  }
-  h = ggml_silu(ctx, nn::group_norm(ctx, h, r.norm2, groups, eps));
-  h = nn::conv2d(ctx, h, r.conv2, 1, 1);
+ggml_tensor* resnet_forward(ggml_context* ctx, ggml_tensor* x, ggml_tensor* temb_silu, const ResnetBlock& r, int groups, float eps,
+                            const nn::Options& options) {
+  ggml_tensor* h = nn::group_norm(ctx, x, r.norm1, groups, eps, true, options);
+  // The time embedding's projection [out, N] is added to conv1's output per image, the shortcut to conv2's.
+  const bool timed = r.time_emb_proj.weight != nullptr && temb_silu != nullptr;
+  h = nn::conv2d(ctx, h, r.conv1, 1, 1, timed ? nn::linear(ctx, temb_silu, r.time_emb_proj) : nullptr);
+  h = nn::group_norm(ctx, h, r.norm2, groups, eps, true, options);
   ggml_tensor* shortcut = r.conv_shortcut.weight != nullptr ? nn::conv2d(ctx, x, r.conv_shortcut, 1, 0) : x;
-  return ggml_add(ctx, shortcut, h);
+  return nn::conv2d(ctx, h, r.conv2, 1, 1, nullptr, shortcut);
 }
 
 UNet::UNet(WeightStore& w, const UNetConfig& c) : config_(c) {
@@ -148,30 +146,24 @@ ggml_tensor* UNet::transformer_forward(ggml_context* ctx, ggml_tensor* x, ggml_t
   const int64_t channels = x->ne[2];
   const float scale = 1.0f / std::sqrt(static_cast<float>(channels / t.heads));
   ggml_tensor* residual = x;
-  ggml_tensor* s = nn::group_norm(ctx, x, t.norm, config_.norm_num_groups, kTransformerGroupNormEps);
-  s = nn::linear(ctx, nn::image_to_sequence(ctx, s), t.proj_in);  // [C, W*H, N]
+  ggml_tensor* s = nn::group_norm(ctx, x, t.norm, config_.norm_num_groups, kTransformerGroupNormEps, false, options);
+  s = nn::linear_from_image(ctx, s, t.proj_in);  // [C, W*H, N]
+  // Each sublayer's output projection adds the residual stream s.
   for (const TransformerBlock& b : t.blocks) {
-    ggml_tensor* n = nn::layer_norm(ctx, s, b.norm1, kLayerNormEps);
-    ggml_tensor* a = nn::attention(ctx, nn::linear(ctx, n, b.attn1_q), nn::linear(ctx, n, b.attn1_k), nn::linear(ctx, n, b.attn1_v), t.heads,
-                                   scale, false, options);
-    s = ggml_add(ctx, s, nn::linear(ctx, a, b.attn1_out));
+    std::vector<ggml_tensor*> qkv = nn::norm_linears(ctx, s, b.norm1, kLayerNormEps, {&b.attn1_q, &b.attn1_k, &b.attn1_v});
+    ggml_tensor* a = nn::attention(ctx, qkv[0], qkv[1], qkv[2], t.heads, scale, false, options);
+    s = nn::linear(ctx, a, b.attn1_out, s);
 
-    n = nn::layer_norm(ctx, s, b.norm2, kLayerNormEps);
-    a = nn::attention(ctx, nn::linear(ctx, n, b.attn2_q), nn::linear(ctx, context, b.attn2_k), nn::linear(ctx, context, b.attn2_v), t.heads,
-                      scale, false, options);
-    s = ggml_add(ctx, s, nn::linear(ctx, a, b.attn2_out));
+    ggml_tensor* q = nn::norm_linears(ctx, s, b.norm2, kLayerNormEps, {&b.attn2_q})[0];
+    std::vector<ggml_tensor*> kv = nn::linears(ctx, context, {&b.attn2_k, &b.attn2_v});
+    a = nn::attention(ctx, q, kv[0], kv[1], t.heads, scale, false, options);
+    s = nn::linear(ctx, a, b.attn2_out, s);
 
-    // GEGLU: the projection's first half is the value, the second half the gate.
-    n = nn::layer_norm(ctx, s, b.norm3, kLayerNormEps);
-    ggml_tensor* proj = nn::linear(ctx, n, b.ff_proj);  // [8C, L, N]
-    const int64_t inner = proj->ne[0] / 2;
-    ggml_tensor* value = ggml_view_3d(ctx, proj, inner, proj->ne[1], proj->ne[2], proj->nb[1], proj->nb[2], 0);
-    ggml_tensor* gate = ggml_view_3d(ctx, proj, inner, proj->ne[1], proj->ne[2], proj->nb[1], proj->nb[2], inner * proj->nb[0]);
-    ggml_tensor* ff = ggml_mul(ctx, ggml_cont(ctx, value), ggml_gelu_erf(ctx, ggml_cont(ctx, gate)));
-    s = ggml_add(ctx, s, nn::linear(ctx, ff, b.ff_out));
+    // GEGLU: the projection's first half is the value, the second half the gate ([8C, L, N] -> [4C, L, N]).
+    ggml_tensor* proj = nn::norm_linears(ctx, s, b.norm3, kLayerNormEps, {&b.ff_proj})[0];
+    s = nn::geglu_linear(ctx, proj, b.ff_out, s, options);
   }
-  s = nn::linear(ctx, s, t.proj_out);
-  return ggml_add(ctx, nn::sequence_to_image(ctx, s, w, h), residual);
+  return nn::linear_to_image(ctx, s, t.proj_out, w, h, residual);
 }
 
 ggml_tensor* UNet::build(ggml_context* ctx, ggml_tensor* sample, ggml_tensor* timestep_embedding, ggml_tensor* context,
@@ -186,7 +178,7 @@ ggml_tensor* UNet::build(ggml_context* ctx, ggml_tensor* sample, ggml_tensor* ti
   std::vector<ggml_tensor*> skips{x};
   for (const Level& level : down_) {
     for (size_t j = 0; j < level.resnets.size(); ++j) {
-      x = resnet_forward(ctx, x, temb_silu, level.resnets[j], groups, eps);
+      x = resnet_forward(ctx, x, temb_silu, level.resnets[j], groups, eps, options);
       if (!level.attentions.empty()) x = transformer_forward(ctx, x, context, level.attentions[j], options);
       skips.push_back(x);
     }
@@ -196,15 +188,15 @@ ggml_tensor* UNet::build(ggml_context* ctx, ggml_tensor* sample, ggml_tensor* ti
     }
   }
 
-  x = resnet_forward(ctx, x, temb_silu, mid_resnet_0_, groups, eps);
+  x = resnet_forward(ctx, x, temb_silu, mid_resnet_0_, groups, eps, options);
   x = transformer_forward(ctx, x, context, mid_attention_, options);
-  x = resnet_forward(ctx, x, temb_silu, mid_resnet_1_, groups, eps);
+  x = resnet_forward(ctx, x, temb_silu, mid_resnet_1_, groups, eps, options);
 
   for (const Level& level : up_) {
     for (size_t j = 0; j < level.resnets.size(); ++j) {
       ggml_tensor* skip = skips.back();
       skips.pop_back();
-      x = resnet_forward(ctx, ggml_concat(ctx, x, skip, 2), temb_silu, level.resnets[j], groups, eps);
+      x = resnet_forward(ctx, ggml_concat(ctx, x, skip, 2), temb_silu, level.resnets[j], groups, eps, options);
       if (!level.attentions.empty()) x = transformer_forward(ctx, x, context, level.attentions[j], options);
     }
     if (level.sampler.weight != nullptr) {
@@ -216,7 +208,7 @@ ggml_tensor* UNet::build(ggml_context* ctx, ggml_tensor* sample, ggml_tensor* ti
     }
   }
 
-  x = ggml_silu(ctx, nn::group_norm(ctx, x, conv_norm_out_, groups, eps));
+  x = nn::group_norm(ctx, x, conv_norm_out_, groups, eps, true, options);
   return nn::conv2d(ctx, x, conv_out_, 1, 1);
 }
 

@@ -32,9 +32,10 @@ struct SpatialTransformer {  // Transformer2DModel
   int heads = 8;
 };
 
-// Shared with the VAE.
+// Shared with the VAE (which passes no options: ggml's ops only).
 ResnetBlock load_resnet(WeightStore& w, const std::string& prefix, int in, int out, int temb_channels);
-ggml_tensor* resnet_forward(ggml_context* ctx, ggml_tensor* x, ggml_tensor* temb_silu, const ResnetBlock& r, int groups, float eps);
+ggml_tensor* resnet_forward(ggml_context* ctx, ggml_tensor* x, ggml_tensor* temb_silu, const ResnetBlock& r, int groups, float eps,
+                            const nn::Options& options = {});
 
 class UNet {
  public:

@@ -195,6 +195,7 @@ nn::Options Engine::nn_options_for(ggml_backend_t backend) const {
   nn::Options options = nn_options_;
   options.cpu_attention = is_cpu_backend(backend) && cpu_attention_available();
   options.cpu_conv = is_cpu_backend(backend) && cpu_conv_available();
+  options.cpu_fused = is_cpu_backend(backend);
   options.threads = threads_;
   return options;
 }
