@@ -83,6 +83,23 @@ Napi::Value CompareAttention(const Napi::CallbackInfo& info) {
   });
 }
 
+// benchAttention(heads, headDim, lq, lk, batch, threads, runs) -> { kernel, cpuSecondsPerRun, flops }:
+// the engine's CPU attention on random data (scripts/bench/attention.mjs). Blocks the calling
+// thread: for benchmarks only.
+Napi::Value BenchAttention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<int64_t> v = IntegerArgs(info, 0, 7, "benchAttention(heads, headDim, lq, lk, batch, threads, runs)");
+  return Guarded(env, [&]() -> Napi::Value {
+    const jsd::AttentionBench r =
+        jsd::bench_attention(static_cast<int>(v[0]), v[1], v[2], v[3], v[4], static_cast<int>(v[5]), static_cast<int>(v[6]));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("kernel", r.kernel);
+    out.Set("cpuSecondsPerRun", r.cpu_seconds_per_run);
+    out.Set("flops", r.flops);
+    return out;
+  });
+}
+
 // q8Kernels() -> string[]: the q8_0 kernels (native/kernels/q8_gemm.h) this build and this CPU can
 // run, best first: the names JSD_Q8_KERNEL may force, whatever this process uses.
 Napi::Value Q8Kernels(const Napi::CallbackInfo& info) {
@@ -100,6 +117,7 @@ void InitDiagnostics(Napi::Env env, Napi::Object exports) {
   diagnostics.Set("benchMatmul", Napi::Function::New(env, BenchMatmul, "benchMatmul"));
   diagnostics.Set("compareMatmul", Napi::Function::New(env, CompareMatmul, "compareMatmul"));
   diagnostics.Set("compareAttention", Napi::Function::New(env, CompareAttention, "compareAttention"));
+  diagnostics.Set("benchAttention", Napi::Function::New(env, BenchAttention, "benchAttention"));
   diagnostics.Set("q8Kernels", Napi::Function::New(env, Q8Kernels, "q8Kernels"));
   exports.Set("diagnostics", diagnostics);
 }
