@@ -149,6 +149,19 @@ Napi::Value CheckUnetOps(const Napi::CallbackInfo& info) {
       o.Set("exact", checks[i].exact);
       out.Set(static_cast<uint32_t>(i), o);
     }
+// benchAttention(heads, headDim, lq, lk, batch, threads, runs) -> { kernel, cpuSecondsPerRun, flops }:
+// the engine's CPU attention on random data (scripts/bench/attention.mjs). Blocks the calling
+// thread: for benchmarks only.
+Napi::Value BenchAttention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<int64_t> v = IntegerArgs(info, 0, 7, "benchAttention(heads, headDim, lq, lk, batch, threads, runs)");
+  return Guarded(env, [&]() -> Napi::Value {
+    const jsd::AttentionBench r =
+        jsd::bench_attention(static_cast<int>(v[0]), v[1], v[2], v[3], v[4], static_cast<int>(v[5]), static_cast<int>(v[6]));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("kernel", r.kernel);
+    out.Set("cpuSecondsPerRun", r.cpu_seconds_per_run);
+    out.Set("flops", r.flops);
     return out;
   });
 }
@@ -172,6 +185,7 @@ void InitDiagnostics(Napi::Env env, Napi::Object exports) {
   diagnostics.Set("compareAttention", Napi::Function::New(env, CompareAttention, "compareAttention"));
   diagnostics.Set("compareConv", Napi::Function::New(env, CompareConv, "compareConv"));
   diagnostics.Set("compareGroupNorm", Napi::Function::New(env, CompareGroupNorm, "compareGroupNorm"));
+  diagnostics.Set("benchAttention", Napi::Function::New(env, BenchAttention, "benchAttention"));
   diagnostics.Set("q8Kernels", Napi::Function::New(env, Q8Kernels, "q8Kernels"));
   diagnostics.Set("checkUnetOps", Napi::Function::New(env, CheckUnetOps, "checkUnetOps"));
   exports.Set("diagnostics", diagnostics);
