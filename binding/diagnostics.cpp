@@ -149,6 +149,10 @@ Napi::Value CheckUnetOps(const Napi::CallbackInfo& info) {
       o.Set("exact", checks[i].exact);
       out.Set(static_cast<uint32_t>(i), o);
     }
+    return out;
+  });
+}
+
 // benchAttention(heads, headDim, lq, lk, batch, threads, runs) -> { kernel, cpuSecondsPerRun, flops }:
 // the engine's CPU attention on random data (scripts/bench/attention.mjs). Blocks the calling
 // thread: for benchmarks only.

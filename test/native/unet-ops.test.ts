@@ -12,10 +12,8 @@ import { describe, expect, it } from "vitest";
 import { native } from "../../lib/native/addon.js";
 
 type OpCheck = { name: string; exact: boolean; maxAbsDiff: number; maxAbs: number };
-type Diagnostics = { checkUnetOps(threads: number): OpCheck[] };
 
-// lib/native/addon.ts's diagnostics interface does not declare checkUnetOps (yet).
-const checkUnetOps = (threads: number) => (native().diagnostics as unknown as Diagnostics).checkUnetOps(threads);
+const checkUnetOps = (threads: number) => native().diagnostics.checkUnetOps(threads);
 const tables = process.env.JSD_NO_REPACK ? [] : native().diagnostics.q8Kernels();
 const addonModule = new URL("../../dist/native/addon.js", import.meta.url).href;
 const int8Checks = ["conv3_s1", "conv3_s2", "conv1_s1", "records_im2col_k3_s1", "records_im2col_k3_s2", "records_im2col_k1_s1", "linear"];
