@@ -9,16 +9,7 @@
 #include "kernels/cpu_attention_isa.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#if defined(__clang__)
-#include <immintrin.h>
-#else
-// gcc 12's AVX-512 headers trip its own uninitialized-variable warning (gcc bug 105593).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#endif
+#include "kernels/x86_intrinsics.h"
 
 namespace jsd {
 namespace attention_avx512 {
