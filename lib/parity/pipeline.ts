@@ -60,12 +60,12 @@ export function pipelineCaseInput(c: CaseFile) {
 }
 
 export async function runPipelineCase(model: Model, c: CaseFile): Promise<{ stats: ErrorStats; note: string; pass: boolean }> {
-  const p = JSON.parse(c.metadata.params_json) as PipelineParams;
   const t = (name: string) => toFloat32(c.tensors.get(name)!);
-  const trace = await denoise(model, pipelineCaseInput(c));
+  const input = pipelineCaseInput(c);
+  const trace = await denoise(model, input);
   const ids = compareArrays(trace.promptIds, toInt32(c.tensors.get("prompt_input_ids")!));
   const initial = compareArrays(trace.initialLatents, t("initial_latents"));
-  const image = compareArrays(vaeOutputToUnitHwc(trace.decoded, p.width, p.height), t("image"));
+  const image = compareArrays(vaeOutputToUnitHwc(trace.decoded, input.width, input.height), t("image"));
   const latents = compareArrays(trace.finalLatents, t("final_latents"));
   const pass =
     ids.maxAbs === 0 &&

@@ -87,7 +87,8 @@ async function underSignal<T>(model: DiffusionModel, signal: AbortSignal | undef
 /** rinna's pipeline's last step: the safety checker over the batch's images (one vision-tower call), flagged images blackened in place. */
 async function runSafetyChecker(checker: NonNullable<DiffusionModel["safetyChecker"]>, pixels: Uint8Array[], width: number, height: number): Promise<boolean[]> {
   const checked = await checkImages(pixels.map((data) => ({ data, width, height, channels: 4 as const })), checker);
-  checked.forEach((c, b) => pixels[b].set(c.image.data));
+  // Only flagged images change (to black); the others are the pixels given.
+  checked.forEach((c, b) => c.nsfwContentDetected && pixels[b].set(c.image.data));
   return checked.map((c) => c.nsfwContentDetected);
 }
 

@@ -12,7 +12,7 @@
 //   embedCpuSeconds              the vision tower and projection (median of `reps` runs after a warm-up)
 //   cpuSecondsPerImage           their sum, plus the decisions (microseconds)
 // A batch of 4 is timed too (embedBatch4CpuSecondsPerImage): generate()'s numImages run in one call.
-import { lstat, mkdir, readdir, symlink } from "node:fs/promises";
+import { copyFile, lstat, mkdir, readdir, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { spawn } from "node:child_process";
@@ -90,7 +90,6 @@ async function ensureCheckerFolder(root, cache, randomFolder, log) {
     if (!(await exists(join(folder, entry)))) await symlink(join(randomFolder, entry), join(folder, entry));
   }
   if (await exists(join(folder, "safety_checker/model.safetensors"))) return folder;
-  const { copyFile } = await import("node:fs/promises");
   await copyFile(join(randomFolder, "model_index.json"), join(folder, "model_index.json"));
   log(`writing a random full-size safety checker to ${folder} (1.2 GB, once)`);
   await new Promise((done, fail) => {
