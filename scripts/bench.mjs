@@ -19,12 +19,16 @@
 //   --no-matmul            skip the mat-mul throughput
 //   --no-cpu-run           skip the 1-thread runs (no CPU-seconds, no GFLOP/s per core)
 //   --matmul-runs N        timed runs per mat-mul shape (default 3)
+//   --no-kernel-variants   the mat-mul phase measures only the types given (by default it adds
+//                          q8_0+avx2, q8_0+avx2-novnni, q8_0@ggml-avx2 and q4_0+avx2 where q8_0 /
+//                          q4_0 are in the run; a variant this CPU or build cannot run is skipped)
 //   --cache DIR            model cache folder (default .cache)
 //   --reconvert            convert the model files again even when present
 //   --timeout S            limit per child process in seconds (default 3600)
-//   --e2e                  also a whole txt2img per type through generate(), 1 thread, CPU-seconds
-//                          split into text encoder, steps and VAE (off by default: ~7 CPU-minutes
-//                          a type at 512×512; scripts/bench/end-to-end.mjs); --no-e2e: not
+//   --e2e                  a whole txt2img per type through generate(), 1 thread, CPU-seconds split
+//                          into text encoder, steps and VAE (on by default: 2.5 CPU-minutes at
+//                          q8_0, 512×512; not in --quick runs; scripts/bench/end-to-end.mjs);
+//                          --no-e2e: not
 //   --e2e-size N           its image size (square, a multiple of 8; default 512; implies --e2e)
 //   --e2e-steps N          its steps of dpmpp_2m with Karras sigmas (default 20; implies --e2e)
 //   --e2e-vae-tiling M     auto (default: generate()'s, tiles above 384×384), on or off
@@ -42,7 +46,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { unetFlops, vaeDecoderFlops } from "./bench/flops.mjs";
-import { ggmlAvx2Plugin, splitVariant, variantEnv } from "./bench/kernels.mjs";
+import { comparisonVariants, ggmlAvx2Plugin, splitVariant, variantEnv } from "./bench/kernels.mjs";
 import { abortPreparation, baseType, prepareModels } from "./bench/models.mjs";
 import { E2E_DEFAULTS, measureEndToEnd } from "./bench/end-to-end.mjs";
 import { measureSafetyChecker } from "./bench/safety-checker.mjs";
@@ -57,7 +61,7 @@ const DEFAULT_TYPES = ["f16", "q8_0", "q8_0+cpu", "q5_0", "q4_0", "q4_K"];
 
 function usage(message) {
   if (message) console.error(`bench: ${message}`);
-  console.error(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 34).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
+  console.error(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 38).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
   process.exit(2);
 }
 
@@ -86,6 +90,7 @@ function parseArgs(argv) {
     reconvert: false,
     timeout: 3600,
     ggmlAvx2Plugin: undefined,
+    kernelVariants: true,
   };
   let quick = false;
   let sizesGiven = false;
@@ -125,6 +130,9 @@ function parseArgs(argv) {
         break;
       case "--no-matmul":
         a.matmul = false;
+        break;
+      case "--no-kernel-variants":
+        a.kernelVariants = false;
         break;
       case "--no-cpu-run":
         a.cpuRun = false;
@@ -182,7 +190,8 @@ function parseArgs(argv) {
   if (a.types.length === 0) usage("--types is empty");
   for (const s of a.sizes) if (s % 64 !== 0) usage(`size ${s} is not a multiple of 64`);
   if (e2eSettings.size % 8 !== 0) usage(`--e2e-size ${e2eSettings.size} is not a multiple of 8`);
-  a.e2e = e2e ? e2eSettings : null;
+  // On by default, except in --quick runs (256×256 only, minutes).
+  a.e2e = (e2e ?? !quick) ? e2eSettings : null;
   a.quick = quick;
   return a;
 }
@@ -215,12 +224,21 @@ function exitIfInterrupted() {
 
 // ---- main ----
 
-/** Phase 2: mat-mul throughput, one child per type (a "+cpu" file's products are its type's). */
+/**
+ * Phase 2: mat-mul throughput, one child per type (a "+cpu" file's products are its type's), then
+ * the kernel comparisons added by default (args.matmulVariants), skipped where they cannot run.
+ */
 async function measureMatmul(args) {
   const matmul = {};
   if (args.matmul) {
-    for (const name of args.types.filter((t) => baseType(splitVariant(t).type) === splitVariant(t).type)) {
+    const given = args.types.filter((t) => baseType(splitVariant(t).type) === splitVariant(t).type);
+    for (const name of [...given, ...args.matmulVariants]) {
       const { env, error } = args.kernelEnv[name];
+      if (error && !given.includes(name)) {
+        matmul[name] = { gflopsPerCore: null, skipped: error };
+        log(`bench: mat-mul ${name}: skipped (${error})`);
+        continue;
+      }
       if (error) {
         matmul[name] = { gflopsPerCore: null, error };
         log(`bench: mat-mul ${name}: ${error}`);
@@ -344,7 +362,8 @@ async function main() {
   const sys = index.systemInfo();
   const { native } = await import(pathToFileURL(join(root, "dist/native/addon.js")).href);
   const variantFacts = { q8Kernels: native().diagnostics.q8Kernels(), avx2Plugin: ggmlAvx2Plugin(root, args.ggmlAvx2Plugin) };
-  args.kernelEnv = Object.fromEntries(args.types.map((t) => [t, variantEnv(t, variantFacts)]));
+  args.matmulVariants = args.matmul && args.kernelVariants ? comparisonVariants(args.types) : [];
+  args.kernelEnv = Object.fromEntries([...args.types, ...args.matmulVariants].map((t) => [t, variantEnv(t, variantFacts)]));
   const threads = args.threads ?? sys.threads;
   const commit = git(["rev-parse", "HEAD"]);
   const dirty = commit ? Boolean(git(["status", "--porcelain", "--untracked-files=no"])) : null;

@@ -38,7 +38,8 @@ export function variantEnv(name, { q8Kernels, avx2Plugin }) {
   const { type, variant } = splitVariant(name);
   if (variant === null) return { env: {} };
   if (variant.startsWith("+")) {
-    if (type !== "q8_0") return { error: `${variant} is a q8_0 kernel` };
+    // The tables hold q8_0 and q4_0 tiles: forcing a table forces both types' products.
+    if (type !== "q8_0" && type !== "q4_0") return { error: `${variant} is a q8_0 / q4_0 kernel` };
     const wanted = variant === "+avx2" ? ["q8-avx-vnni", "q8-avx2"] : ["q8-avx2"];
     const kernel = wanted.find((k) => q8Kernels.includes(k));
     return kernel ? { env: { JSD_Q8_KERNEL: kernel } } : { error: `this CPU runs none of ${wanted.join(", ")} (it has: ${q8Kernels.join(", ") || "none"})` };
@@ -49,4 +50,17 @@ export function variantEnv(name, { q8Kernels, avx2Plugin }) {
     return { error: "no AVX2 build of ggml's CPU backend: build with JSD_CPU_VARIANTS=1 (libggml-cpu-haswell.so beside the addon) or pass --ggml-avx2-plugin FILE" };
   }
   return { env: { JSD_NO_REPACK: "1", JSD_CPU_PLUGIN: avx2Plugin } };
+}
+
+/**
+ * The kernel comparisons the mat-mul phase adds by default to the types it measures (issue 18's
+ * keys): for q8_0 the engine's AVX2 tables (best, and plain AVX2 without AVX-VNNI) and ggml's AVX2
+ * build; for q4_0 the engine's best AVX2 table. Only for types in the run, only names not given.
+ */
+export function comparisonVariants(types) {
+  const bases = new Set(types.map((t) => splitVariant(t).type));
+  const wanted = [];
+  if (bases.has("q8_0")) wanted.push("q8_0+avx2", "q8_0+avx2-novnni", "q8_0@ggml-avx2");
+  if (bases.has("q4_0")) wanted.push("q4_0+avx2");
+  return wanted.filter((t) => !types.includes(t));
 }

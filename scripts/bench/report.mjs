@@ -99,8 +99,9 @@ export async function report(args, { sys, threads, commit, dirty, flopsAt, vaeFl
   );
   if (args.matmul && Object.keys(matmul).length > 0) {
     out.push("", "Matrix products as the engine runs them (ggml mul_mat; q8_0, and q4_0, through native/kernels/q8_gemm.cpp where the CPU has AVX2; q4_K (and q4_0 elsewhere) repacked by ggml; kernel variants as scripts/bench/kernels.mjs forces them), 1 thread, GFLOP/s per core (weights [k,m] × f32 [k,n]; shapes in scripts/bench/shapes.mjs; – = k not a multiple of the type's block):", "");
-    const mrows = args.types.filter((t) => matmul[t]).map((type) => {
+    const mrows = Object.keys(matmul).map((type) => {
       const m = matmul[type];
+      if (m.skipped) return [type, "", `skipped: ${oneLine(m.skipped)}`, ...MATMUL_SHAPES.map(() => "")];
       if (m.error) return [type, "", `**failed**: ${oneLine(m.error)}`, ...MATMUL_SHAPES.map(() => "")];
       return [type, m.kernel ?? dash, fmt(m.gflopsPerCore, 1), ...MATMUL_SHAPES.map((sh) => fmt(m.shapes.find((x) => x.name === sh.name)?.gflopsPerCore, 1))];
     });
