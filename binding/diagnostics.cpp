@@ -71,14 +71,16 @@ Napi::Value CompareMatmul(const Napi::CallbackInfo& info) {
   });
 }
 
-// compareAttention(heads, headDim, lq, lk, batch, threads) -> { fused, kernel, maxAbsDiff, maxAbs }:
-// the fused CPU attention (kernel: "avx512", "avx2", "" when none runs) against ggml's ops on
+// compareAttention(heads, headDim, lq, lk, batch, threads, bf16?) -> { fused, kernel, maxAbsDiff,
+// maxAbs }: the fused CPU attention (kernel: "avx512", "avx2", "amx-bf16", "" when none runs) of an
+// op that may round to bf16 where bf16 is true (as a quantized UNet's), against ggml's ops on
 // random data. Blocks the calling thread: for tests only.
 Napi::Value CompareAttention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const std::vector<int64_t> v = IntegerArgs(info, 0, 6, "compareAttention(heads, headDim, lq, lk, batch, threads)");
+  const std::vector<int64_t> v = IntegerArgs(info, 0, 6, "compareAttention(heads, headDim, lq, lk, batch, threads, bf16?)");
+  const bool bf16 = info.Length() > 6 && info[6].ToBoolean().Value();
   return Guarded(env, [&]() -> Napi::Value {
-    const jsd::AttentionCheck r = jsd::compare_attention(static_cast<int>(v[0]), v[1], v[2], v[3], v[4], static_cast<int>(v[5]));
+    const jsd::AttentionCheck r = jsd::compare_attention(static_cast<int>(v[0]), v[1], v[2], v[3], v[4], static_cast<int>(v[5]), bf16);
     Napi::Object out = CheckResult(env, "fused", r.fused, r.max_abs_diff, r.max_abs);
     out.Set("kernel", r.kernel);
     return out;

@@ -189,7 +189,15 @@ export interface NativeDiagnostics {
   /** The q8_0 kernels this build and CPU can run, best first (the names JSD_Q8_KERNEL may force). */
   q8Kernels(): string[];
   /** The fused CPU attention against ggml's ops on random data. */
-  compareAttention(heads: number, headDim: number, lq: number, lk: number, batch: number, threads: number): { fused: boolean; kernel: string; maxAbsDiff: number; maxAbs: number };
+  compareAttention(
+    heads: number,
+    headDim: number,
+    lq: number,
+    lk: number,
+    batch: number,
+    threads: number,
+    bf16?: boolean,
+  ): { fused: boolean; kernel: string; maxAbsDiff: number; maxAbs: number };
   /** The engine's CPU attention on random data, timed (scripts/bench/attention.mjs). */
   benchAttention(heads: number, headDim: number, lq: number, lk: number, batch: number, threads: number, runs: number): { kernel: string; cpuSecondsPerRun: number; flops: number };
   /** The UNet's fused CPU ops against the ggml ops they replace; exact: expected to give the same bits. */

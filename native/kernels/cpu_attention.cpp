@@ -19,19 +19,30 @@ namespace jsd {
 
 namespace {
 
-// The op's parameters travel in its userdata pointer: heads in the low 32 bits, the scale's
-// bits in the high 32 (graphs outlive any call frame, and this needs no allocation).
-void* pack_params(int heads, float scale) {
+// The op's parameters travel in its userdata pointer: heads in the low 31 bits, whether it may
+// run the bf16 kernel in bit 31, the scale's bits in the high 32 (graphs outlive any call frame,
+// and this needs no allocation).
+struct Params {
+  int heads = 0;
+  float scale = 0.0f;
+  bool bf16 = false;
+};
+
+void* pack_params(const Params& p) {
   uint32_t bits;
-  std::memcpy(&bits, &scale, 4);
-  return reinterpret_cast<void*>((static_cast<uintptr_t>(bits) << 32) | static_cast<uint32_t>(heads));
+  std::memcpy(&bits, &p.scale, 4);
+  const uint32_t low = static_cast<uint32_t>(p.heads) | (p.bf16 ? 0x80000000u : 0u);
+  return reinterpret_cast<void*>((static_cast<uintptr_t>(bits) << 32) | low);
 }
 
-void unpack_params(void* userdata, int* heads, float* scale) {
+Params unpack_params(void* userdata) {
   const auto v = reinterpret_cast<uintptr_t>(userdata);
-  *heads = static_cast<int>(v & 0xffffffffu);
+  Params p;
+  p.heads = static_cast<int>(v & 0x7fffffffu);
+  p.bf16 = (v & 0x80000000u) != 0;
   const auto bits = static_cast<uint32_t>(v >> 32);
-  std::memcpy(scale, &bits, 4);
+  std::memcpy(&p.scale, &bits, 4);
+  return p;
 }
 
 // Row 0 of head h in image n: of q and the output, [C, L, N] with heads side by side in C;
@@ -46,12 +57,11 @@ const float* head_keys(const ggml_tensor* t, int64_t n, int64_t h) {
 // The ISA kernels this build has, best first. Each reports null where the CPU lacks its
 // instructions.
 const AttentionKernel* (*const candidates[])() = {attention_kernel_avx512, attention_kernel_avx2};
-// Kernels that change the results beyond f32 rounding: chosen only by name.
+// Kernels that change the results beyond f32 rounding: for ops that allow it, or by name.
 const AttentionKernel* (*const options[])() = {attention_kernel_amx_bf16};
 
 // The first kernel this CPU runs; JSD_ATTENTION_KERNEL=<name> picks one by name (a switch for
-// same-run comparisons, and the only way to the bf16 option), JSD_NO_FUSED_ATTENTION=1 none
-// (ggml's ops then run).
+// same-run comparisons), JSD_NO_FUSED_ATTENTION=1 none (ggml's ops then run).
 const AttentionKernel* choose_kernel() {
   if (std::getenv("JSD_NO_FUSED_ATTENTION") != nullptr) return nullptr;
   const char* forced = std::getenv("JSD_ATTENTION_KERNEL");
@@ -73,15 +83,30 @@ const AttentionKernel* chosen_kernel() {
   return chosen;
 }
 
+// The kernel of an op that may round to bf16: the first option this CPU runs, unless
+// JSD_ATTENTION_KERNEL names a kernel (which then runs every op) or no fused kernel runs at all.
+const AttentionKernel* chosen_bf16_kernel() {
+  static const AttentionKernel* chosen = [] {
+    const char* forced = std::getenv("JSD_ATTENTION_KERNEL");
+    if (chosen_kernel() == nullptr || (forced != nullptr && *forced != 0)) return chosen_kernel();
+    for (auto option : options) {
+      if (const AttentionKernel* k = option()) return k;
+    }
+    return chosen_kernel();
+  }();
+  return chosen;
+}
+
+const AttentionKernel& kernel_of(const Params& p) { return p.bf16 ? *chosen_bf16_kernel() : *chosen_kernel(); }
+
 // One packed head per task: a kernel's own layout of its keys and values ([floats, 1, heads, N]).
 void pack_op(ggml_tensor* dst, int ith, int nth, void* userdata) {
-  int heads = 0;
-  float unused = 0;
-  unpack_params(userdata, &heads, &unused);
+  const Params p = unpack_params(userdata);
+  const int heads = p.heads;
   const ggml_tensor* k = dst->src[0];
   const ggml_tensor* v = dst->src[1];
   const int64_t d = k->ne[0] / heads;
-  const AttentionKernel& kernel = *chosen_kernel();
+  const AttentionKernel& kernel = kernel_of(p);
   for (int64_t task = ith; task < heads * k->ne[2]; task += nth) {
     const int64_t hh = task % heads, nn = task / heads;
     float* out = reinterpret_cast<float*>(static_cast<char*>(dst->data) + nn * dst->nb[3] + hh * dst->nb[2]);
@@ -90,9 +115,9 @@ void pack_op(ggml_tensor* dst, int ith, int nth, void* userdata) {
 }
 
 void attention_op(ggml_tensor* dst, int ith, int nth, void* userdata) {
-  int heads = 0;
-  float scale = 0;
-  unpack_params(userdata, &heads, &scale);
+  const Params p = unpack_params(userdata);
+  const int heads = p.heads;
+  const float scale = p.scale;
   const ggml_tensor* q = dst->src[0];
   const ggml_tensor* k = dst->src[1];
   const ggml_tensor* v = dst->src[2];
@@ -100,7 +125,7 @@ void attention_op(ggml_tensor* dst, int ith, int nth, void* userdata) {
   const int64_t lq = q->ne[1];
   const int64_t n = q->ne[2];
   const int64_t d = q->ne[0] / heads;
-  const AttentionKernel& kernel = *chosen_kernel();
+  const AttentionKernel& kernel = kernel_of(p);
   const int64_t blocks = (lq + kernel.block - 1) / kernel.block;
   // One slice of scratch per thread, in the compute buffer: threads beyond its slots (a thread
   // count above the one the graph was built for) leave the work to the others.
@@ -135,19 +160,23 @@ void attention_op(ggml_tensor* dst, int ith, int nth, void* userdata) {
 
 bool cpu_attention_available() { return chosen_kernel() != nullptr; }
 
-const char* cpu_attention_kernel() { return chosen_kernel() ? chosen_kernel()->name : ""; }
+const char* cpu_attention_kernel(bool bf16) {
+  const AttentionKernel* k = bf16 ? chosen_bf16_kernel() : chosen_kernel();
+  return k ? k->name : "";
+}
 
-ggml_tensor* cpu_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, float scale, int threads) {
+ggml_tensor* cpu_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, float scale, int threads, bool bf16) {
   // q: rows of floats with any row and batch stride (projections come as views).
   if (q->nb[0] != sizeof(float) || q->ne[3] != 1) q = ggml_cont(ctx, q);
   const int64_t d = q->ne[0] / heads;
-  const AttentionKernel& kernel = *chosen_kernel();
+  const Params params{heads, scale, bf16};
+  const AttentionKernel& kernel = kernel_of(params);
   ggml_tensor* keys = k;
   if (!ggml_is_contiguous(k)) k = ggml_cont(ctx, k);
   if (!ggml_is_contiguous(v)) v = ggml_cont(ctx, v);
   if (kernel.pack != nullptr) {
     ggml_tensor* sources[2] = {k, v};
-    k = v = ggml_custom_4d(ctx, GGML_TYPE_F32, kernel.packed_floats(d, k->ne[1]), 1, heads, k->ne[2], sources, 2, pack_op, GGML_N_TASKS_MAX, pack_params(heads, 0.0f));
+    k = v = ggml_custom_4d(ctx, GGML_TYPE_F32, kernel.packed_floats(d, k->ne[1]), 1, heads, k->ne[2], sources, 2, pack_op, GGML_N_TASKS_MAX, pack_params(params));
   } else {
     // Each head's rows side by side, [d, Lk, heads, N], so that a tile of keys is one block of
     // memory (the hardware prefetcher streams it, and no cache line holds two heads).
@@ -159,7 +188,7 @@ ggml_tensor* cpu_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, gg
   // Packed operands have no axis of keys: the keys as given then come last, for their count.
   ggml_tensor* args[5] = {q, k, v, scratch, keys};
   const int sources = kernel.pack != nullptr ? 5 : 4;
-  return ggml_set_name(ggml_custom_4d(ctx, GGML_TYPE_F32, q->ne[0], q->ne[1], q->ne[2], 1, args, sources, attention_op, GGML_N_TASKS_MAX, pack_params(heads, scale)),
+  return ggml_set_name(ggml_custom_4d(ctx, GGML_TYPE_F32, q->ne[0], q->ne[1], q->ne[2], 1, args, sources, attention_op, GGML_N_TASKS_MAX, pack_params(params)),
                        "attention");
 }
 
@@ -167,10 +196,10 @@ ggml_tensor* cpu_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, gg
 
 bool cpu_attention_available() { return false; }
 
-const char* cpu_attention_kernel() { return ""; }
+const char* cpu_attention_kernel(bool) { return ""; }
 
 // Never reached: graphs use it only when cpu_attention_available().
-ggml_tensor* cpu_attention(ggml_context*, ggml_tensor* q, ggml_tensor*, ggml_tensor*, int, float, int) { return q; }
+ggml_tensor* cpu_attention(ggml_context*, ggml_tensor* q, ggml_tensor*, ggml_tensor*, int, float, int, bool) { return q; }
 
 #endif
 

@@ -3,8 +3,10 @@
 // 16 x 32 bf16 tile by a 32 x 16 one into 16 x 16 floats, 12 times the work of the two FMA units
 // per cycle, so the products cost little and the softmax's exponentials (AVX-512, as in the f32
 // kernel) take most of the time. The price is rounding: queries, keys, values and the softmax's
-// weights go to bf16 (8 bits of mantissa) before each product, the sums stay f32. Never chosen
-// unless named (JSD_ATTENTION_KERNEL=amx-bf16): the f32 kernels are the default.
+// weights go to bf16 (8 bits of mantissa) before each product, the sums stay f32. It runs the ops
+// that allow bf16 (a UNet with quantized weights: docs/benchmark.md measures that its images move
+// no more than under any reordering of the f32 sums), or every op when named
+// (JSD_ATTENTION_KERNEL=amx-bf16); everything else stays on the f32 kernels.
 //
 // The same blocks and tiles as cpu_attention_tiles.h (64 queries across the lanes of 4 vectors,
 // 64 keys a tile), and its softmax, query transposition and output:

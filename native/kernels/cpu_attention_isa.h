@@ -36,8 +36,9 @@ struct AttentionKernel {
 // Null where this build or this CPU lacks the instructions.
 const AttentionKernel* attention_kernel_avx512();
 const AttentionKernel* attention_kernel_avx2();
-// bf16 products on AMX tiles (Sapphire Rapids on, Linux): never chosen unless named, as it
-// rounds queries, keys, values and weights to bf16 (see cpu_attention_amx.cpp).
+// bf16 products on AMX tiles (Sapphire Rapids on, Linux): it rounds queries, keys, values and
+// weights to bf16 (see cpu_attention_amx.cpp), so it runs only the ops that allow it (a quantized
+// UNet's, whose weights' rounding is far larger) or every op when named.
 const AttentionKernel* attention_kernel_amx_bf16();
 
 }  // namespace jsd

@@ -251,7 +251,7 @@ ggml_tensor* sequence_to_image(ggml_context* ctx, ggml_tensor* x, int64_t w, int
 
 ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, float scale, bool causal,
                        const Options& options) {
-  if (options.cpu_attention && !options.flash_attention && !causal) return cpu_attention(ctx, q, k, v, heads, scale, options.threads);
+  if (options.cpu_attention && !options.flash_attention && !causal) return cpu_attention(ctx, q, k, v, heads, scale, options.threads, options.cpu_attention_bf16);
   const int64_t c = q->ne[0];
   const int64_t d = c / heads;
   const int64_t lq = q->ne[1];

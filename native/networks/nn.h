@@ -13,6 +13,7 @@ namespace jsd::nn {
 struct Options {
   bool flash_attention = false;  // ggml_flash_attn_ext instead of softmax(QK^T)V
   bool cpu_attention = false;    // cpu_attention.h's fused op (the network runs on the CPU backend)
+  bool cpu_attention_bf16 = false;  // that op may round to bf16 (the network's matrices are quantized)
   bool cpu_conv = false;         // cpu_conv.h's channels-last convolutions (the network runs on the CPU backend)
   bool cpu_fused = false;        // the network runs on the CPU backend: cpu_fused.h's ops replace chains of ggml's
   int threads = 1;               // the most threads a graph will be computed with

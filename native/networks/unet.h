@@ -46,6 +46,8 @@ class UNet {
   // diffusers' get_timestep_embedding in float32, on the host.
   std::vector<float> timestep_embedding(const std::vector<float>& timesteps) const;
   const UNetConfig& config() const { return config_; }
+  // Whether its matrices are quantized (those of its attention blocks, as the file stores them).
+  bool quantized() const;
 
  private:
   struct Level {

@@ -334,7 +334,10 @@ std::vector<float> Engine::predict_noise(const float* latents, const TensorShape
   make_resident(*unet_net_);
   const std::vector<float> temb = unet_->timestep_embedding(timesteps);
   const std::string key = "unet " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w) + " text " + std::to_string(text_length);
-  const nn::Options options = nn_options_for(unet_net_->backend);
+  nn::Options options = nn_options_for(unet_net_->backend);
+  // With quantized weights the UNet's error is the weights' (q8_0: about 20 times what bf16
+  // attention adds, docs/benchmark.md), so its attention may take the bf16 tiles where the CPU has them.
+  options.cpu_attention_bf16 = unet_->quantized();
   return run(*unet_net_, 0, key, [&](CachedGraph& g) { build_unet(g, s, text_length, options); },
              {{latents, s.numel() * sizeof(float)},
               {temb.data(), temb.size() * sizeof(float)},

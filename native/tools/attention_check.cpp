@@ -48,10 +48,11 @@ nn::Options fused_options(int threads) {
 
 }  // namespace
 
-AttentionCheck compare_attention(int heads, int64_t head_dim, int64_t lq, int64_t lk, int64_t batch, int threads) {
+AttentionCheck compare_attention(int heads, int64_t head_dim, int64_t lq, int64_t lk, int64_t batch, int threads, bool bf16) {
   CpuGraph graph(256, threads);
   const AttentionInputs inputs = attention_inputs(graph, "compareAttention", heads, head_dim, lq, lk, batch, threads);
-  const nn::Options fused = fused_options(threads);
+  nn::Options fused = fused_options(threads);
+  fused.cpu_attention_bf16 = bf16;
   ggml_tensor* a = nn::attention(graph.ctx(), inputs.in[0], inputs.in[1], inputs.in[2], heads, inputs.scale, false, fused);
   ggml_tensor* b = nn::attention(graph.ctx(), inputs.in[0], inputs.in[1], inputs.in[2], heads, inputs.scale, false, nn::Options{});
   graph.build({a, b});
@@ -60,7 +61,7 @@ AttentionCheck compare_attention(int heads, int64_t head_dim, int64_t lq, int64_
   const Difference d = difference(graph.read(a), graph.read(b));
   AttentionCheck result;
   result.fused = fused.cpu_attention;
-  result.kernel = cpu_attention_kernel();
+  result.kernel = cpu_attention_kernel(bf16);
   result.max_abs_diff = d.max_abs_diff;
   result.max_abs = d.max_abs;
   return result;

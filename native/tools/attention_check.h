@@ -13,7 +13,7 @@ struct AttentionCheck {
   double max_abs = 0;       // largest magnitude in ggml's output
 };
 
-AttentionCheck compare_attention(int heads, int64_t head_dim, int64_t lq, int64_t lk, int64_t batch, int threads);
+AttentionCheck compare_attention(int heads, int64_t head_dim, int64_t lq, int64_t lk, int64_t batch, int threads, bool bf16 = false);
 
 struct AttentionBench {
   const char* kernel = "";         // the fused op's kernel, or "ggml" (mul_mat + soft_max + mul_mat)

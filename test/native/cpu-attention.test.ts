@@ -5,8 +5,10 @@
 // this one replaced: 3.5e-6). The stated tolerance is 2e-5. Against a float64 reference on a
 // 4096 x 4096 head 40 wide, both the kernel and the one it replaced are within 3.5e-6 of outputs
 // up to 1.4, and within 1.3e-5 of each other.
-// The bf16 option on AMX tiles (JSD_ATTENTION_KERNEL=amx-bf16) rounds its operands to bf16: it
-// agrees to about 9e-3 of the magnitude (measured); stated tolerance 2e-2.
+// The bf16 kernel on AMX tiles rounds its operands to bf16: it agrees to about 9e-3 of the
+// magnitude (measured); stated tolerance 2e-2. It runs the ops that allow bf16 (a quantized UNet's,
+// nn::Options::cpu_attention_bf16) where the CPU has AMX-BF16, and every op under
+// JSD_ATTENTION_KERNEL=amx-bf16; JSD_ATTENTION_KERNEL=avx512|avx2 keeps every op f32.
 // Shapes cover SD v1's heads (40, 80, 160 wide), the VAE's single 512-wide head, the text's 77
 // keys, and query or key counts off every tile size (blocks of 64 and 16 queries, 64 keys).
 import { spawnSync } from "node:child_process";
@@ -47,12 +49,15 @@ function expectClose(r: Check, within = tolerance) {
   expect(r.maxAbsDiff).toBeLessThanOrEqual(within * r.maxAbs);
 }
 
-/** compareAttention on every shape in a child process with JSD_ATTENTION_KERNEL=kernel (kernels are chosen once per process). */
-function compareInChild(kernel: string): KernelCheck[] {
+/**
+ * compareAttention on every shape in a child process with JSD_ATTENTION_KERNEL=kernel (kernels are
+ * chosen once per process), of ops that may round to bf16 where bf16.
+ */
+function compareInChild(kernel: string, bf16 = false): KernelCheck[] {
   const script = `
     const { native } = await import(${JSON.stringify(distAddon)});
     const shapes = ${JSON.stringify(shapes)};
-    console.log(JSON.stringify(shapes.map((s) => native().diagnostics.compareAttention(...s, 2))));`;
+    console.log(JSON.stringify(shapes.map((s) => native().diagnostics.compareAttention(...s, 2, ${bf16}))));`;
   const run = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
     encoding: "utf8",
     env: { ...process.env, JSD_ATTENTION_KERNEL: kernel },
@@ -88,11 +93,41 @@ describe.skipIf(kernels.length < 2)(`each kernel this CPU runs (${kernels.join("
   });
 });
 
-describe.skipIf(kernels.length === 0)("the bf16 option", () => {
-  it("runs where the CPU has AMX-BF16 and stays within bf16 rounding, else names no kernel (ggml's ops run)", () => {
-    for (const r of compareInChild("amx-bf16")) {
+describe.skipIf(kernels.length === 0)("the bf16 kernel", () => {
+  // Whether this CPU (and OS) runs it: what the forced run reports.
+  let forced: KernelCheck[] | undefined;
+  const forcedRuns = () => (forced ??= compareInChild("amx-bf16"));
+
+  it("runs every op under JSD_ATTENTION_KERNEL=amx-bf16 where the CPU has AMX-BF16, within bf16 rounding, else names no kernel (ggml's ops run)", () => {
+    for (const r of forcedRuns()) {
       if (r.kernel === "amx-bf16") expectClose(r, bf16Tolerance);
       else expect([r.fused, r.kernel]).toEqual([false, ""]);
+    }
+  });
+
+  it("runs the ops that allow bf16 by default where the CPU has AMX-BF16, else the f32 kernel runs them", () => {
+    const amx = forcedRuns()[0].kernel === "amx-bf16";
+    for (const threads of [1, 3]) {
+      const [heads, d, lq, lk, batch] = shapes[0];
+      const r = native().diagnostics.compareAttention(heads, d, lq, lk, batch, threads, true) as KernelCheck;
+      const f32 = native().diagnostics.compareAttention(heads, d, lq, lk, batch, threads, false) as KernelCheck;
+      expect(f32.kernel).toBe(kernels[0]);
+      expectClose(f32);
+      if (amx) {
+        expect(r.kernel).toBe("amx-bf16");
+        expectClose(r, bf16Tolerance);
+        expect(r.maxAbsDiff).toBeGreaterThan(f32.maxAbsDiff); // bf16 rounding, not the f32 kernel
+      } else {
+        expect(r.kernel).toBe(kernels[0]);
+        expectClose(r);
+      }
+    }
+  });
+
+  it("JSD_ATTENTION_KERNEL naming an f32 kernel keeps those ops f32 too", () => {
+    for (const r of compareInChild(kernels[0], true)) {
+      expect(r.kernel).toBe(kernels[0]);
+      expectClose(r);
     }
   });
 });
