@@ -15,6 +15,7 @@ import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { systemInfo } from "../../lib/index.js";
 import { native } from "../../lib/native/addon.js";
+import { tinyModel } from "../helpers/models.js";
 
 const features = systemInfo().cpuFeatures;
 // The kernels this CPU runs, best first: the names JSD_ATTENTION_KERNEL forces.
@@ -27,6 +28,7 @@ const kernels = process.env.JSD_NO_FUSED_ATTENTION
 const tolerance = 2e-5;
 const bf16Tolerance = 2e-2;
 const distAddon = new URL("../../dist/native/addon.js", import.meta.url).href;
+const distIndex = new URL("../../dist/index.js", import.meta.url).href;
 
 // [heads, head width, queries, keys, batch]
 type Shape = [number, number, number, number, number];
@@ -128,6 +130,35 @@ describe.skipIf(kernels.length === 0)("the bf16 kernel", () => {
     for (const r of compareInChild(kernels[0], true)) {
       expect(r.kernel).toBe(kernels[0]);
       expectClose(r);
+    }
+  });
+});
+
+describe.skipIf(kernels.length === 0)("a loaded UNet's attention", () => {
+  /** One 64×64 image of two steps in a child process with these variables: its RGBA, base64. */
+  const image = (path: string, env: Record<string, string>) => {
+    const script = `
+      const { loadModel } = await import(${JSON.stringify(distIndex)});
+      const model = await loadModel(${JSON.stringify(path)}, { backend: "cpu", threads: 2 });
+      const [r] = await model.generate({ prompt: "赤い丸", steps: 2, seed: 7, width: 64, height: 64 });
+      await model.close();
+      console.log(Buffer.from(r.rgba).toString("base64"));`;
+    const run = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, ...env }, maxBuffer: 64 << 20 });
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
+    return run.stdout.trim();
+  };
+
+  it("rounds to bf16 where the UNet's weights are quantized and the CPU runs the bf16 kernel, and nowhere else", async () => {
+    const [heads, d, lq, lk, batch] = shapes[0];
+    const amx = (native().diagnostics.compareAttention(heads, d, lq, lk, batch, 1, true) as KernelCheck).kernel === "amx-bf16";
+    for (const type of ["q8_0", "f16"] as const) {
+      const path = await tinyModel(type);
+      const byDefault = image(path, {});
+      const f32 = image(path, { JSD_ATTENTION_KERNEL: kernels[0] });
+      expect(byDefault.length).toBeGreaterThan(1000);
+      if (amx && type === "q8_0") expect(byDefault, type).not.toBe(f32);
+      else expect(byDefault, type).toBe(f32);
     }
   });
 });
