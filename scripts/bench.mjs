@@ -7,7 +7,7 @@
 //                          q8_0+avx2, q8_0+avx2-novnni, <type>@ggml, <type>@ggml-avx2, see
 //                          scripts/bench/kernels.mjs)
 //   --ggml-avx2-plugin F   ggml's AVX2 CPU plugin for "@ggml-avx2" (default: libggml-cpu-haswell.so
-//                          beside the addon, in JSD_CPU_VARIANTS=1 builds)
+//                          beside the addon, in JSD_CPU_VARIANTS=1 builds, or in prebuilds/)
 //   --quick                256×256 only (same as --sizes 256)
 //   --sizes 256,512        image sizes (square; default 256,512)
 //   --reps N               timed UNet steps after one warm-up (default 3)

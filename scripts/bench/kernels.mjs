@@ -23,11 +23,14 @@ export function splitVariant(name) {
   return { type: variant ? name.slice(0, -variant.length) : name, variant };
 }
 
-/** Where ggml's AVX2 CPU plugin is: --ggml-avx2-plugin, else beside the addon (JSD_CPU_VARIANTS=1 builds). */
+/**
+ * Where ggml's AVX2 CPU plugin is: --ggml-avx2-plugin, else beside the addon (JSD_CPU_VARIANTS=1
+ * builds), else in this platform's prebuilds (`npm run prebuild`: the same ggml release).
+ */
 export function ggmlAvx2Plugin(root, given) {
   if (given) return given;
-  const beside = join(root, "build", "Release", "libggml-cpu-haswell.so");
-  return existsSync(beside) ? beside : null;
+  const places = [join(root, "build", "Release"), join(root, "prebuilds", `${process.platform}-${process.arch}`)];
+  return places.map((dir) => join(dir, "libggml-cpu-haswell.so")).find((file) => existsSync(file)) ?? null;
 }
 
 /**
@@ -47,7 +50,7 @@ export function variantEnv(name, { q8Kernels, avx2Plugin }) {
   if (variant === "@ggml") return { env: { JSD_NO_REPACK: "1" } };
   if (variant === "@ggml-repack") return type === "q4_0" ? { env: { JSD_Q4_GGML: "1" } } : { error: "@ggml-repack is a q4_0 variant" };
   if (!avx2Plugin) {
-    return { error: "no AVX2 build of ggml's CPU backend: build with JSD_CPU_VARIANTS=1 (libggml-cpu-haswell.so beside the addon) or pass --ggml-avx2-plugin FILE" };
+    return { error: "no AVX2 build of ggml's CPU backend: run `npm run prebuild` or build with JSD_CPU_VARIANTS=1 (libggml-cpu-haswell.so in prebuilds/ or beside the addon), or pass --ggml-avx2-plugin FILE" };
   }
   return { env: { JSD_NO_REPACK: "1", JSD_CPU_PLUGIN: avx2Plugin } };
 }
