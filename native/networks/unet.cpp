@@ -116,7 +116,9 @@ UNet::UNet(WeightStore& w, const UNetConfig& c) : config_(c) {
   w.check_all_used();
 }
 
-bool UNet::quantized() const { return ggml_is_quantized(mid_attention_.blocks.at(0).attn1_q.weight->type); }
+bool UNet::quantized() const {
+  return !mid_attention_.blocks.empty() && ggml_is_quantized(mid_attention_.blocks.front().attn1_q.weight->type);
+}
 
 std::vector<float> UNet::timestep_embedding(const std::vector<float>& timesteps) const {
   // Mirrors diffusers' float32 arithmetic: exponent = -ln(10000) * arange(half) / (half - shift),
