@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "kernels/x86_intrinsics.h"
+#include "kernels/simd_f32.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define JSD_ACT_X86 1
@@ -29,7 +29,7 @@ namespace generic {
 struct V {
   using F = float;
   using M = bool;
-  static constexpr int kWidth = 1;
+  static constexpr int kLanes = 1;
   static F load(const float* p) { return *p; }
   static void store(float* p, F v) { *p = v; }
   static F set1(float v) { return v; }
@@ -63,29 +63,7 @@ constexpr Kernels kKernels{"generic", geglu_row, affine_row, gelu_row};
 
 namespace avx512 {
 #define JSD_ACT_TARGET __attribute__((target("avx512f,fma")))
-struct V {
-  using F = __m512;
-  using M = __mmask16;
-  static constexpr int kWidth = 16;
-  JSD_ACT_TARGET static F load(const float* p) { return _mm512_loadu_ps(p); }
-  JSD_ACT_TARGET static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
-  JSD_ACT_TARGET static F set1(float v) { return _mm512_set1_ps(v); }
-  JSD_ACT_TARGET static F add(F a, F b) { return _mm512_add_ps(a, b); }
-  JSD_ACT_TARGET static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
-  JSD_ACT_TARGET static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
-  JSD_ACT_TARGET static F div(F a, F b) { return _mm512_div_ps(a, b); }
-  JSD_ACT_TARGET static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
-  JSD_ACT_TARGET static F neg(F a) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32(INT32_MIN))); }
-  JSD_ACT_TARGET static F abs(F a) { return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(INT32_MAX))); }
-  JSD_ACT_TARGET static F min(F a, F b) { return _mm512_min_ps(a, b); }
-  JSD_ACT_TARGET static F max(F a, F b) { return _mm512_max_ps(a, b); }
-  JSD_ACT_TARGET static F round(F a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-  JSD_ACT_TARGET static F pow2(F n) {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
-  }
-  JSD_ACT_TARGET static M gt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
-  JSD_ACT_TARGET static F select(M m, F a, F b) { return _mm512_mask_blend_ps(m, b, a); }
-};
+using V = F32x16;
 #include "kernels/cpu_activations_simd.h"
 #undef JSD_ACT_TARGET
 constexpr Kernels kKernels{"avx512", geglu_row, affine_row, gelu_row};
@@ -93,29 +71,7 @@ constexpr Kernels kKernels{"avx512", geglu_row, affine_row, gelu_row};
 
 namespace avx2 {
 #define JSD_ACT_TARGET __attribute__((target("avx2,fma")))
-struct V {
-  using F = __m256;
-  using M = __m256;
-  static constexpr int kWidth = 8;
-  JSD_ACT_TARGET static F load(const float* p) { return _mm256_loadu_ps(p); }
-  JSD_ACT_TARGET static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
-  JSD_ACT_TARGET static F set1(float v) { return _mm256_set1_ps(v); }
-  JSD_ACT_TARGET static F add(F a, F b) { return _mm256_add_ps(a, b); }
-  JSD_ACT_TARGET static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
-  JSD_ACT_TARGET static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
-  JSD_ACT_TARGET static F div(F a, F b) { return _mm256_div_ps(a, b); }
-  JSD_ACT_TARGET static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
-  JSD_ACT_TARGET static F neg(F a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
-  JSD_ACT_TARGET static F abs(F a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
-  JSD_ACT_TARGET static F min(F a, F b) { return _mm256_min_ps(a, b); }
-  JSD_ACT_TARGET static F max(F a, F b) { return _mm256_max_ps(a, b); }
-  JSD_ACT_TARGET static F round(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-  JSD_ACT_TARGET static F pow2(F n) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
-  }
-  JSD_ACT_TARGET static M gt(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
-  JSD_ACT_TARGET static F select(M m, F a, F b) { return _mm256_blendv_ps(b, a, m); }
-};
+using V = F32x8;
 #include "kernels/cpu_activations_simd.h"
 #undef JSD_ACT_TARGET
 constexpr Kernels kKernels{"avx2", geglu_row, affine_row, gelu_row};

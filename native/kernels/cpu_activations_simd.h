@@ -1,6 +1,6 @@
 // The body of cpu_activations.cpp's kernels, one copy per instruction set. Deliberately no include
 // guard: cpu_activations.cpp includes this file once per set, each time in a namespace of its own
-// with a vector type V (F: a vector of kWidth floats; M: a lane mask) and JSD_ACT_TARGET naming the
+// with a vector type V (simd_f32.h's, or cpu_activations.cpp's scalar one: F a vector of kLanes floats, M a lane mask) and JSD_ACT_TARGET naming the
 // set (a function's target attribute cannot depend on a template parameter). All sets run the same
 // operations in the same order, with fused multiply-adds where V has them.
 //
@@ -67,26 +67,26 @@ JSD_ACT_TARGET inline V::F gelu_v(V::F x) {
 JSD_ACT_TARGET inline V::F silu_v(V::F y) { return V::div(y, V::add(V::set1(1.0f), exp_v(V::neg(y)))); }
 
 // Runs f over n values in whole vectors, the last partial one through zero-padded copies:
-// f(i, count) handles values i .. i + kWidth - 1 of its arrays, count of them valid. (Functors
+// f(i, count) handles values i .. i + kLanes - 1 of its arrays, count of them valid. (Functors
 // with a target attribute of their own, not lambdas: a lambda's body would lose the set's target.)
 template <class F>
 JSD_ACT_TARGET inline void for_vectors(int64_t n, const F& f) {
   int64_t i = 0;
-  for (; i + V::kWidth <= n; i += V::kWidth) f(i, V::kWidth);
+  for (; i + V::kLanes <= n; i += V::kLanes) f(i, V::kLanes);
   if (i < n) f(i, static_cast<int>(n - i));
 }
 
-// A vector of count floats at p (count <= kWidth), zeros past them.
+// A vector of count floats at p (count <= kLanes), zeros past them.
 JSD_ACT_TARGET inline V::F load_part(const float* p, int count) {
-  if (count == V::kWidth) return V::load(p);
-  float buf[V::kWidth] = {};
+  if (count == V::kLanes) return V::load(p);
+  float buf[V::kLanes] = {};
   for (int j = 0; j < count; ++j) buf[j] = p[j];
   return V::load(buf);
 }
 
 JSD_ACT_TARGET inline void store_part(float* p, V::F v, int count) {
-  if (count == V::kWidth) return V::store(p, v);
-  float buf[V::kWidth];
+  if (count == V::kLanes) return V::store(p, v);
+  float buf[V::kLanes];
   V::store(buf, v);
   for (int j = 0; j < count; ++j) p[j] = buf[j];
 }

@@ -24,7 +24,7 @@
 #include <cpuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include "kernels/x86_intrinsics.h"
+#include "kernels/simd_f32.h"
 
 namespace jsd {
 namespace attention_amx {

@@ -8,30 +8,18 @@
 #include "kernels/cpu_attention_isa.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
+#include "kernels/simd_f32.h"
 
 namespace jsd {
 namespace attention_avx2 {
 
 #define JSD_ATTENTION_TARGET __attribute__((target("avx2,fma")))
 
-struct Simd {
-  using V = __m256;
-  static constexpr int kLanes = 8;
+struct Simd : F32x8 {
+  using V = F;
   static constexpr int kRowVectors = 2;
   static constexpr int kScoreKeys = 6;
   static constexpr int kValueChannels = 6;
-
-  JSD_ATTENTION_TARGET static V zero() { return _mm256_setzero_ps(); }
-  JSD_ATTENTION_TARGET static V set1(float x) { return _mm256_set1_ps(x); }
-  JSD_ATTENTION_TARGET static V load(const float* p) { return _mm256_loadu_ps(p); }
-  JSD_ATTENTION_TARGET static void store(float* p, V x) { _mm256_storeu_ps(p, x); }
-  JSD_ATTENTION_TARGET static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-  JSD_ATTENTION_TARGET static V add(V a, V b) { return _mm256_add_ps(a, b); }
-  JSD_ATTENTION_TARGET static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
-  JSD_ATTENTION_TARGET static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
-  JSD_ATTENTION_TARGET static V div(V a, V b) { return _mm256_div_ps(a, b); }
-  JSD_ATTENTION_TARGET static V max(V a, V b) { return _mm256_max_ps(a, b); }
 
   // 2^x: the polynomial of the AVX-512 kernel on f = x - floor(x), times 2^floor(x) built in the
   // exponent bits. x is first raised to -127, whose 2^floor is the bit pattern 0: what lies

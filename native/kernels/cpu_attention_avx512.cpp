@@ -9,7 +9,7 @@
 #include "kernels/cpu_attention_isa.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include "kernels/x86_intrinsics.h"
+#include "kernels/simd_f32.h"
 
 namespace jsd {
 namespace attention_avx512 {

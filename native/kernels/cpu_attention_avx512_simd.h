@@ -1,25 +1,13 @@
 // The Simd struct of cpu_attention_tiles.h for AVX-512 (F and DQ): 16-float vectors, register
 // tiles of 4 query vectors by 6 keys or 5 channels. Deliberately no include guard: the AVX-512
 // and AMX kernels include it in their own namespaces, with JSD_ATTENTION_TARGET naming their
-// instruction sets; it expects <immintrin.h>.
+// instruction sets; it expects simd_f32.h.
 
-struct Simd {
-  using V = __m512;
-  static constexpr int kLanes = 16;
+struct Simd : F32x16 {
+  using V = F;
   static constexpr int kRowVectors = 4;
   static constexpr int kScoreKeys = 6;
   static constexpr int kValueChannels = 5;
-
-  JSD_ATTENTION_TARGET static V zero() { return _mm512_setzero_ps(); }
-  JSD_ATTENTION_TARGET static V set1(float x) { return _mm512_set1_ps(x); }
-  JSD_ATTENTION_TARGET static V load(const float* p) { return _mm512_loadu_ps(p); }
-  JSD_ATTENTION_TARGET static void store(float* p, V x) { _mm512_storeu_ps(p, x); }
-  JSD_ATTENTION_TARGET static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-  JSD_ATTENTION_TARGET static V add(V a, V b) { return _mm512_add_ps(a, b); }
-  JSD_ATTENTION_TARGET static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
-  JSD_ATTENTION_TARGET static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
-  JSD_ATTENTION_TARGET static V div(V a, V b) { return _mm512_div_ps(a, b); }
-  JSD_ATTENTION_TARGET static V max(V a, V b) { return _mm512_max_ps(a, b); }
 
   // 2^x: f = x - floor(x) in [0, 1) by vreduceps, 2^f by a polynomial fitted for relative error
   // (below 2e-7 in float), times 2^floor(x) by vscalefps, which also underflows to 0. Seven

@@ -52,7 +52,7 @@ JSD_ATTENTION_TARGET void score_keys(const float* qt, const float* k, int64_t ld
     for (int j = 0; j < J; ++j) {
       const V kb = Simd::set1(k[j * ldk + c]);
       JSD_UNROLL
-      for (int t = 0; t < kRowVectors; ++t) acc[j][t] = Simd::fmadd(kb, q[t], acc[j][t]);
+      for (int t = 0; t < kRowVectors; ++t) acc[j][t] = Simd::fma(kb, q[t], acc[j][t]);
     }
   }
   JSD_UNROLL
@@ -124,7 +124,7 @@ JSD_ATTENTION_TARGET void value_channels(const float* p, int64_t keys, const flo
     for (int c = 0; c < C; ++c) {
       const V vb = Simd::set1(v[j * ldv + c]);
       JSD_UNROLL
-      for (int t = 0; t < kRowVectors; ++t) acc[c][t] = Simd::fmadd(vb, pj[t], acc[c][t]);
+      for (int t = 0; t < kRowVectors; ++t) acc[c][t] = Simd::fma(vb, pj[t], acc[c][t]);
     }
   }
   JSD_UNROLL

@@ -9,7 +9,7 @@
 #include "kernels/cpu_conv_isa.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
+#include "kernels/simd_f32.h"
 
 namespace jsd {
 
@@ -17,16 +17,7 @@ namespace jsd {
 
 namespace conv_avx2 {
 
-struct Simd {
-  using Vec = __m256;
-  static constexpr int kLanes = 8;
-  JSD_CONV_TARGET static Vec load(const float* p) { return _mm256_loadu_ps(p); }
-  JSD_CONV_TARGET static void store(float* p, Vec v) { _mm256_storeu_ps(p, v); }
-  JSD_CONV_TARGET static Vec broadcast(float s) { return _mm256_set1_ps(s); }
-  JSD_CONV_TARGET static Vec fma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
-  JSD_CONV_TARGET static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
-  JSD_CONV_TARGET static Vec sub(Vec a, Vec b) { return _mm256_sub_ps(a, b); }
-};
+using Simd = F32x8;
 
 constexpr int kTilePixels = 6;
 constexpr int kTileVecs = 2;

@@ -2,7 +2,7 @@
 // set. Deliberately no include guard: each ISA file (cpu_conv_avx512.cpp, cpu_conv_avx2.cpp)
 // includes it once, inside a namespace of its own, with in scope:
 //   JSD_CONV_TARGET  the function target attribute of its instruction set;
-//   Simd             Vec (kLanes floats) and load, store, broadcast, fma(a, b, c) = a * b + c, add, sub;
+//   Simd             simd_f32.h's vector: F (kLanes floats), load, store, set1, fma(a, b, c) = a * b + c, add, sub;
 //   kTilePixels      output pixels per register tile;
 //   kTileVecs        vectors of output channels per register tile (the block is kTileVecs * kLanes);
 //   kChunkTiles      register tiles per task;
@@ -25,7 +25,7 @@ constexpr int kPrefetchRows = 16;
 template <int MT>
 JSD_CONV_TARGET void conv_tile(const float* const* px, int taps, int64_t channels, const float* w, const float* init, const float* add,
                                float* out, int64_t ldo) {
-  typename Simd::Vec acc[MT][kTileVecs];
+  typename Simd::F acc[MT][kTileVecs];
   for (int m = 0; m < MT; ++m) {
     for (int j = 0; j < kTileVecs; ++j) acc[m][j] = Simd::load(init + j * Simd::kLanes);
   }
@@ -34,13 +34,13 @@ JSD_CONV_TARGET void conv_tile(const float* const* px, int taps, int64_t channel
     for (int m = 0; m < MT; ++m) p[m] = px[t * kTilePixels + m];
     const float* wt = w + t * channels * kBlock;
     for (int64_t c = 0; c < channels; ++c) {
-      typename Simd::Vec wv[kTileVecs];
+      typename Simd::F wv[kTileVecs];
       for (int j = 0; j < kTileVecs; ++j) wv[j] = Simd::load(wt + c * kBlock + j * Simd::kLanes);
       // The weights stream from L2 (a block's are 9 * c_in * kBlock floats: 1.2 MB at 512 channels);
       // fetching them 16 rows ahead measured about 5 % faster than leaving it to the hardware.
       for (int j = 0; j < kTileVecs; ++j) __builtin_prefetch(wt + (c + kPrefetchRows) * kBlock + j * Simd::kLanes);
       for (int m = 0; m < MT; ++m) {
-        const typename Simd::Vec s = Simd::broadcast(p[m][c]);
+        const typename Simd::F s = Simd::set1(p[m][c]);
         for (int j = 0; j < kTileVecs; ++j) acc[m][j] = Simd::fma(s, wv[j], acc[m][j]);
       }
     }

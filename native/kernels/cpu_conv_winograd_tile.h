@@ -13,8 +13,8 @@
 //   Bt = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], At = [1 1 1 0; 0 1 -1 -1].
 
 // The 4 values x[0], x[s], x[2s], x[3s] through Bt, in place.
-JSD_CONV_TARGET inline void input_transform4(typename Simd::Vec* x, int s) {
-  const typename Simd::Vec d0 = x[0], d1 = x[s], d2 = x[2 * s], d3 = x[3 * s];
+JSD_CONV_TARGET inline void input_transform4(typename Simd::F* x, int s) {
+  const typename Simd::F d0 = x[0], d1 = x[s], d2 = x[2 * s], d3 = x[3 * s];
   x[0] = Simd::sub(d0, d2);
   x[s] = Simd::add(d1, d2);
   x[2 * s] = Simd::sub(d2, d1);
@@ -25,7 +25,7 @@ JSD_CONV_TARGET inline void input_transform4(typename Simd::Vec* x, int s) {
 // the tiles' transformed inputs, [16][tiles][c_in], then one block's products, [16][tiles][kBlock]
 // (winograd_scratch_floats). c_in is a multiple of Simd::kLanes.
 JSD_CONV_TARGET void run_winograd(const ConvProblem& p, int64_t t0, int64_t t1, float* scratch) {
-  using Vec = typename Simd::Vec;
+  using Vec = typename Simd::F;
   constexpr int kLanes = Simd::kLanes;
   const int64_t tiles = t1 - t0;
   const int64_t tiles_w = (p.out_w + 1) / 2;
