@@ -60,39 +60,42 @@ const AttentionKernel* (*const candidates[])() = {attention_kernel_avx512, atten
 // Kernels that change the results beyond f32 rounding: for ops that allow it, or by name.
 const AttentionKernel* (*const options[])() = {attention_kernel_amx_bf16};
 
-// The first kernel this CPU runs; JSD_ATTENTION_KERNEL=<name> picks one by name (a switch for
-// same-run comparisons), JSD_NO_FUSED_ATTENTION=1 none (ggml's ops then run).
-const AttentionKernel* choose_kernel() {
-  if (std::getenv("JSD_NO_FUSED_ATTENTION") != nullptr) return nullptr;
-  const char* forced = std::getenv("JSD_ATTENTION_KERNEL");
-  const bool named = forced != nullptr && *forced != 0;
-  for (auto option : options) {
-    const AttentionKernel* k = named ? option() : nullptr;
-    if (k != nullptr && std::string(forced) == k->name) return k;
-  }
-  for (auto candidate : candidates) {
-    const AttentionKernel* k = candidate();
-    if (k == nullptr) continue;
-    if (!named || std::string(forced) == k->name) return k;
+// JSD_ATTENTION_KERNEL when it names a kernel: that one then runs every op (a switch for same-run
+// comparisons), else null.
+const char* forced_kernel_name() {
+  const char* name = std::getenv("JSD_ATTENTION_KERNEL");
+  return name != nullptr && *name != 0 ? name : nullptr;
+}
+
+// The first kernel of the list this CPU runs, or the one called name where a name is given.
+template <size_t N>
+const AttentionKernel* first_of(const AttentionKernel* (*const (&list)[N])(), const char* name) {
+  for (auto get : list) {
+    const AttentionKernel* k = get();
+    if (k != nullptr && (name == nullptr || std::string(name) == k->name)) return k;
   }
   return nullptr;
 }
 
+// The kernel of ops that must stay f32: the first candidate this CPU runs, or the kernel
+// JSD_ATTENTION_KERNEL names (options included); none under JSD_NO_FUSED_ATTENTION=1 (ggml's ops
+// then run).
 const AttentionKernel* chosen_kernel() {
-  static const AttentionKernel* chosen = choose_kernel();
+  static const AttentionKernel* chosen = []() -> const AttentionKernel* {
+    if (std::getenv("JSD_NO_FUSED_ATTENTION") != nullptr) return nullptr;
+    const char* forced = forced_kernel_name();
+    const AttentionKernel* option = forced != nullptr ? first_of(options, forced) : nullptr;
+    return option != nullptr ? option : first_of(candidates, forced);
+  }();
   return chosen;
 }
 
-// The kernel of an op that may round to bf16: the first option this CPU runs, unless
-// JSD_ATTENTION_KERNEL names a kernel (which then runs every op) or no fused kernel runs at all.
+// The kernel of ops that may round to bf16: the first option this CPU runs, unless a kernel is
+// named or no fused kernel runs at all (then chosen_kernel()'s).
 const AttentionKernel* chosen_bf16_kernel() {
   static const AttentionKernel* chosen = [] {
-    const char* forced = std::getenv("JSD_ATTENTION_KERNEL");
-    if (chosen_kernel() == nullptr || (forced != nullptr && *forced != 0)) return chosen_kernel();
-    for (auto option : options) {
-      if (const AttentionKernel* k = option()) return k;
-    }
-    return chosen_kernel();
+    const AttentionKernel* option = chosen_kernel() != nullptr && forced_kernel_name() == nullptr ? first_of(options, nullptr) : nullptr;
+    return option != nullptr ? option : chosen_kernel();
   }();
   return chosen;
 }
