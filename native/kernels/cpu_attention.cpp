@@ -4,10 +4,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include "kernels/cpu_attention_isa.h"
+#include "kernels/custom_op_params.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define JSD_FUSED_ATTENTION 1
@@ -19,31 +19,17 @@ namespace jsd {
 
 namespace {
 
-// The op's parameters travel in its userdata pointer: heads in the low 31 bits, whether it may
-// run the bf16 kernel in bit 31, the scale's bits in the high 32 (graphs outlive any call frame,
-// and this needs no allocation).
+// The ops' parameters, kept in the node (custom_op_params.h): the pack op and the attention op
+// carry the same ones (the pack op ignores the scale).
 struct Params {
   int heads = 0;
   float scale = 0.0f;
-  bool bf16 = false;
+  bool bf16 = false;  // the op may run the bf16 kernel
 };
 
-void* pack_params(const Params& p) {
-  uint32_t bits;
-  std::memcpy(&bits, &p.scale, 4);
-  const uint32_t low = static_cast<uint32_t>(p.heads) | (p.bf16 ? 0x80000000u : 0u);
-  return reinterpret_cast<void*>((static_cast<uintptr_t>(bits) << 32) | low);
-}
+void set_params(ggml_tensor* op, const Params& p) { set_custom_params(op, {p.heads, float_param(p.scale), p.bf16 ? 1 : 0}); }
 
-Params unpack_params(void* userdata) {
-  const auto v = reinterpret_cast<uintptr_t>(userdata);
-  Params p;
-  p.heads = static_cast<int>(v & 0x7fffffffu);
-  p.bf16 = (v & 0x80000000u) != 0;
-  const auto bits = static_cast<uint32_t>(v >> 32);
-  std::memcpy(&p.scale, &bits, 4);
-  return p;
-}
+Params params_of(const ggml_tensor* op) { return {custom_param(op, 0), param_float(custom_param(op, 1)), custom_param(op, 2) != 0}; }
 
 // Row 0 of head h in image n: of q and the output, [C, L, N] with heads side by side in C;
 // of k and v, [d, L, heads, N].
@@ -103,8 +89,8 @@ const AttentionKernel* chosen_bf16_kernel() {
 const AttentionKernel& kernel_of(const Params& p) { return p.bf16 ? *chosen_bf16_kernel() : *chosen_kernel(); }
 
 // One packed head per task: a kernel's own layout of its keys and values ([floats, 1, heads, N]).
-void pack_op(ggml_tensor* dst, int ith, int nth, void* userdata) {
-  const Params p = unpack_params(userdata);
+void pack_op(ggml_tensor* dst, int ith, int nth, void*) {
+  const Params p = params_of(dst);
   const int heads = p.heads;
   const ggml_tensor* k = dst->src[0];
   const ggml_tensor* v = dst->src[1];
@@ -117,8 +103,8 @@ void pack_op(ggml_tensor* dst, int ith, int nth, void* userdata) {
   }
 }
 
-void attention_op(ggml_tensor* dst, int ith, int nth, void* userdata) {
-  const Params p = unpack_params(userdata);
+void attention_op(ggml_tensor* dst, int ith, int nth, void*) {
+  const Params p = params_of(dst);
   const int heads = p.heads;
   const float scale = p.scale;
   const ggml_tensor* q = dst->src[0];
@@ -179,7 +165,8 @@ ggml_tensor* cpu_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, gg
   if (!ggml_is_contiguous(v)) v = ggml_cont(ctx, v);
   if (kernel.pack != nullptr) {
     ggml_tensor* sources[2] = {k, v};
-    k = v = ggml_custom_4d(ctx, GGML_TYPE_F32, kernel.packed_floats(d, k->ne[1]), 1, heads, k->ne[2], sources, 2, pack_op, GGML_N_TASKS_MAX, pack_params(params));
+    k = v = ggml_custom_4d(ctx, GGML_TYPE_F32, kernel.packed_floats(d, k->ne[1]), 1, heads, k->ne[2], sources, 2, pack_op, GGML_N_TASKS_MAX, nullptr);
+    set_params(k, params);
   } else {
     // Each head's rows side by side, [d, Lk, heads, N], so that a tile of keys is one block of
     // memory (the hardware prefetcher streams it, and no cache line holds two heads).
@@ -191,8 +178,9 @@ ggml_tensor* cpu_attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, gg
   // Packed operands have no axis of keys: the keys as given then come last, for their count.
   ggml_tensor* args[5] = {q, k, v, scratch, keys};
   const int sources = kernel.pack != nullptr ? 5 : 4;
-  return ggml_set_name(ggml_custom_4d(ctx, GGML_TYPE_F32, q->ne[0], q->ne[1], q->ne[2], 1, args, sources, attention_op, GGML_N_TASKS_MAX, pack_params(params)),
-                       "attention");
+  ggml_tensor* out = ggml_custom_4d(ctx, GGML_TYPE_F32, q->ne[0], q->ne[1], q->ne[2], 1, args, sources, attention_op, GGML_N_TASKS_MAX, nullptr);
+  set_params(out, params);
+  return ggml_set_name(out, "attention");
 }
 
 #else

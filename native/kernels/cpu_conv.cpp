@@ -8,6 +8,7 @@
 
 #include "kernels/cpu_conv_isa.h"
 #include "kernels/cpu_conv_ops.h"
+#include "kernels/custom_op_params.h"
 
 namespace jsd {
 
@@ -42,15 +43,9 @@ alignas(64) const float kZeros[kConvMaxInChannels] = {};
 
 const ConvKernels& kernels() { return *chosen(); }
 
-void* pack_params(const Params& p) {
-  return reinterpret_cast<void*>(static_cast<uintptr_t>(p.kernel) | static_cast<uintptr_t>(p.stride) << 8 |
-                                 static_cast<uintptr_t>(p.pad) << 16 | static_cast<uintptr_t>(p.upsample) << 24);
-}
+void set_params(ggml_tensor* op, const Params& p) { set_custom_params(op, {p.kernel, p.stride, p.pad, p.upsample ? 1 : 0}); }
 
-Params unpack_params(void* userdata) {
-  const auto v = reinterpret_cast<uintptr_t>(userdata);
-  return {static_cast<int>(v & 0xff), static_cast<int>(v >> 8 & 0xff), static_cast<int>(v >> 16 & 0xff), (v >> 24 & 1) != 0};
-}
+Params params_of(const ggml_tensor* op) { return {custom_param(op, 0), custom_param(op, 1), custom_param(op, 2), custom_param(op, 3) != 0}; }
 
 ConvProblem problem(const ggml_tensor* dst, const Params& params) {
   const ggml_tensor* x = dst->src[0];
@@ -100,10 +95,10 @@ constexpr size_t kCachedWeightBytes = size_t{1} << 20;
 constexpr int64_t kPackLanes = 16;  // output channels converted at once: one cache line per packed row
 
 // The weights and biases in the kernels' blocks (ConvProblem::packed), blocks ith, ith + nth, ...
-void pack(ggml_tensor* dst, int ith, int nth, void* userdata) {
+void pack(ggml_tensor* dst, int ith, int nth, void*) {
   const ggml_tensor* w = dst->src[0];
   const auto* bias = static_cast<const float*>(dst->src[1]->data);
-  const int kernel = unpack_params(userdata).kernel;
+  const int kernel = params_of(dst).kernel;
   const int64_t taps = int64_t{kernel} * kernel;
   const int64_t c_out = w->ne[ggml_n_dims(w) > 2 ? 3 : 1];
   const int64_t c_in = ggml_nelements(w) / (taps * c_out);
@@ -133,9 +128,9 @@ void pack(ggml_tensor* dst, int ith, int nth, void* userdata) {
 }
 
 // Tasks of at most `chunk` output pixels of one output block, spread over ggml's threads.
-void conv(ggml_tensor* dst, int ith, int nth, void* userdata) {
+void conv(ggml_tensor* dst, int ith, int nth, void*) {
   const ConvKernels& isa = kernels();
-  const ConvProblem p = problem(dst, unpack_params(userdata));
+  const ConvProblem p = problem(dst, params_of(dst));
   const int64_t pixels = p.out_w * p.out_h * p.n;
   const int64_t chunks = (pixels + isa.chunk - 1) / isa.chunk;
   const int64_t blocks = (p.c_out + isa.block - 1) / isa.block;
@@ -175,14 +170,16 @@ ggml_tensor* cpu_conv2d(ggml_context* ctx, ggml_tensor* x, ggml_tensor* weight, 
   const Params params{kernel, g.stride, g.pad, g.upsample};
   ggml_tensor* pack_args[2] = {weight, bias};
   ggml_tensor* packed = ggml_custom_4d(ctx, GGML_TYPE_F32, blocks * conv_block_floats(block, kernel, c_in), 1, 1, 1, pack_args, 2, pack,
-                                       GGML_N_TASKS_MAX, pack_params(params));
+                                       GGML_N_TASKS_MAX, nullptr);
+  set_params(packed, params);
   ggml_set_name(packed, "conv weights");
   const int up = g.upsample ? 2 : 1;
   const int64_t out_w = (x->ne[1] * up + g.pad + g.pad_after - kernel) / g.stride + 1;
   const int64_t out_h = (x->ne[2] * up + g.pad + g.pad_after - kernel) / g.stride + 1;
   ggml_tensor* args[3] = {x, packed, residual};
   ggml_tensor* out = ggml_custom_4d(ctx, GGML_TYPE_F32, c_out, out_w, out_h, x->ne[3], args, residual != nullptr ? 3 : 2, conv,
-                                    GGML_N_TASKS_MAX, pack_params(params));
+                                    GGML_N_TASKS_MAX, nullptr);
+  set_params(out, params);
   return ggml_format_name(out, "conv %dx%d", kernel, kernel);
 }
 

@@ -14,14 +14,13 @@ namespace jsd::conv_ops {
 // The table chosen for this process (cpu_conv_available() says whether there is one).
 const ConvKernels& kernels();
 
-// The ops' parameters travel in their userdata pointer (graphs outlive any call frame, and this
-// needs no allocation): one byte each.
+// The ops' parameters, kept in the node (custom_op_params.h).
 struct Params {
   int kernel, stride, pad;
   bool upsample;
 };
-void* pack_params(const Params& p);
-Params unpack_params(void* userdata);
+void set_params(ggml_tensor* op, const Params& p);
+Params params_of(const ggml_tensor* op);
 
 // The problem of a convolution op: x = src[0], packed = src[1], residual = src[2] if not null.
 ConvProblem problem(const ggml_tensor* dst, const Params& params);

@@ -80,9 +80,9 @@ void pack(ggml_tensor* dst, int ith, int nth, void*) {
 
 // Tasks of tiles_per_task tiles, all blocks each (the tiles' inputs are transformed once), spread
 // over ggml's threads; each thread's scratch is its slot of src[3].
-void winograd(ggml_tensor* dst, int ith, int nth, void* userdata) {
+void winograd(ggml_tensor* dst, int ith, int nth, void*) {
   const ConvKernels& isa = kernels();
-  const ConvProblem p = problem(dst, unpack_params(userdata));
+  const ConvProblem p = problem(dst, params_of(dst));
   const ggml_tensor* scratch = dst->src[3];
   const int64_t tiles = ((p.out_w + 1) / 2) * ((p.out_h + 1) / 2) * p.n;
   const int64_t per_task = tiles_per_task(p.c_in);
@@ -120,8 +120,8 @@ ggml_tensor* winograd_conv3x3(ggml_context* ctx, ggml_tensor* x, ggml_tensor* we
   ggml_tensor* scratch = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, std::max(1, threads) * winograd_scratch_floats(per_task, c_in, block));
   const int up = upsample ? 2 : 1;
   ggml_tensor* args[4] = {x, packed, residual, scratch};
-  ggml_tensor* out = ggml_custom_4d(ctx, GGML_TYPE_F32, c_out, x->ne[1] * up, x->ne[2] * up, x->ne[3], args, 4, winograd, GGML_N_TASKS_MAX,
-                                    pack_params({3, 1, 1, upsample}));
+  ggml_tensor* out = ggml_custom_4d(ctx, GGML_TYPE_F32, c_out, x->ne[1] * up, x->ne[2] * up, x->ne[3], args, 4, winograd, GGML_N_TASKS_MAX, nullptr);
+  set_params(out, {3, 1, 1, upsample});
   return ggml_set_name(out, "conv 3x3 winograd");
 }
 

@@ -3,8 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <vector>
+
+#include "kernels/custom_op_params.h"
 
 namespace jsd {
 
@@ -13,27 +14,12 @@ namespace {
 // Pixels whose sums are taken in f32 before they are added to the f64 totals.
 constexpr int64_t kSumRun = 256;
 
-// The op's parameters in its userdata pointer: groups in the low 32 bits, eps's bits in the high 32.
-void* pack_params(int groups, float eps) {
-  uint32_t bits;
-  std::memcpy(&bits, &eps, 4);
-  return reinterpret_cast<void*>((static_cast<uintptr_t>(bits) << 32) | static_cast<uint32_t>(groups));
-}
-
-void unpack_params(void* userdata, int* groups, float* eps) {
-  const auto v = reinterpret_cast<uintptr_t>(userdata);
-  *groups = static_cast<int>(v & 0xffffffffu);
-  const auto bits = static_cast<uint32_t>(v >> 32);
-  std::memcpy(eps, &bits, 4);
-}
-
 // Thread ith of nth takes whole groups, groups [g0, g1) of every image, so that no other thread
 // needs its sums: per image, one pass for the sums of each channel (of x minus its group's first
 // value, which keeps the variance's sums small where the mean is large), one to write.
-void group_norm(ggml_tensor* dst, int ith, int nth, void* userdata) {
-  int groups = 0;
-  float eps = 0;
-  unpack_params(userdata, &groups, &eps);
+void group_norm(ggml_tensor* dst, int ith, int nth, void*) {
+  const int groups = custom_param(dst, 0);
+  const float eps = param_float(custom_param(dst, 1));
   const ggml_tensor* x = dst->src[0];
   const auto* gamma = static_cast<const float*>(dst->src[1]->data);
   const auto* beta = static_cast<const float*>(dst->src[2]->data);
@@ -100,8 +86,8 @@ void group_norm(ggml_tensor* dst, int ith, int nth, void* userdata) {
 ggml_tensor* cpu_group_norm(ggml_context* ctx, ggml_tensor* x, ggml_tensor* weight, ggml_tensor* bias, int groups, float eps) {
   if (!ggml_is_contiguous(x)) x = ggml_cont(ctx, x);
   ggml_tensor* args[3] = {x, weight, bias};
-  ggml_tensor* out = ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[0], x->ne[1], x->ne[2], x->ne[3], args, 3, group_norm, GGML_N_TASKS_MAX,
-                                    pack_params(groups, eps));
+  ggml_tensor* out = ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[0], x->ne[1], x->ne[2], x->ne[3], args, 3, group_norm, GGML_N_TASKS_MAX, nullptr);
+  set_custom_params(out, {groups, float_param(eps)});
   return ggml_set_name(out, "group norm");
 }
 
