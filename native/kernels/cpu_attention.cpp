@@ -4,10 +4,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
-#include <string>
 
 #include "kernels/cpu_attention_isa.h"
 #include "kernels/custom_op_params.h"
+#include "kernels/kernel_choice.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define JSD_FUSED_ATTENTION 1
@@ -46,22 +46,8 @@ const AttentionKernel* (*const candidates[])() = {attention_kernel_avx512, atten
 // Kernels that change the results beyond f32 rounding: for ops that allow it, or by name.
 const AttentionKernel* (*const options[])() = {attention_kernel_amx_bf16};
 
-// JSD_ATTENTION_KERNEL when it names a kernel: that one then runs every op (a switch for same-run
-// comparisons), else null.
-const char* forced_kernel_name() {
-  const char* name = std::getenv("JSD_ATTENTION_KERNEL");
-  return name != nullptr && *name != 0 ? name : nullptr;
-}
-
-// The first kernel of the list this CPU runs, or the one called name where a name is given.
-template <size_t N>
-const AttentionKernel* first_of(const AttentionKernel* (*const (&list)[N])(), const char* name) {
-  for (auto get : list) {
-    const AttentionKernel* k = get();
-    if (k != nullptr && (name == nullptr || std::string(name) == k->name)) return k;
-  }
-  return nullptr;
-}
+// JSD_ATTENTION_KERNEL when it names a kernel: that one then runs every op.
+const char* forced_kernel_name() { return forced_name("JSD_ATTENTION_KERNEL"); }
 
 // The kernel of ops that must stay f32: the first candidate this CPU runs, or the kernel
 // JSD_ATTENTION_KERNEL names (options included); none under JSD_NO_FUSED_ATTENTION=1 (ggml's ops
@@ -70,8 +56,8 @@ const AttentionKernel* chosen_kernel() {
   static const AttentionKernel* chosen = []() -> const AttentionKernel* {
     if (std::getenv("JSD_NO_FUSED_ATTENTION") != nullptr) return nullptr;
     const char* forced = forced_kernel_name();
-    const AttentionKernel* option = forced != nullptr ? first_of(options, forced) : nullptr;
-    return option != nullptr ? option : first_of(candidates, forced);
+    const AttentionKernel* option = forced != nullptr ? first_table(options, forced) : nullptr;
+    return option != nullptr ? option : first_table(candidates, forced);
   }();
   return chosen;
 }
@@ -80,7 +66,7 @@ const AttentionKernel* chosen_kernel() {
 // named or no fused kernel runs at all (then chosen_kernel()'s).
 const AttentionKernel* chosen_bf16_kernel() {
   static const AttentionKernel* chosen = [] {
-    const AttentionKernel* option = chosen_kernel() != nullptr && forced_kernel_name() == nullptr ? first_of(options, nullptr) : nullptr;
+    const AttentionKernel* option = chosen_kernel() != nullptr && forced_kernel_name() == nullptr ? first_table(options, nullptr) : nullptr;
     return option != nullptr ? option : chosen_kernel();
   }();
   return chosen;

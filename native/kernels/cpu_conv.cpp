@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <string>
 #include <vector>
 
 #include "kernels/cpu_conv_isa.h"
 #include "kernels/cpu_conv_ops.h"
 #include "kernels/custom_op_params.h"
+#include "kernels/kernel_choice.h"
 
 namespace jsd {
 
@@ -23,13 +23,7 @@ const ConvKernels* (*const candidates[])() = {conv_kernels_avx512, conv_kernels_
 // comparisons), JSD_NO_CPU_CONV=1 none (the networks then keep ggml's convolutions).
 const ConvKernels* choose_kernels() {
   if (std::getenv("JSD_NO_CPU_CONV") != nullptr) return nullptr;
-  const char* forced = std::getenv("JSD_CONV_KERNEL");
-  for (auto candidate : candidates) {
-    const ConvKernels* k = candidate();
-    if (k == nullptr) continue;
-    if (forced == nullptr || *forced == 0 || std::string(forced) == k->name) return k;
-  }
-  return nullptr;
+  return first_table(candidates, forced_name("JSD_CONV_KERNEL"));
 }
 
 const ConvKernels* chosen() {

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "kernels/custom_op_params.h"
+#include "kernels/kernel_choice.h"
 #include "kernels/q8_gemm_isa.h"
 
 namespace jsd {
@@ -43,13 +44,7 @@ const Q8Kernels* (*const candidates[])() = {q8_kernels_avx512, q8_kernels_avx_vn
 // comparisons).
 const Q8Kernels* choose_kernels() {
   if (std::getenv("JSD_NO_REPACK") != nullptr) return nullptr;
-  const char* forced = std::getenv("JSD_Q8_KERNEL");
-  for (auto candidate : candidates) {
-    const Q8Kernels* k = candidate();
-    if (k == nullptr) continue;
-    if (forced == nullptr || *forced == 0 || std::string(forced) == k->name) return k;
-  }
-  return nullptr;
+  return first_table(candidates, forced_name("JSD_Q8_KERNEL"));
 }
 
 const Q8Kernels* kernels() {
