@@ -83,7 +83,7 @@ void group_norm(ggml_tensor* dst, int ith, int nth, void*) {
 
 }  // namespace
 
-ggml_tensor* cpu_group_norm(ggml_context* ctx, ggml_tensor* x, ggml_tensor* weight, ggml_tensor* bias, int groups, float eps) {
+ggml_tensor* cpu_group_norm_channels_last(ggml_context* ctx, ggml_tensor* x, ggml_tensor* weight, ggml_tensor* bias, int groups, float eps) {
   if (!ggml_is_contiguous(x)) x = ggml_cont(ctx, x);
   ggml_tensor* args[3] = {x, weight, bias};
   ggml_tensor* out = ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[0], x->ne[1], x->ne[2], x->ne[3], args, 3, group_norm, GGML_N_TASKS_MAX, nullptr);

@@ -26,7 +26,7 @@ ggml_tensor* ImageOps::conv(ggml_context* ctx, ggml_tensor* x, const Conv2d& c, 
 }
 
 ggml_tensor* ImageOps::group_norm(ggml_context* ctx, ggml_tensor* x, const Norm& n, int groups, float eps) const {
-  return channels_last_ ? cpu_group_norm(ctx, x, n.weight, n.bias, groups, eps) : nn::group_norm(ctx, x, n, groups, eps);
+  return channels_last_ ? cpu_group_norm_channels_last(ctx, x, n.weight, n.bias, groups, eps) : nn::group_norm(ctx, x, n, groups, eps);
 }
 
 ggml_tensor* ImageOps::to_sequence(ggml_context* ctx, ggml_tensor* x) const {
