@@ -61,7 +61,10 @@ const DEFAULT_TYPES = ["f16", "q8_0", "q8_0+cpu", "q5_0", "q4_0", "q4_K"];
 
 function usage(message) {
   if (message) console.error(`bench: ${message}`);
-  console.error(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 38).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
+  // The help is the first two paragraphs of this file's header comment: what it does, the options.
+  const lines = readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1);
+  const comment = lines.slice(0, lines.findIndex((l) => !l.startsWith("//"))).map((l) => l.replace(/^\/\/ ?/, ""));
+  console.error(comment.join("\n").split("\n\n").slice(0, 2).join("\n\n"));
   process.exit(2);
 }
 
