@@ -4,9 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
-
+#include "kernels/kernel_choice.h"
 #include "kernels/simd_f32.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -18,7 +16,7 @@ namespace jsd {
 namespace {
 
 struct Kernels {
-  const char* isa;
+  const char* name;  // the instruction set
   void (*geglu)(const float*, const float*, float*, int64_t);
   void (*affine)(const float*, float, float, bool, float*, int64_t);
   void (*gelu)(const float*, float*, int64_t);
@@ -79,18 +77,22 @@ constexpr Kernels kKernels{"avx2", geglu_row, affine_row, gelu_row};
 
 #endif
 
+const Kernels* generic_kernels() { return &generic::kKernels; }
+#if JSD_ACT_X86
+const Kernels* avx512_kernels() { return __builtin_cpu_supports("avx512f") ? &avx512::kKernels : nullptr; }
+const Kernels* avx2_kernels() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? &avx2::kKernels : nullptr; }
+const Kernels* (*const candidates[])() = {avx512_kernels, avx2_kernels, generic_kernels};
+#else
+const Kernels* (*const candidates[])() = {generic_kernels};
+#endif
+
 // The best set this CPU runs, or the one JSD_ACTIVATIONS names (a switch for checks: every set
 // computes the same operations in the same order, with the same fused multiply-adds, so AVX-512
-// and AVX2 give the same bits; the generic copy may round without fusing).
+// and AVX2 give the same bits; the generic copy may round without fusing). A name this CPU does
+// not run leaves the generic copy.
 const Kernels& choose() {
-  const char* forced = std::getenv("JSD_ACTIVATIONS");
-  const auto allowed = [&](const Kernels& k) { return forced == nullptr || *forced == 0 || std::strcmp(forced, k.isa) == 0; };
-#if JSD_ACT_X86
-  if (__builtin_cpu_supports("avx512f") && allowed(avx512::kKernels)) return avx512::kKernels;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && allowed(avx2::kKernels)) return avx2::kKernels;
-#endif
-  (void)allowed;
-  return generic::kKernels;
+  const Kernels* k = first_table(candidates, forced_name("JSD_ACTIVATIONS"));
+  return k != nullptr ? *k : generic::kKernels;
 }
 
 const Kernels& kernels() {
@@ -106,7 +108,7 @@ void affine_row(const float* x, float scale, float shift, bool silu, float* y, i
 
 void gelu_row(const float* x, float* y, int64_t n) { kernels().gelu(x, y, n); }
 
-const char* activations_isa() { return kernels().isa; }
+const char* activations_isa() { return kernels().name; }
 
 double sum_row(const float* x, int64_t n) {
   float part[16] = {};

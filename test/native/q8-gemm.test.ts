@@ -21,10 +21,9 @@ const tables = process.env.JSD_NO_REPACK ? [] : native().diagnostics.q8Kernels()
 // The table this process runs: the best, or the one JSD_Q8_KERNEL names for the whole test run.
 const forcedTable = process.env.JSD_Q8_KERNEL;
 const inUse = forcedTable && tables.includes(forcedTable) ? forcedTable : tables[0];
-// The table whose q4 tiles multiply q4_0 matrices (q8_gemm_isa.h: every table has them); where
-// there is none, q4_0 stays on ggml's repacked kernels.
-const q4Table = inUse;
-const q4Kernel = q4Table ?? "ggml-repack";
+// Its q4 tiles multiply q4_0 matrices (q8_gemm_isa.h: every table has them); where there is no
+// table, q4_0 stays on ggml's repacked kernels.
+const q4Kernel = inUse ?? "ggml-repack";
 const distIndex = new URL("../../dist/index.js", import.meta.url).href;
 const distAddon = new URL("../../dist/native/addon.js", import.meta.url).href;
 
@@ -262,11 +261,11 @@ describe("model files in the CPU kernel's layout (convert cpuLayout)", () => {
   });
 });
 
-describe.skipIf(q4Table === undefined)(`q4_0 through the ${q4Table ?? "(none)"} table's q4 tiles`, () => {
+describe.skipIf(inUse === undefined)(`q4_0 through the ${inUse ?? "(none)"} table's q4 tiles`, () => {
   it.each(unetShapes)("m=%i n=%i k=%i matches ggml's plain q4_0 mul_mat, with 1 and 3 threads alike", (m, n, k) => {
     const [one, three] = [1, 3].map((threads) => native().diagnostics.compareMatmul("q4_0", m, n, k, threads));
     for (const r of [one, three]) {
-      expect(r.kernel).toBe(q4Table);
+      expect(r.kernel).toBe(inUse);
       expect(r.maxAbs).toBeGreaterThan(0);
       expect(r.maxAbsDiff).toBeLessThanOrEqual(tolerance * r.maxAbs);
     }
